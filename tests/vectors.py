@@ -1,0 +1,22 @@
+"""Known-answer vectors from the real Session implementations.
+
+The files in ``tests/vectors/`` are copies of ``../shared/vectors/`` so the tests run from a
+bare clone too; ``tests/test_vectors_fresh.py`` checks that the copies are current.
+"""
+
+from __future__ import annotations
+
+import json
+from functools import cache
+from pathlib import Path
+from typing import Any
+
+VECTOR_DIR = Path(__file__).parent / "vectors"
+
+
+@cache
+def load(name: str) -> dict[str, Any]:
+    """Load ``tests/vectors/<name>.json`` (``session-protocol`` or ``groups-v2``)."""
+    with (VECTOR_DIR / f"{name}.json").open() as f:
+        data: dict[str, Any] = json.load(f)
+    return data
