@@ -1,0 +1,236 @@
+"""Typed configuration of the bridge.
+
+The dataclasses below are the single source of truth: ``config.example.yaml`` documents the
+same keys with the same defaults (``tests/test_config.py`` keeps both equal). A YAML file is
+read into them strictly (an unknown key is an error, a wrong type is an error), then every key
+can be overridden from the environment as ``BRIDGE_<SECTION>_<KEY>`` (values are parsed as
+YAML, so ``BRIDGE_BRIDGE_PERMISSIONS='{"*": "user"}'`` works).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import types
+import typing
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+T = typing.TypeVar("T")
+
+ENV_PREFIX = "BRIDGE_"
+GENERATED_TOKEN = "generate"
+EXAMPLE_DOMAIN = "example.org"
+PERMISSION_LEVELS = ("relay", "user", "admin")
+
+
+class ConfigError(Exception):
+    """The configuration file or an environment override is not valid."""
+
+
+@dataclass
+class HomeserverConfig:
+    address: str = "http://localhost:8008"
+    domain: str = EXAMPLE_DOMAIN
+    verify_ssl: bool = True
+
+
+@dataclass
+class AppserviceConfig:
+    address: str = "http://localhost:29340"
+    hostname: str = "127.0.0.1"
+    port: int = 29340
+    id: str = "session"
+    bot_username: str = "sessionbot"
+    bot_displayname: str = "Session bridge bot"
+    bot_avatar: str = ""
+    as_token: str = GENERATED_TOKEN
+    hs_token: str = GENERATED_TOKEN
+    max_body_size: int = 64 * 1024 * 1024
+    transaction_retention_days: int = 7
+
+
+@dataclass
+class DatabaseConfig:
+    url: str = "sqlite+aiosqlite:///bridge.db"
+
+
+@dataclass
+class RelayConfig:
+    message_template: str = "{displayname}: {message}"
+
+
+@dataclass
+class BridgeConfig:
+    username_template: str = "session_{userid}"
+    displayname_template: str = "{displayname} (Session)"
+    command_prefix: str = "!session"
+    permissions: dict[str, str] = field(
+        default_factory=lambda: {
+            "*": "relay",
+            EXAMPLE_DOMAIN: "user",
+            "@admin:example.org": "admin",
+        }
+    )
+    relay: RelayConfig = field(default_factory=RelayConfig)
+    secrets_key: str = ""
+    migration_deadline: str = ""
+
+
+@dataclass
+class SessionConfig:
+    seed_nodes: list[str] = field(
+        default_factory=lambda: [
+            "https://seed1.getsession.org:4443/json_rpc",
+            "https://seed2.getsession.org:4443/json_rpc",
+            "https://seed3.getsession.org:4443/json_rpc",
+        ]
+    )
+    seed_cert_sha256: dict[str, str] = field(default_factory=dict)
+    file_server: str = "http://filev2.getsession.org"
+    # X25519 key of the file server (session-protocol.md §7.1)
+    file_server_pubkey: str = "09324794aa9c11948189762d198c618148e9136ac9582068180661208927ef34"
+    poll_interval: float = 2.0
+    community_poll_interval: float = 3.0
+    onion_requests: bool = False
+
+
+@dataclass
+class LoggingConfig:
+    level: str = "INFO"
+    format: str = "%(asctime)s %(levelname)s %(name)s: %(message)s"
+
+
+@dataclass
+class Config:
+    homeserver: HomeserverConfig = field(default_factory=HomeserverConfig)
+    appservice: AppserviceConfig = field(default_factory=AppserviceConfig)
+    database: DatabaseConfig = field(default_factory=DatabaseConfig)
+    bridge: BridgeConfig = field(default_factory=BridgeConfig)
+    session: SessionConfig = field(default_factory=SessionConfig)
+    logging: LoggingConfig = field(default_factory=LoggingConfig)
+
+    @property
+    def bot_mxid(self) -> str:
+        return f"@{self.appservice.bot_username}:{self.homeserver.domain}"
+
+
+def load_config(path: Path, environ: Mapping[str, str] | None = None) -> Config:
+    """Read ``path`` strictly into :class:`Config` and apply ``BRIDGE_*`` overrides."""
+    try:
+        raw = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+    except (OSError, yaml.YAMLError) as e:
+        raise ConfigError(f"cannot read {path}: {e}") from e
+    if not isinstance(raw, dict):
+        raise ConfigError(f"{path}: the top level must be a mapping")
+    config = build(Config, raw, "")
+    apply_env_overrides(config, os.environ if environ is None else environ)
+    return config
+
+
+def build(cls: type[T], raw: Mapping[str, Any], where: str) -> T:
+    """Make dataclass ``cls`` from a mapping; unknown keys and wrong types are errors."""
+    hints = typing.get_type_hints(cls)
+    names = {f.name for f in dataclasses.fields(cls)}  # type: ignore[arg-type]
+    unknown = set(raw) - names
+    if unknown:
+        raise ConfigError(
+            f"unknown key(s) {', '.join(sorted(map(str, unknown)))} in {where or 'top level'}"
+        )
+    values = {name: coerce(hints[name], raw[name], f"{where}{name}") for name in names & set(raw)}
+    return cls(**values)
+
+
+def coerce(hint: Any, value: Any, where: str) -> Any:
+    """Check ``value`` against the annotation ``hint`` (dataclass, dict, list or scalar)."""
+    if dataclasses.is_dataclass(hint):
+        if not isinstance(value, dict):
+            raise ConfigError(f"{where} must be a mapping")
+        return build(hint, value, f"{where}.")  # type: ignore[type-var]
+    origin = typing.get_origin(hint)
+    if origin is dict:
+        if not isinstance(value, dict):
+            raise ConfigError(f"{where} must be a mapping")
+        key_t, val_t = typing.get_args(hint)
+        return {
+            coerce(key_t, k, where): coerce(val_t, v, f"{where}.{k}") for k, v in value.items()
+        }
+    if origin is list:
+        if not isinstance(value, list):
+            raise ConfigError(f"{where} must be a list")
+        (item_t,) = typing.get_args(hint)
+        return [coerce(item_t, v, f"{where}[]") for v in value]
+    if isinstance(hint, types.UnionType):
+        raise ConfigError(f"{where}: unsupported annotation {hint}")
+    if hint is float and isinstance(value, int) and not isinstance(value, bool):
+        return float(value)
+    if hint is str and isinstance(value, int | float) and not isinstance(value, bool):
+        return str(value)
+    if not isinstance(value, hint) or (hint is int and isinstance(value, bool)):
+        raise ConfigError(f"{where} must be of type {hint.__name__}, got {value!r}")
+    return value
+
+
+def apply_env_overrides(config: Config, environ: Mapping[str, str]) -> None:
+    """Apply ``BRIDGE_<SECTION>_<KEY>=value`` overrides (value parsed as YAML)."""
+    for env_name, text in environ.items():
+        if not env_name.startswith(ENV_PREFIX) or env_name == "BRIDGE_CONFIG":
+            continue
+        target = _find_override_target(config, env_name[len(ENV_PREFIX) :].lower())
+        if target is None:
+            continue
+        obj, name, hint = target
+        try:
+            parsed = yaml.safe_load(text) if text != "" else ""
+        except yaml.YAMLError as e:
+            raise ConfigError(f"{env_name}: not valid YAML: {e}") from e
+        if parsed is None:
+            parsed = ""
+        setattr(obj, name, coerce(hint, parsed, env_name))
+
+
+def _find_override_target(config: Config, rest: str) -> tuple[Any, str, Any] | None:
+    for section in dataclasses.fields(config):
+        prefix = section.name + "_"
+        if not rest.startswith(prefix):
+            continue
+        obj = getattr(config, section.name)
+        key = rest[len(prefix) :]
+        hints = typing.get_type_hints(type(obj))
+        for f in dataclasses.fields(obj):
+            if key == f.name:
+                return obj, f.name, hints[f.name]
+            if dataclasses.is_dataclass(hints[f.name]) and key.startswith(f.name + "_"):
+                sub = getattr(obj, f.name)
+                subkey = key[len(f.name) + 1 :]
+                sub_hints = typing.get_type_hints(type(sub))
+                if subkey in sub_hints:
+                    return sub, subkey, sub_hints[subkey]
+    return None
+
+
+def to_dict(config: Config) -> dict[str, Any]:
+    """The configuration as plain data, e.g. for writing it back to YAML."""
+    return dataclasses.asdict(config)
+
+
+def problems(config: Config) -> list[str]:
+    """What must be fixed before the bridge may start (placeholders, missing tokens)."""
+    found = []
+    if config.homeserver.domain == EXAMPLE_DOMAIN:
+        found.append("homeserver.domain is still the example value 'example.org'")
+    for name in ("as_token", "hs_token"):
+        if getattr(config.appservice, name) in ("", GENERATED_TOKEN):
+            found.append(f"appservice.{name} is not set: generate a registration with -g")
+    if any(EXAMPLE_DOMAIN in key for key in config.bridge.permissions):
+        found.append("bridge.permissions still names example.org: set your own users and domain")
+    for who, level in config.bridge.permissions.items():
+        if level not in PERMISSION_LEVELS:
+            found.append(f"bridge.permissions[{who!r}] = {level!r}: use relay, user or admin")
+    if "{userid}" not in config.bridge.username_template:
+        found.append("bridge.username_template must contain {userid}")
+    return found

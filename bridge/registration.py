@@ -1,0 +1,64 @@
+"""The appservice registration the homeserver loads (pure: no I/O).
+
+Follows mautrix's conventions (matrix-side.md §1.1): a random, never-used ``sender_localpart``
+with the bot in the user namespace instead; exclusive namespaces anchored with ``^…$``
+(Synapse uses a prefix match); ``rate_limited: false``; both ephemeral flags.
+"""
+
+from __future__ import annotations
+
+import base64
+import re
+import secrets
+from typing import Any
+
+from bridge.config import Config
+
+
+def new_token() -> str:
+    """A fresh 64-character random token."""
+    return secrets.token_urlsafe(48)
+
+
+def new_secrets_key() -> str:
+    """A fresh key for encrypting Session seeds at rest (base64 of 32 random bytes)."""
+    return base64.b64encode(secrets.token_bytes(32)).decode()
+
+
+def ghost_user_regex(username_template: str, domain: str) -> str:
+    """The user-id regex covering every ghost made from ``username_template``."""
+    before, _, after = username_template.partition("{userid}")
+    return f"^@{re.escape(before)}.*{re.escape(after)}:{re.escape(domain)}$"
+
+
+def make_registration(config: Config, sender_localpart: str | None = None) -> dict[str, Any]:
+    """The registration for ``config`` (whose tokens must already be set)."""
+    domain = config.homeserver.domain
+    bot = re.escape(config.appservice.bot_username)
+    alias_prefix = config.bridge.username_template.partition("{userid}")[0]
+    return {
+        "id": config.appservice.id,
+        "url": config.appservice.address,
+        "as_token": config.appservice.as_token,
+        "hs_token": config.appservice.hs_token,
+        "sender_localpart": sender_localpart or secrets.token_hex(16),
+        "rate_limited": False,
+        "receive_ephemeral": True,
+        "de.sorunome.msc2409.push_ephemeral": True,
+        "namespaces": {
+            "users": [
+                {"exclusive": True, "regex": f"^@{bot}:{re.escape(domain)}$"},
+                {
+                    "exclusive": True,
+                    "regex": ghost_user_regex(config.bridge.username_template, domain),
+                },
+            ],
+            "aliases": [
+                {
+                    "exclusive": True,
+                    "regex": f"^#{re.escape(alias_prefix)}.*:{re.escape(domain)}$",
+                },
+            ],
+            "rooms": [],
+        },
+    }
