@@ -1,0 +1,1 @@
+"""Bot commands: parsing, permissions, the registry and one module per domain."""
