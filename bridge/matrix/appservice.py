@@ -1,0 +1,121 @@
+"""The appservice HTTP endpoint on top of mautrix's ``AppService``.
+
+What mautrix gets wrong for a bridge, and what this subclass changes (matrix-side.md §2.10):
+- the hs_token is checked by :mod:`bridge.matrix.auth` (header, constant time) on every path;
+- a transaction is acknowledged only after the sink has stored it durably; if that fails the
+  answer is 500 so that the homeserver retries (mautrix logs and answers 200);
+- transaction dedup is the sink's job (durable, keyed by id and body hash), not an in-memory set;
+- only the ``/_matrix/app/v1`` routes exist (Synapse stopped calling the legacy ones in 1.87);
+- the body limit is raised from aiohttp's 1 MiB, which would wedge delivery with a 413.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+from collections.abc import Awaitable, Callable
+from typing import Any, Protocol
+
+from aiohttp import web
+from mautrix.appservice import AppService
+
+from bridge.matrix.auth import token_middleware
+from bridge.matrix.state_store import MemoryBridgeStateStore
+
+log = logging.getLogger("bridge.matrix.appservice")
+
+QueryUser = Callable[[str], Awaitable[dict[str, Any] | None]]
+
+
+class TransactionSink(Protocol):
+    """Where accepted transactions go (wired by ``bridge.app``)."""
+
+    async def accept_transaction(
+        self,
+        txn_id: str,
+        body_hash: str,
+        events: list[dict[str, Any]],
+        ephemeral: list[dict[str, Any]],
+    ) -> bool:
+        """Store the transaction durably; return False if it was seen before. Raise on failure."""
+        ...
+
+
+def _json_error(status: int, errcode: str, message: str) -> web.Response:
+    return web.json_response({"errcode": errcode, "error": message}, status=status)
+
+
+class BridgeAppService(AppService):  # type: ignore[misc]
+    """mautrix ``AppService`` with durable, authenticated transaction handling."""
+
+    def __init__(
+        self,
+        *,
+        server: str,
+        domain: str,
+        as_token: str,
+        hs_token: str,
+        bot_localpart: str,
+        registration_id: str,
+        sink: TransactionSink,
+        query_user: QueryUser | None = None,
+        max_body_size: int = 64 * 1024 * 1024,
+        verify_ssl: bool = True,
+    ) -> None:
+        self.sink = sink
+        super().__init__(
+            server=server,
+            domain=domain,
+            as_token=as_token,
+            hs_token=hs_token,
+            bot_localpart=bot_localpart,
+            id=registration_id,
+            log=logging.getLogger("bridge.matrix.mautrix"),
+            verify_ssl=verify_ssl,
+            query_user=query_user,
+            state_store=MemoryBridgeStateStore(),
+            aiohttp_params={
+                "client_max_size": max_body_size,
+                "middlewares": [token_middleware(hs_token)],
+            },
+            ephemeral_events=True,
+        )
+
+    def register_routes(self, app: web.Application) -> None:
+        prefix = "/_matrix/app/v1"
+        app.router.add_put(
+            prefix + "/transactions/{transaction_id}", self._http_handle_transaction
+        )
+        app.router.add_get(prefix + "/users/{user_id}", self._http_query_user)
+        app.router.add_get(prefix + "/rooms/{alias}", self._http_query_alias)
+        app.router.add_post(prefix + "/ping", self._http_ping)
+
+    def _check_token(self, request: web.Request) -> bool:
+        # token_middleware has already refused every request without the right token.
+        return True
+
+    async def _http_handle_transaction(self, request: web.Request) -> web.Response:
+        txn_id = request.match_info["transaction_id"]
+        raw = await request.read()
+        try:
+            body = json.loads(raw)
+        except ValueError:
+            return _json_error(400, "M_NOT_JSON", "Body is not JSON")
+        events = body.get("events") if isinstance(body, dict) else None
+        if not isinstance(events, list):
+            return _json_error(400, "M_BAD_JSON", "Missing events list in body")
+        ephemeral = body.get("ephemeral") or body.get("de.sorunome.msc2409.ephemeral") or []
+        if not isinstance(ephemeral, list):
+            ephemeral = []
+        body_hash = hashlib.sha256(raw).hexdigest()
+        try:
+            fresh = await self.sink.accept_transaction(txn_id, body_hash, events, ephemeral)
+        except Exception:
+            log.exception("Could not store transaction %s; the homeserver will retry it", txn_id)
+            return _json_error(500, "M_UNKNOWN", "Transaction not stored, retry later")
+        if fresh:
+            log.debug("Accepted transaction %s with %d events", txn_id, len(events))
+        else:
+            log.info("Transaction %s was already processed; acknowledging again", txn_id)
+        return web.json_response({})

@@ -1,0 +1,36 @@
+"""Shapes of what the bridge sends to Matrix (matrix-side.md §2.8, §3.6)."""
+
+from __future__ import annotations
+
+import hashlib
+
+import commonmark
+from mautrix.appservice import IntentAPI
+from mautrix.types import EventID, Format, MessageType, RoomID, TextMessageEventContent
+
+
+def notice_content(markdown: str) -> TextMessageEventContent:
+    """An ``m.notice`` rendered from Markdown, with an empty ``m.mentions`` (it pings no one)."""
+    html = commonmark.commonmark(markdown).strip()
+    content = TextMessageEventContent(
+        msgtype=MessageType.NOTICE, body=markdown, format=Format.HTML, formatted_body=html
+    )
+    content["m.mentions"] = {}
+    return content
+
+
+def derived_txn_id(purpose: str, source_id: str) -> str:
+    """A transaction id that is a stable function of what caused the send, so a re-delivered
+    cause reuses the id and Synapse returns the first event instead of a duplicate (§1.8)."""
+    digest = hashlib.sha256(f"{purpose}\0{source_id}".encode()).hexdigest()[:32]
+    return f"{purpose}.{digest}"
+
+
+async def send_notice(
+    intent: IntentAPI, room_id: str, markdown: str, *, txn_id: str | None = None
+) -> EventID:
+    """Send a Markdown notice as ``intent``."""
+    event_id: EventID = await intent.send_message(
+        RoomID(room_id), notice_content(markdown), txn_id=txn_id
+    )
+    return event_id

@@ -1,0 +1,166 @@
+"""The appservice endpoint over real HTTP (aiohttp's test server), with a recording sink."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import AsyncIterator
+from typing import Any
+
+import pytest
+from aiohttp.test_utils import TestClient, TestServer
+
+from bridge.matrix.appservice import BridgeAppService
+
+HS_TOKEN = "hs-token-for-tests"
+TXN_PATH = "/_matrix/app/v1/transactions/{}"
+
+
+class RecordingSink:
+    def __init__(self) -> None:
+        self.accepted: list[tuple[str, str, list[dict[str, Any]], list[dict[str, Any]]]] = []
+        self.fail = False
+
+    async def accept_transaction(
+        self,
+        txn_id: str,
+        body_hash: str,
+        events: list[dict[str, Any]],
+        ephemeral: list[dict[str, Any]],
+    ) -> bool:
+        if self.fail:
+            raise RuntimeError("database is down")
+        fresh = all(t[0] != txn_id or t[1] != body_hash for t in self.accepted)
+        self.accepted.append((txn_id, body_hash, events, ephemeral))
+        return fresh
+
+
+@pytest.fixture
+def sink() -> RecordingSink:
+    return RecordingSink()
+
+
+@pytest.fixture
+async def client(sink: RecordingSink) -> AsyncIterator[TestClient[Any, Any]]:
+    az = BridgeAppService(
+        server="http://127.0.0.1:1",
+        domain="example.com",
+        as_token="as",
+        hs_token=HS_TOKEN,
+        bot_localpart="sessionbot",
+        registration_id="session",
+        sink=sink,
+        max_body_size=8 * 1024 * 1024,
+    )
+    async with TestClient(TestServer(az.app)) as c:
+        yield c
+
+
+AUTH = {"Authorization": f"Bearer {HS_TOKEN}"}
+EVENT = {
+    "type": "m.room.message",
+    "event_id": "$e",
+    "room_id": "!r:x",
+    "sender": "@u:x",
+    "content": {"msgtype": "m.text", "body": "hi"},
+    "origin_server_ts": 1,
+}
+
+
+async def test_missing_token_is_401_and_nothing_processed(
+    client: TestClient[Any, Any], sink: RecordingSink
+) -> None:
+    resp = await client.put(TXN_PATH.format(1), json={"events": [EVENT]})
+    assert resp.status == 401
+    assert (await resp.json())["errcode"] == "M_UNAUTHORIZED"
+    assert sink.accepted == []
+
+
+async def test_wrong_token_is_403_and_nothing_processed(
+    client: TestClient[Any, Any], sink: RecordingSink
+) -> None:
+    resp = await client.put(
+        TXN_PATH.format(1), json={"events": [EVENT]}, headers={"Authorization": "Bearer bad"}
+    )
+    assert resp.status == 403
+    assert (await resp.json())["errcode"] == "M_FORBIDDEN"
+    assert sink.accepted == []
+
+
+async def test_query_token_alone_is_refused(
+    client: TestClient[Any, Any], sink: RecordingSink
+) -> None:
+    resp = await client.put(TXN_PATH.format(1) + f"?access_token={HS_TOKEN}", json={"events": []})
+    assert resp.status == 401
+    assert sink.accepted == []
+
+
+async def test_every_route_is_guarded(client: TestClient[Any, Any]) -> None:
+    for method, path in [
+        ("GET", "/_matrix/app/v1/users/@session_05ab:example.com"),
+        ("GET", "/_matrix/app/v1/rooms/%23session_x:example.com"),
+        ("POST", "/_matrix/app/v1/ping"),
+    ]:
+        resp = await client.request(method, path, json={})
+        assert resp.status == 401, path
+
+
+async def test_legacy_unprefixed_routes_do_not_exist(client: TestClient[Any, Any]) -> None:
+    resp = await client.put("/transactions/1", json={"events": []}, headers=AUTH)
+    assert resp.status == 404
+
+
+async def test_transaction_is_handed_to_the_sink(
+    client: TestClient[Any, Any], sink: RecordingSink
+) -> None:
+    edu = {"type": "m.typing", "room_id": "!r:x", "content": {"user_ids": []}}
+    resp = await client.put(
+        TXN_PATH.format(7), json={"events": [EVENT], "ephemeral": [edu]}, headers=AUTH
+    )
+    assert resp.status == 200
+    assert await resp.json() == {}
+    ((txn_id, body_hash, events, ephemeral),) = sink.accepted
+    assert (txn_id, events, ephemeral) == ("7", [EVENT], [edu])
+    assert len(body_hash) == 64
+
+
+async def test_unstable_ephemeral_key_is_read(
+    client: TestClient[Any, Any], sink: RecordingSink
+) -> None:
+    edu = {"type": "m.receipt", "room_id": "!r:x", "content": {}}
+    body = {"events": [], "de.sorunome.msc2409.ephemeral": [edu]}
+    assert (await client.put(TXN_PATH.format(8), json=body, headers=AUTH)).status == 200
+    assert sink.accepted[0][3] == [edu]
+
+
+async def test_sink_failure_answers_500_so_the_homeserver_retries(
+    client: TestClient[Any, Any], sink: RecordingSink
+) -> None:
+    sink.fail = True
+    resp = await client.put(TXN_PATH.format(9), json={"events": [EVENT]}, headers=AUTH)
+    assert resp.status == 500
+
+
+async def test_bad_json_and_missing_events(
+    client: TestClient[Any, Any], sink: RecordingSink
+) -> None:
+    resp = await client.put(TXN_PATH.format(10), data=b"{nope", headers=AUTH)
+    assert resp.status == 400
+    resp = await client.put(TXN_PATH.format(11), json={"no": "events"}, headers=AUTH)
+    assert resp.status == 400
+    assert sink.accepted == []
+
+
+async def test_bodies_over_one_mebibyte_are_accepted(
+    client: TestClient[Any, Any], sink: RecordingSink
+) -> None:
+    big = dict(EVENT, content={"msgtype": "m.text", "body": "x" * 60_000})
+    body = json.dumps({"events": [big] * 30})  # ~1.8 MB, over aiohttp's default 1 MiB
+    assert len(body) > 1024 * 1024
+    resp = await client.put(TXN_PATH.format(12), data=body, headers=AUTH)
+    assert resp.status == 200
+    assert len(sink.accepted[0][2]) == 30
+
+
+async def test_probes_are_open(client: TestClient[Any, Any]) -> None:
+    assert (await client.get("/_matrix/mau/live")).status == 200
+    assert (await client.get("/_matrix/mau/ready")).status == 500  # not ready until started
