@@ -1,0 +1,1 @@
+"""Data files of the Session client (the English recovery-phrase word list)."""
