@@ -1,0 +1,117 @@
+"""Async engine, session factory and transactions for the bridge database."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
+from typing import Any
+
+from sqlalchemy import event
+from sqlalchemy.engine import Connection, make_url
+from sqlalchemy.ext.asyncio import (
+    AsyncEngine,
+    AsyncSession,
+    async_sessionmaker,
+    create_async_engine,
+)
+from sqlalchemy.pool import ConnectionPoolEntry
+
+log = logging.getLogger("bridge.db.engine")
+
+SQLITE_BUSY_TIMEOUT_MS = 10_000
+PG_POOL_SIZE = 10
+PG_MAX_OVERFLOW = 10
+PG_POOL_RECYCLE_S = 1800
+
+
+def _sqlite_on_connect(foreign_keys: bool) -> Callable[[Any, ConnectionPoolEntry], None]:
+    """Build the connect hook that sets the per-connection SQLite pragmas."""
+
+    def on_connect(dbapi_connection: Any, _record: ConnectionPoolEntry) -> None:
+        # Let SQLAlchemy, not the sqlite3 module, decide when transactions begin: the
+        # module's implicit BEGIN is deferred and cannot be made IMMEDIATE.
+        dbapi_connection.isolation_level = None
+        cursor = dbapi_connection.cursor()
+        try:
+            cursor.execute("PRAGMA journal_mode=WAL")
+            cursor.execute("PRAGMA synchronous=NORMAL")
+            cursor.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT_MS}")
+            cursor.execute(f"PRAGMA foreign_keys={'ON' if foreign_keys else 'OFF'}")
+        finally:
+            cursor.close()
+
+    return on_connect
+
+
+def _sqlite_on_begin(conn: Connection) -> None:
+    # A deferred transaction that reads and then writes fails with SQLITE_BUSY (without
+    # waiting for busy_timeout) when another connection wrote in between. Taking the write
+    # lock up front makes concurrent writers queue instead.
+    conn.exec_driver_sql("BEGIN IMMEDIATE")
+
+
+def make_engine(url: str, *, foreign_keys: bool = True, echo: bool = False) -> AsyncEngine:
+    """Create an async engine for ``url`` with the bridge's per-backend settings.
+
+    SQLite gets WAL, ``busy_timeout`` and ``foreign_keys`` (disabled only for migrations,
+    where SQLite's table rebuilds would otherwise cascade deletes); PostgreSQL gets a bounded
+    pool with pre-ping and recycling.
+    """
+    parsed = make_url(url)
+    if parsed.get_backend_name() == "sqlite":
+        engine = create_async_engine(parsed, echo=echo)
+        event.listen(engine.sync_engine, "connect", _sqlite_on_connect(foreign_keys))
+        event.listen(engine.sync_engine, "begin", _sqlite_on_begin)
+        return engine
+    return create_async_engine(
+        parsed,
+        echo=echo,
+        pool_size=PG_POOL_SIZE,
+        max_overflow=PG_MAX_OVERFLOW,
+        pool_pre_ping=True,
+        pool_recycle=PG_POOL_RECYCLE_S,
+    )
+
+
+class Database:
+    """The bridge database: one async engine and its session factory."""
+
+    def __init__(self, engine: AsyncEngine) -> None:
+        self._engine = engine
+        self._sessions = async_sessionmaker(engine, expire_on_commit=False)
+
+    @classmethod
+    def from_url(cls, url: str, *, echo: bool = False) -> Database:
+        """Create a database from an async URL (``sqlite+aiosqlite``, ``postgresql+asyncpg``)."""
+        return cls(make_engine(url, echo=echo))
+
+    @property
+    def engine(self) -> AsyncEngine:
+        """The underlying async engine."""
+        return self._engine
+
+    @property
+    def dialect(self) -> str:
+        """The backend name: ``sqlite`` or ``postgresql``."""
+        return self._engine.dialect.name
+
+    @asynccontextmanager
+    async def transaction(self) -> AsyncIterator[AsyncSession]:
+        """Yield a session inside one transaction: committed on success, rolled back on error."""
+        async with self._sessions() as session, session.begin():
+            yield session
+
+    @asynccontextmanager
+    async def use(self, tx: AsyncSession | None) -> AsyncIterator[AsyncSession]:
+        """Yield ``tx`` unchanged if given (the caller owns it), else a new transaction."""
+        if tx is not None:
+            yield tx
+            return
+        async with self.transaction() as session:
+            yield session
+
+    async def close(self) -> None:
+        """Dispose of the engine and its pooled connections."""
+        await self._engine.dispose()
+        log.debug("database engine disposed")
