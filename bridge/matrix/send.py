@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import hashlib
 
-import commonmark
+import commonmark  # type: ignore[import-untyped]
 from mautrix.appservice import IntentAPI
 from mautrix.types import EventID, Format, MessageType, RoomID, TextMessageEventContent
 

@@ -40,6 +40,8 @@ async def wait_for_homeserver(intent: IntentAPI, address: str, timeout: float) -
         try:
             await intent.versions()
             return
+        except MatrixRequestError:
+            return  # it answered (perhaps refusing the unregistered bot): it is reachable
         except (TimeoutError, ClientError, MatrixConnectionError, OSError) as e:
             if loop.time() + delay > deadline:
                 raise HomeserverUnreachable(

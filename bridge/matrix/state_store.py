@@ -12,7 +12,7 @@ from mautrix.appservice import ASStateStore
 from mautrix.client.state_store.memory import MemoryStateStore
 
 
-class MemoryBridgeStateStore(ASStateStore, MemoryStateStore):  # type: ignore[misc]
+class MemoryBridgeStateStore(ASStateStore, MemoryStateStore):
     def __init__(self) -> None:
         ASStateStore.__init__(self)
         MemoryStateStore.__init__(self)

@@ -1,0 +1,1 @@
+"""The only layer that knows both sides: portals, ghosts, logins, queues and converters."""

@@ -1,0 +1,119 @@
+"""The bot's side of the conversation: invites, management rooms and commands."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping
+from typing import Protocol
+
+from mautrix.appservice import IntentAPI
+from mautrix.errors import MatrixError
+from mautrix.types import MemberStateEventContent, MessageEvent, RoomID, StateEvent
+
+from bridge.commands.parse import CommandRejected, parse_command
+from bridge.commands.permissions import Level, level_for
+from bridge.commands.registry import CommandEvent, CommandRegistry
+from bridge.matrix.send import derived_txn_id, send_notice
+
+log = logging.getLogger("bridge.core.management")
+
+
+class ManagementRooms(Protocol):
+    async def get_management_room(self, mxid: str) -> str | None: ...
+
+    async def set_management_room(self, mxid: str, room_id: str | None) -> None: ...
+
+
+class BotController:
+    """Answers invites to the bot and runs commands sent to it."""
+
+    def __init__(
+        self,
+        *,
+        intent: IntentAPI,
+        rooms: ManagementRooms,
+        registry: CommandRegistry,
+        permissions: Mapping[str, str],
+        prefix: str,
+    ) -> None:
+        self._intent = intent
+        self._rooms = rooms
+        self._registry = registry
+        self._permissions = permissions
+        self._prefix = prefix
+
+    def level(self, mxid: str) -> Level:
+        return level_for(mxid, self._permissions)
+
+    async def handle_invite(self, event: StateEvent) -> None:
+        """Join rooms permitted users invite us to; a DM becomes their management room."""
+        inviter, room_id = str(event.sender), str(event.room_id)
+        if self.level(inviter) == Level.NONE:
+            log.info("Declining invite from %s to %s: no permission", inviter, room_id)
+            await self._intent.leave_room(
+                RoomID(room_id), reason="You are not allowed to use this bridge."
+            )
+            return
+        await self._intent.join_room(RoomID(room_id))
+        content = event.content
+        if not (isinstance(content, MemberStateEventContent) and content.is_direct):
+            return
+        await self._rooms.set_management_room(inviter, room_id)
+        await send_notice(
+            self._intent,
+            room_id,
+            "Hello! I am the Session bridge bot. This room is now your management room: "
+            f"send commands here without `{self._prefix}`. Send `help` to see what I can do.",
+            txn_id=derived_txn_id("welcome", str(event.event_id)),
+        )
+
+    async def handle_bot_left(self, event: StateEvent) -> None:
+        """Forget a management room the bot was removed from."""
+        for mxid in {str(event.sender), str(event.state_key)}:
+            if await self._rooms.get_management_room(mxid) == str(event.room_id):
+                await self._rooms.set_management_room(mxid, None)
+
+    async def handle_message(self, event: MessageEvent) -> None:
+        """Run the command in ``event``, if the message is one."""
+        sender, room_id = str(event.sender), str(event.room_id)
+        in_management = await self._rooms.get_management_room(sender) == room_id
+        body = event.content.body or ""
+        replies = 0
+
+        async def reply(markdown: str) -> None:
+            # Stable per (event, n): a re-delivered command reuses the ids (matrix-side §1.8).
+            nonlocal replies
+            replies += 1
+            txn_id = derived_txn_id("reply", f"{event.event_id}:{replies}")
+            await send_notice(self._intent, room_id, markdown, txn_id=txn_id)
+
+        try:
+            parsed = parse_command(body, self._prefix, in_management)
+        except CommandRejected as e:
+            await reply(str(e))
+            return
+        if parsed is None:
+            return
+        level = self.level(sender)
+        if level == Level.NONE:
+            await reply("You are not allowed to use this bridge.")
+            return
+        command_event = CommandEvent(
+            sender=sender,
+            room_id=room_id,
+            name=parsed.name,
+            args=parsed.args,
+            raw_args=parsed.raw_args,
+            level=level,
+            in_management_room=in_management,
+            reply=reply,
+        )
+        try:
+            await self._registry.dispatch(command_event, self._prefix)
+        except MatrixError:
+            raise  # the homeserver is in trouble: let the inbox retry the event
+        except Exception:
+            log.exception("Command %s in %s failed", parsed.name, room_id)
+            await reply(
+                f"Sorry, `{parsed.name}` failed with an internal error; it has been logged."
+            )

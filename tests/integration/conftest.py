@@ -1,0 +1,148 @@
+"""Fixtures for tests against the real Synapse and PostgreSQL that scripts/test.sh starts.
+
+Nothing here is skipped: without the servers these tests fail and say how to run them.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import hmac
+import os
+import uuid
+from collections.abc import AsyncIterator, Awaitable, Callable
+from pathlib import Path
+from typing import Any, TypeVar
+
+import aiohttp
+import asyncpg
+import pytest
+from mautrix.client import Client
+from mautrix.types import PaginationDirection, RoomID
+
+from bridge.app import BridgeApp
+from bridge.config import Config, load_config
+
+T = TypeVar("T")
+WAIT_TIMEOUT = 30.0
+
+
+def require_env(name: str) -> str:
+    value = os.environ.get(name)
+    if not value:
+        pytest.fail(
+            f"{name} is not set: run the tests with `bash scripts/test.sh`, which starts "
+            "PostgreSQL and Synapse and sets it"
+        )
+    return value
+
+
+async def wait_for(
+    check: Callable[[], Awaitable[T | None]], what: str, timeout: float = WAIT_TIMEOUT
+) -> T:
+    """Poll ``check`` until it returns something truthy; fail with ``what`` after ``timeout``."""
+    try:
+        async with asyncio.timeout(timeout):
+            while True:
+                result = await check()
+                if result:
+                    return result
+                await asyncio.sleep(0.1)
+    except TimeoutError:
+        pytest.fail(f"timed out after {timeout} s waiting for {what}")
+
+
+async def create_postgres_database(server_url: str) -> str:
+    name = f"bridge_test_{uuid.uuid4().hex[:12]}"
+    conn = await asyncpg.connect(server_url.replace("postgresql+asyncpg://", "postgresql://"))
+    try:
+        await conn.execute(f'CREATE DATABASE "{name}"')
+    finally:
+        await conn.close()
+    return server_url.rsplit("/", 1)[0] + "/" + name
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+async def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    if request.param == "sqlite":
+        return f"sqlite+aiosqlite:///{tmp_path / 'bridge.db'}"
+    return await create_postgres_database(require_env("BRIDGE_TEST_POSTGRES_URL"))
+
+
+@pytest.fixture
+def bridge_config(database_url: str) -> Config:
+    config = load_config(Path(require_env("BRIDGE_TEST_CONFIG")))
+    config.database.url = database_url
+    return config
+
+
+@pytest.fixture
+async def running_bridge(bridge_config: Config) -> AsyncIterator[BridgeApp]:
+    app = BridgeApp(bridge_config, homeserver_timeout=30)
+    await app.start()
+    try:
+        yield app
+    finally:
+        await app.stop()
+
+
+class MatrixUsers:
+    """Registers fresh users on the test Synapse and hands out logged-in clients."""
+
+    def __init__(self, base_url: str, shared_secret: str) -> None:
+        self.base_url = base_url
+        self.shared_secret = shared_secret
+        self.clients: list[Client] = []
+
+    async def new(self, name: str) -> Client:
+        username = f"{name}-{uuid.uuid4().hex[:8]}"
+        url = f"{self.base_url}/_synapse/admin/v1/register"
+        async with aiohttp.ClientSession() as http:
+            async with http.get(url) as resp:
+                nonce = (await resp.json())["nonce"]
+            password = uuid.uuid4().hex
+            mac = hmac.new(self.shared_secret.encode(), digestmod=hashlib.sha1)
+            mac.update(f"{nonce}\0{username}\0{password}\0notadmin".encode())
+            body = {
+                "nonce": nonce,
+                "username": username,
+                "password": password,
+                "admin": False,
+                "mac": mac.hexdigest(),
+            }
+            async with http.post(url, json=body) as resp:
+                assert resp.status == 200, await resp.text()
+                data = await resp.json()
+        client = Client(mxid=data["user_id"], base_url=self.base_url, token=data["access_token"])
+        self.clients.append(client)
+        return client
+
+    async def close(self) -> None:
+        for client in self.clients:
+            await client.api.session.close()
+
+
+@pytest.fixture
+async def matrix_users() -> AsyncIterator[MatrixUsers]:
+    users = MatrixUsers(
+        require_env("BRIDGE_TEST_SYNAPSE_URL"), require_env("BRIDGE_TEST_SHARED_SECRET")
+    )
+    yield users
+    await users.close()
+
+
+async def room_events(client: Client, room_id: str, limit: int = 100) -> list[Any]:
+    """The room's latest events, oldest first."""
+    page = await client.get_messages(
+        RoomID(room_id), direction=PaginationDirection.BACKWARD, limit=limit
+    )
+    return list(reversed(page.events))
+
+
+async def messages_from(client: Client, room_id: str, sender: str) -> list[str]:
+    """Bodies of the messages ``sender`` sent to the room, oldest first."""
+    return [
+        e.content.body
+        for e in await room_events(client, room_id)
+        if str(e.sender) == sender and str(e.type) == "m.room.message"
+    ]

@@ -1,0 +1,171 @@
+"""The bot on a real Synapse, with the bridge's database on SQLite and on PostgreSQL."""
+
+from __future__ import annotations
+
+import time
+import uuid
+from typing import Any
+
+import aiohttp
+from mautrix.client import Client
+from mautrix.types import EventType, Membership, RoomID, UserID
+
+from bridge.app import BridgeApp
+from bridge.config import Config
+from tests.integration.conftest import MatrixUsers, messages_from, wait_for
+
+
+async def open_management_room(user: Client, bot_mxid: str) -> str:
+    room_id = await user.create_room(is_direct=True, invitees=[UserID(bot_mxid)])
+
+    async def welcomed() -> bool:
+        return any("management room" in b for b in await messages_from(user, room_id, bot_mxid))
+
+    await wait_for(welcomed, "the bot to join and welcome us")
+    return str(room_id)
+
+
+async def test_user_dms_the_bot_and_gets_help(
+    running_bridge: BridgeApp, matrix_users: MatrixUsers
+) -> None:
+    bot = running_bridge.config.bot_mxid
+    alice = await matrix_users.new("alice")
+    room_id = await open_management_room(alice, bot)
+    await alice.send_text(RoomID(room_id), "help")
+
+    async def help_reply() -> str | None:
+        bodies = await messages_from(alice, room_id, bot)
+        return next((b for b in bodies if "`ping`" in b and "`version`" in b), None)
+
+    text = await wait_for(help_reply, "the bot's answer to help")
+    assert "management room" in text
+
+
+async def test_prefix_is_needed_outside_the_management_room(
+    running_bridge: BridgeApp, matrix_users: MatrixUsers
+) -> None:
+    bot = running_bridge.config.bot_mxid
+    bob = await matrix_users.new("bob")
+    room_id = await bob.create_room(invitees=[UserID(bot)])  # not a DM
+
+    async def bot_joined() -> bool:
+        members = await bob.get_joined_members(room_id)
+        return UserID(bot) in members
+
+    await wait_for(bot_joined, "the bot to join the group room")
+    await bob.send_text(room_id, "ping")  # no prefix: ordinary chat, ignored
+    await bob.send_text(room_id, "!session ping")
+
+    async def pong() -> list[str] | None:
+        return [
+            b for b in await messages_from(bob, str(room_id), bot) if b.startswith("Pong")
+        ] or None
+
+    assert len(await wait_for(pong, "the answer to !session ping")) == 1
+    # The bot answered only the prefixed command; the unprefixed one got no reply at all.
+    assert all("Unknown command" not in b for b in await messages_from(bob, str(room_id), bot))
+
+
+async def test_unknown_command_and_control_characters_get_an_answer(
+    running_bridge: BridgeApp, matrix_users: MatrixUsers
+) -> None:
+    bot = running_bridge.config.bot_mxid
+    carol = await matrix_users.new("carol")
+    room_id = await open_management_room(carol, bot)
+    await carol.send_text(RoomID(room_id), "pnig")
+    await carol.send_text(RoomID(room_id), "ping\u0007")
+
+    async def answers() -> list[str] | None:
+        bodies = await messages_from(carol, room_id, bot)
+        unknown = [b for b in bodies if "Unknown command `pnig`" in b]
+        control = [b for b in bodies if "control characters" in b]
+        return unknown + control if unknown and control else None
+
+    found = await wait_for(answers, "answers to a typo and a control character")
+    assert "Did you mean `ping`?" in found[0]
+
+
+async def test_invite_from_a_user_without_permission_is_declined(
+    bridge_config: Config, matrix_users: MatrixUsers
+) -> None:
+    bridge_config.bridge.permissions = {"@admin:localhost": "admin"}
+    app = BridgeApp(bridge_config)
+    await app.start()
+    try:
+        bot = bridge_config.bot_mxid
+        mallory = await matrix_users.new("mallory")
+        room_id = await mallory.create_room(is_direct=True, invitees=[UserID(bot)])
+
+        async def declined() -> Any:
+            state = await mallory.get_state_event(room_id, EventType.ROOM_MEMBER, bot)
+            return state if state.membership == Membership.LEAVE else None
+
+        member = await wait_for(declined, "the bot to decline the invite")
+        assert "not allowed" in (member.reason or "")
+    finally:
+        await app.stop()
+
+
+class CountingBridge(BridgeApp):
+    """The bridge, counting how often each Matrix event reaches the router."""
+
+    def __init__(self, config: Config) -> None:
+        super().__init__(config)
+        self.handled: list[str] = []
+
+    async def _handle_event(self, raw: dict[str, Any]) -> None:
+        self.handled.append(str(raw.get("event_id")))
+        await super()._handle_event(raw)
+
+
+async def put_transaction(config: Config, txn_id: str, events: list[dict[str, Any]]) -> int:
+    url = f"{config.appservice.address}/_matrix/app/v1/transactions/{txn_id}"
+    headers = {"Authorization": f"Bearer {config.appservice.hs_token}"}
+    async with (
+        aiohttp.ClientSession() as http,
+        http.put(url, json={"events": events}, headers=headers) as r,
+    ):
+        return r.status
+
+
+async def test_replayed_transaction_is_processed_once_even_across_a_restart(
+    bridge_config: Config, matrix_users: MatrixUsers
+) -> None:
+    bot = bridge_config.bot_mxid
+    first = CountingBridge(bridge_config)
+    await first.start()
+    dave = await matrix_users.new("dave")
+    try:
+        room_id = await open_management_room(dave, bot)
+        event_id = f"$replayed-{uuid.uuid4().hex}"
+        event = {
+            "type": "m.room.message",
+            "room_id": room_id,
+            "sender": str(dave.mxid),
+            "event_id": event_id,
+            "origin_server_ts": int(time.time() * 1000),
+            "content": {"msgtype": "m.text", "body": "ping"},
+        }
+        txn_id = f"replay-{uuid.uuid4().hex}"
+        assert await put_transaction(bridge_config, txn_id, [event]) == 200
+
+        async def pong() -> bool:
+            return any(b.startswith("Pong") for b in await messages_from(dave, room_id, bot))
+
+        await wait_for(pong, "the answer to the transaction's ping")
+        assert await put_transaction(bridge_config, txn_id, [event]) == 200
+        await wait_for(lambda: first.inbox_repo.is_empty(), "the inbox to drain")
+        assert first.handled.count(event_id) == 1
+    finally:
+        await first.stop()
+
+    second = CountingBridge(bridge_config)
+    await second.start()
+    try:
+        assert await put_transaction(bridge_config, txn_id, [event]) == 200
+        await wait_for(lambda: second.inbox_repo.is_empty(), "the inbox to drain")
+        assert event_id not in second.handled
+        pongs = [b for b in await messages_from(dave, room_id, bot) if b.startswith("Pong")]
+        assert len(pongs) == 1
+    finally:
+        await second.stop()
