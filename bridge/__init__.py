@@ -1,2 +1,3 @@
 """Session <-> Matrix bridge."""
+
 __version__ = "0.1.0"

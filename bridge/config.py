@@ -150,7 +150,7 @@ def coerce(hint: Any, value: Any, where: str) -> Any:
     if dataclasses.is_dataclass(hint):
         if not isinstance(value, dict):
             raise ConfigError(f"{where} must be a mapping")
-        return build(hint, value, f"{where}.")  # type: ignore[type-var]
+        return build(typing.cast(type[Any], hint), value, f"{where}.")
     origin = typing.get_origin(hint)
     if origin is dict:
         if not isinstance(value, dict):

@@ -215,7 +215,7 @@ class MatrixInboxEvent(Base):
     __tablename__ = "matrix_inbox"
     # Ids must never be reused: the pump remembers the highest id it has queued, and SQLite
     # without AUTOINCREMENT hands out max(id)+1 again once the newest row is deleted.
-    __table_args__ = {"sqlite_autoincrement": True}
+    __table_args__ = ({"sqlite_autoincrement": True},)
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     txn_id: Mapped[str] = mapped_column(String)
