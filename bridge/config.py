@@ -231,6 +231,8 @@ def problems(config: Config) -> list[str]:
     for who, level in config.bridge.permissions.items():
         if level not in PERMISSION_LEVELS:
             found.append(f"bridge.permissions[{who!r}] = {level!r}: use relay, user or admin")
+    if not config.bridge.secrets_key:
+        found.append("bridge.secrets_key is empty: run with -g or set BRIDGE_BRIDGE_SECRETS_KEY")
     if "{userid}" not in config.bridge.username_template:
         found.append("bridge.username_template must contain {userid}")
     return found

@@ -98,6 +98,7 @@ def test_a_complete_config_has_no_problems() -> None:
     config.appservice.as_token = "a" * 64
     config.appservice.hs_token = "b" * 64
     config.bridge.permissions = {"example.com": "user"}
+    config.bridge.secrets_key = "A" * 44
     assert problems(config) == []
 
 
