@@ -11,12 +11,16 @@ import mautrix
 from mautrix.types import ContentURI
 
 import bridge
+from bridge.commands.account import PHRASE_PROMPT, account_commands, finish_phrase_login
+from bridge.commands.bot import BotController
 from bridge.commands.builtin import builtin_commands
 from bridge.commands.registry import CommandRegistry
 from bridge.config import Config
-from bridge.core.management import BotController
+from bridge.core.logins import LoginManager
 from bridge.core.matrix_inbox import MatrixInbox
+from bridge.core.prompts import Prompts
 from bridge.core.router import MatrixEventRouter
+from bridge.core.secrets import SeedVault, parse_secrets_key
 from bridge.db import migrate
 from bridge.db.engine import Database
 from bridge.db.repos.inbox import MatrixInboxRepo
@@ -57,9 +61,16 @@ class BridgeApp:
         self.db = Database.from_url(config.database.url)
         self.users = UserRepo(self.db)
         self.inbox_repo = MatrixInboxRepo(self.db)
+        self.logins = LoginManager(
+            self.users, SeedVault(parse_secrets_key(config.bridge.secrets_key))
+        )
+        self.prompts = Prompts()
         self.registry = CommandRegistry()
         prefix = config.bridge.command_prefix
-        for command in builtin_commands(lambda: self.registry, prefix, VERSION_TEXT):
+        for command in [
+            *builtin_commands(lambda: self.registry, prefix, VERSION_TEXT),
+            *account_commands(self.logins, self.prompts, prefix),
+        ]:
             self.registry.register(command)
         self.inbox = MatrixInbox(self.inbox_repo, self._handle_event, self._handle_ephemeral)
         self.appservice = BridgeAppService(
@@ -92,6 +103,8 @@ class BridgeApp:
         intent = self.appservice.intent
         await wait_for_homeserver(intent, self.config.homeserver.address, self.homeserver_timeout)
         await check_bot(intent)
+        bot_login = await self.logins.bot_login()
+        log.info("The bot's Session ID is %s", bot_login.session_id)
         self._build_router()
         self._tasks.append(asyncio.create_task(self.inbox.run(), name="matrix-inbox"))
         await ping_homeserver(intent, self.config.appservice.id, self.config.appservice.address)
@@ -118,6 +131,10 @@ class BridgeApp:
             registry=self.registry,
             permissions=self.config.bridge.permissions,
             prefix=self.config.bridge.command_prefix,
+            prompts=self.prompts,
+            prompt_handlers={
+                PHRASE_PROMPT: lambda evt, text: finish_phrase_login(self.logins, evt, text)
+            },
         )
         self._router = MatrixEventRouter(
             bot_mxid=self.config.bot_mxid,

@@ -12,6 +12,11 @@ from bridge.commands.permissions import Level
 log = logging.getLogger("bridge.commands")
 
 Reply = Callable[[str], Awaitable[None]]
+Redact = Callable[[], Awaitable[bool]]
+
+
+async def _cannot_redact() -> bool:
+    return False
 
 
 @dataclass(frozen=True)
@@ -26,6 +31,9 @@ class CommandEvent:
     level: Level
     in_management_room: bool
     reply: Reply
+    event_id: str = ""
+    # Removes the message that carried the command (for secrets); False if not allowed.
+    redact_command: Redact = _cannot_redact
 
 
 Handler = Callable[[CommandEvent], Awaitable[None]]

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from typing import Protocol
 
 from mautrix.appservice import IntentAPI
@@ -13,9 +13,13 @@ from mautrix.types import MemberStateEventContent, MessageEvent, RoomID, StateEv
 from bridge.commands.parse import CommandRejected, parse_command
 from bridge.commands.permissions import Level, level_for
 from bridge.commands.registry import CommandEvent, CommandRegistry
+from bridge.core.prompts import Prompts
 from bridge.matrix.send import derived_txn_id, send_notice
 
-log = logging.getLogger("bridge.core.management")
+log = logging.getLogger("bridge.commands.bot")
+
+# A handler for the message that answers a prompt (e.g. the phrase after `login`).
+PromptHandler = Callable[[CommandEvent, str], Awaitable[None]]
 
 
 class ManagementRooms(Protocol):
@@ -35,7 +39,11 @@ class BotController:
         registry: CommandRegistry,
         permissions: Mapping[str, str],
         prefix: str,
+        prompts: Prompts | None = None,
+        prompt_handlers: Mapping[str, PromptHandler] | None = None,
     ) -> None:
+        self._prompts = prompts or Prompts()
+        self._prompt_handlers = dict(prompt_handlers or {})
         self._intent = intent
         self._rooms = rooms
         self._registry = registry
@@ -87,6 +95,18 @@ class BotController:
             txn_id = derived_txn_id("reply", f"{event.event_id}:{replies}")
             await send_notice(self._intent, room_id, markdown, txn_id=txn_id)
 
+        async def redact() -> bool:
+            try:
+                await self._intent.redact(RoomID(room_id), event.event_id, reason="secret")
+            except MatrixError as e:
+                log.info("Could not redact %s in %s: %s", event.event_id, room_id, e)
+                return False
+            return True
+
+        prompt = self._prompts.take(sender, room_id)
+        if prompt is not None and prompt.kind in self._prompt_handlers:
+            await self._answer_prompt(prompt.kind, event, body, reply, redact)
+            return
         try:
             parsed = parse_command(body, self._prefix, in_management)
         except CommandRejected as e:
@@ -107,6 +127,8 @@ class BotController:
             level=level,
             in_management_room=in_management,
             reply=reply,
+            event_id=str(event.event_id),
+            redact_command=redact,
         )
         try:
             await self._registry.dispatch(command_event, self._prefix)
@@ -117,3 +139,29 @@ class BotController:
             await reply(
                 f"Sorry, `{parsed.name}` failed with an internal error; it has been logged."
             )
+
+    async def _answer_prompt(
+        self,
+        kind: str,
+        event: MessageEvent,
+        body: str,
+        reply: Callable[[str], Awaitable[None]],
+        redact: Callable[[], Awaitable[bool]],
+    ) -> None:
+        sender = str(event.sender)
+        if body.strip().lower() == "cancel":
+            await reply("Cancelled.")
+            return
+        answer = CommandEvent(
+            sender=sender,
+            room_id=str(event.room_id),
+            name=kind,
+            args=tuple(body.split()),
+            raw_args=body.strip(),
+            level=self.level(sender),
+            in_management_room=True,
+            reply=reply,
+            event_id=str(event.event_id),
+            redact_command=redact,
+        )
+        await self._prompt_handlers[kind](answer, body.strip())

@@ -1,0 +1,98 @@
+"""Account commands: login, logout, whoami."""
+
+from __future__ import annotations
+
+from bridge.commands.permissions import Level
+from bridge.commands.registry import Command, CommandEvent
+from bridge.core.logins import LoginError, LoginManager
+from bridge.core.prompts import Prompts
+
+SECTION = "Account"
+PHRASE_PROMPT = "phrase"
+
+
+def _redaction_note(redacted: bool) -> str:
+    if redacted:
+        return "I removed your message with the phrase."
+    return (
+        "**I could not remove the message with your phrase: please delete it yourself now.** "
+        "(Give me moderator rights in this room and I will do it next time.)"
+    )
+
+
+async def finish_phrase_login(logins: LoginManager, evt: CommandEvent, phrase: str) -> None:
+    """Log in with ``phrase`` from ``evt``'s message, which is removed first."""
+    note = _redaction_note(await evt.redact_command())
+    try:
+        login = await logins.login_with_phrase(evt.sender, phrase)
+    except LoginError as e:
+        await evt.reply(f"{note}\n\nLogin failed: {e}")
+        return
+    await evt.reply(f"{note}\n\nLogged in as Session account `{login.session_id}`.")
+
+
+def account_commands(logins: LoginManager, prompts: Prompts, prefix: str) -> list[Command]:
+    """The account section; ``prompts`` carries the wait for a phrase sent on its own."""
+
+    async def login(evt: CommandEvent) -> None:
+        if not evt.in_management_room:
+            await evt.redact_command()
+            await evt.reply(
+                "For your safety, log in only in your management room: open a direct chat "
+                "with me and send `login` there."
+            )
+            return
+        if evt.args[:1] == ("new",):
+            created = await logins.create_new(evt.sender)
+            await evt.reply(
+                f"Created the Session account `{created.session_id}`. Its recovery phrase is:\n\n"
+                f"`{created.identity.phrase}`\n\nWrite it down now: I will not show it again. "
+                "You can then delete this message."
+            )
+            return
+        if evt.args:
+            await finish_phrase_login(logins, evt, evt.raw_args)
+            return
+        prompts.open(evt.sender, PHRASE_PROMPT, evt.room_id)
+        await evt.reply(
+            "Send your 13-word Session recovery phrase as your next message. I will delete that "
+            "message at once and keep the account key encrypted. Send `cancel` to stop."
+        )
+
+    async def logout(evt: CommandEvent) -> None:
+        target = evt.args[0] if evt.args else None
+        removed = await logins.logout(evt.sender, target)
+        if not removed:
+            await evt.reply("You have no such Session login. `whoami` lists yours.")
+            return
+        await evt.reply("Logged out of " + ", ".join(f"`{s}`" for s in removed) + ".")
+
+    async def whoami(evt: CommandEvent) -> None:
+        mine = await logins.logins_of(evt.sender)
+        if not mine:
+            await evt.reply(
+                f"You have no Session login. Use `{prefix} login` in your management room."
+            )
+            return
+        lines = ["Your Session accounts:"] + [f"- `{login.session_id}`" for login in mine]
+        await evt.reply("\n".join(lines))
+
+    return [
+        Command(
+            "login",
+            SECTION,
+            "log in with a Session recovery phrase, or `login new`",
+            login,
+            Level.USER,
+            "[new]",
+        ),
+        Command(
+            "logout",
+            SECTION,
+            "remove a Session login (all, or the one named)",
+            logout,
+            Level.USER,
+            "[session id]",
+        ),
+        Command("whoami", SECTION, "show your Session accounts", whoami, Level.USER),
+    ]
