@@ -61,4 +61,6 @@ class SeedVault:
         try:
             return bytes(self._box.decrypt(stored[1:]))
         except nacl.exceptions.CryptoError as e:
-            raise SeedDecryptionError("stored seed does not decrypt with bridge.secrets_key") from e
+            raise SeedDecryptionError(
+                "stored seed does not decrypt with bridge.secrets_key"
+            ) from e
