@@ -14,12 +14,15 @@ import logging
 import signal
 import sys
 
+from tests.sessionnet.community_state import RoomSpec
+from tests.sessionnet.extras import CommunityAndFiles
 from tests.sessionnet.net import Devnet, Extension
 
 
 def build_extensions(args: argparse.Namespace) -> list[Extension]:
-    """Extension point: add the community server / file server here (another module)."""
-    return []
+    """The community server (with the rooms asked for) and the file server."""
+    rooms = [RoomSpec(token=token, name=token.capitalize()) for token in args.rooms.split(",")]
+    return [CommunityAndFiles(args.host, rooms)]
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -29,6 +32,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     ap.add_argument("--nodes", type=int, default=6, help="number of storage nodes")
     ap.add_argument("--swarm-size", type=int, default=3, help="nodes per swarm")
     ap.add_argument("--seed-http", action="store_true", help="also serve the seed over plain HTTP")
+    ap.add_argument("--rooms", default="lobby,dev", help="community room tokens, comma-separated")
     ap.add_argument("-v", "--verbose", action="store_true")
     return ap.parse_args(argv)
 
