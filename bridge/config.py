@@ -90,7 +90,13 @@ class SessionConfig:
             "https://seed3.getsession.org:4443/json_rpc",
         ]
     )
-    seed_cert_sha256: dict[str, str] = field(default_factory=dict)
+    seed_cert_sha256: dict[str, str] = field(
+        default_factory=lambda: {
+            "https://seed1.getsession.org:4443/json_rpc": "36ea0b253537988551ee856e4fd20d55011e9c8b27eaa2f34b8f32a0bdf04f2d",
+            "https://seed2.getsession.org:4443/json_rpc": "c5908dd4139acd96aedd1e45576597650809c8a5ea02af556d4853d45396e0e7",
+            "https://seed3.getsession.org:4443/json_rpc": "8a0af2c712342f22ce00e53c1601410ef8d84156aee0a9809c32f6f7efbe556e",
+        }
+    )
     file_server: str = "http://filev2.getsession.org"
     # X25519 key of the file server (session-protocol.md §7.1)
     file_server_pubkey: str = "09324794aa9c11948189762d198c618148e9136ac9582068180661208927ef34"

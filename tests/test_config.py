@@ -106,3 +106,9 @@ def test_unknown_permission_level_is_reported() -> None:
     config = Config()
     config.bridge.permissions = {"example.com": "superuser"}
     assert any("superuser" in p for p in problems(config))
+
+
+def test_every_default_seed_is_pinned() -> None:
+    session = Config().session
+    assert set(session.seed_nodes) == set(session.seed_cert_sha256)
+    assert all(len(bytes.fromhex(pin)) == 32 for pin in session.seed_cert_sha256.values())

@@ -86,13 +86,21 @@ class SeedNode:
         return True
 
 
-#: The real network's seeds (§6.1). Their certificates are self-signed and the pins live in
-#: desktop ``SeedNodeAPI.ts``, which our protocol notes do not transcribe: configure
-#: ``cert_sha256`` before using these (without a pin, normal CA verification applies and fails).
+#: The real network's seeds with their pinned certificates: SHA-256 of the DER certificate, as
+#: session-desktop pins them (``ts/session/apis/seed_node_api/SeedNodeAPI.ts``, "cert256").
 DEFAULT_SEEDS: tuple[SeedNode, ...] = (
-    SeedNode("https://seed1.getsession.org:4443/json_rpc"),
-    SeedNode("https://seed2.getsession.org:4443/json_rpc"),
-    SeedNode("https://seed3.getsession.org:4443/json_rpc"),
+    SeedNode(
+        "https://seed1.getsession.org:4443/json_rpc",
+        "36ea0b253537988551ee856e4fd20d55011e9c8b27eaa2f34b8f32a0bdf04f2d",
+    ),
+    SeedNode(
+        "https://seed2.getsession.org:4443/json_rpc",
+        "c5908dd4139acd96aedd1e45576597650809c8a5ea02af556d4853d45396e0e7",
+    ),
+    SeedNode(
+        "https://seed3.getsession.org:4443/json_rpc",
+        "8a0af2c712342f22ce00e53c1601410ef8d84156aee0a9809c32f6f7efbe556e",
+    ),
 )
 
 #: Fields asked from the seed (§6.1).
