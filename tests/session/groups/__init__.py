@@ -1,0 +1,1 @@
+"""Tests of ``bridge.session.groups`` (groups-v2.md)."""
