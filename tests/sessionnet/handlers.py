@@ -2,6 +2,8 @@
 
 Order of checks follows the real node: parse (400) → swarm (421) → TTL (403) → clock (406)
 → signature (401). Status codes and messages match storage-server ``request_handler.cpp``.
+Signatures are checked by :func:`tests.sessionnet.group_rules.authenticate`: owner, group
+admin or subaccount (groups v2, §5.4 of groups-v2.md).
 """
 
 from __future__ import annotations
@@ -10,6 +12,7 @@ import base64
 from typing import TYPE_CHECKING, Any
 
 from bridge.session.snode import auth
+from tests.sessionnet import group_rules
 from tests.sessionnet import params as P
 from tests.sessionnet.msgdb import RETRIEVE_MAX_SIZE, StoredMessage
 
@@ -68,7 +71,7 @@ def store(node: StorageNode, p: dict[str, Any]) -> Reply:
             raise P.RpcFail(401, f"store: signature required to store to namespace {ns}")
         sig_ts = P.opt_int(p, "sig_timestamp")
         _check_clock(node, sig_ts if sig_ts is not None else ts, "store signature")
-        auth.verify_request("store", p)
+        group_rules.authenticate(node, "store", p)
     msg_hash = auth.message_hash(account, ns, data)
     swarm: dict[str, Any] = {}
     for member in node.topology.swarm_for(account).nodes:
@@ -111,7 +114,7 @@ def retrieve(node: StorageNode, p: dict[str, Any]) -> Reply:
         raise P.RpcFail(401, "retrieve: request signature required")
     if check:
         _check_clock(node, ts, "retrieve")
-        auth.verify_request("retrieve", p)
+        group_rules.authenticate(node, "retrieve", p)
     max_count = max_count or None
     max_size = max_size or None
     if max_count is None and max_size is None:
@@ -131,7 +134,7 @@ def delete(node: StorageNode, p: dict[str, Any]) -> Reply:
     P.require_signature_fields(p)
     hashes = P.hashes(p)
     _check_swarm(node, account)
-    auth.verify_request("delete", p)
+    group_rules.authenticate(node, "delete", p)
     swarm: dict[str, Any] = {}
     for member in node.topology.swarm_for(account).nodes:
         if not member.up:
@@ -156,7 +159,7 @@ def delete_all(node: StorageNode, p: dict[str, Any]) -> Reply:
         ns = 0
     _check_swarm(node, account)
     _check_clock(node, ts, "delete_all")
-    auth.verify_request("delete_all", p)
+    group_rules.authenticate(node, "delete_all", p)
     swarm: dict[str, Any] = {}
     for member in node.topology.swarm_for(account).nodes:
         if not member.up:
@@ -192,7 +195,7 @@ def expire(node: StorageNode, p: dict[str, Any]) -> Reply:
     now = node.now_ms()
     if any(e < now - 60_000 for e in expiries):
         raise P.RpcFail(401, "expire: timestamp should be >= current time")
-    auth.verify_request("expire", p)
+    group_rules.authenticate(node, "expire", p)
     wanted = [min(now + TTL_MAXIMUM_PRIVATE_MS, e) for e in expiries]
     swarm: dict[str, Any] = {}
     for member in node.topology.swarm_for(account).nodes:
@@ -242,7 +245,7 @@ def get_expiries(node: StorageNode, p: dict[str, Any]) -> Reply:
     ts = P.timestamp(p, "timestamp")
     _check_swarm(node, account)
     _check_clock(node, ts, "get_expiries")
-    auth.verify_request("get_expiries", p)
+    group_rules.authenticate(node, "get_expiries", p)
     node.db.purge(node.now_ms())
     found = {h: m.expiry for h in hashes if (m := node.db.get(account, h)) is not None}
     return 200, node.with_misc({"expiries": found})

@@ -124,9 +124,10 @@ def require_signature_fields(p: Mapping[str, Any]) -> None:
     """Fail with 400 if the auth fields are present but malformed (checked before 421)."""
     if not isinstance(p.get("signature"), str):
         raise bad("Required field 'signature' missing")
-    if p.get("subaccount") is not None:
-        # Groups v2 subaccount auth (§6.9) is not implemented in the devnet yet.
-        raise RpcFail(401, "subaccount authentication is not supported by this devnet")
+    for key in ("subaccount", "subaccount_sig"):
+        # Groups v2 subaccount auth (groups-v2.md §5.3): both fields or neither.
+        if (p.get("subaccount") is None) != (p.get(key) is None):
+            raise bad(f"Required field '{key}' missing")
 
 
 def last_hash(p: Mapping[str, Any]) -> str | None:

@@ -25,7 +25,7 @@ import nacl.signing
 from aiohttp import web
 
 from bridge.session.snode.errors import InvalidAuthParams, InvalidSignature
-from tests.sessionnet import handlers
+from tests.sessionnet import group_rules, handlers
 from tests.sessionnet import params as P
 from tests.sessionnet.msgdb import MessageDB
 
@@ -86,6 +86,12 @@ class StorageNode:
         self.skew_ms = 0
         #: (method, status) → count, so tests can see what the node answered.
         self.stats: Counter[tuple[str, int]] = Counter()
+        #: Top-level HTTP requests by method (a ``batch`` counts once), and bytes in/out.
+        self.http_requests: Counter[str] = Counter()
+        self.bytes_in = 0
+        self.bytes_out = 0
+        #: Revoked subaccount tokens per account, most recent last (groups-v2.md §5.5).
+        self.revocations: dict[str, list[bytes]] = {}
         self.app = web.Application(client_max_size=4 * 1024 * 1024)
         self.app.router.add_post("/storage_rpc/v1", self._http)
         self._methods: dict[str, Callable[[dict[str, Any]], Reply]] = {
@@ -98,8 +104,10 @@ class StorageNode:
             "get_swarm": self._get_swarm,
             "get_snodes_for_pubkey": self._get_swarm,
             "info": self._info,
-            # Subaccount methods, delete_before, expire_all, ifelse and oxend_request are not
-            # implemented yet (groups v2 comes later); they answer 400 "no method".
+            "revoke_subaccount": lambda p: group_rules.change_revocations(self, p, revoke=True),
+            "unrevoke_subaccount": lambda p: group_rules.change_revocations(self, p, revoke=False),
+            # delete_before, expire_all, revoked_subaccounts, ifelse and oxend_request are not
+            # implemented; they answer 400 "no method".
         }
 
     # --- identity -----------------------------------------------------------------------
@@ -172,18 +180,24 @@ class StorageNode:
         if not self.up and request.transport is not None:
             # A "down" node also drops connections that were kept alive before it went down.
             request.transport.abort()
+        raw = await request.read()
+        self.bytes_in += len(raw)
         try:
-            body = json.loads(await request.read())
+            body = json.loads(raw)
         except ValueError:
             return web.Response(status=400, text="invalid json")
         if not isinstance(body, dict) or not isinstance(body.get("method"), str):
             return web.Response(status=400, text="invalid json: no `method` field")
         if not isinstance(body.get("params"), dict):
             return web.Response(status=400, text="invalid json: no `params` field")
+        self.http_requests[body["method"]] += 1
         status, out = self.call(body["method"], body["params"])
         if isinstance(out, str):
+            self.bytes_out += len(out.encode())
             return web.Response(status=status, text=out)
-        return web.json_response(out, status=status)
+        text = json.dumps(out)
+        self.bytes_out += len(text.encode())
+        return web.Response(status=status, text=text, content_type="application/json")
 
     def call(self, method: str, params: dict[str, Any]) -> Reply:
         """Run one method (also used for ``batch`` subrequests)."""
