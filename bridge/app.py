@@ -5,29 +5,49 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import re
+from collections import defaultdict
+from collections.abc import Coroutine
 from pathlib import Path
+from typing import Any
 
+import aiohttp
 import mautrix
-from mautrix.types import ContentURI
+from mautrix.types import ContentURI, MessageEvent, UserID
 
 import bridge
 from bridge.commands.account import PHRASE_PROMPT, account_commands, finish_phrase_login
 from bridge.commands.bot import BotController
 from bridge.commands.builtin import builtin_commands
+from bridge.commands.portals import PortalCommandDeps, portal_commands
 from bridge.commands.registry import CommandRegistry
 from bridge.config import Config
-from bridge.core.logins import LoginManager
+from bridge.core.communities import Communities
+from bridge.core.community_inbound import CommunityInbound
+from bridge.core.community_outbound import POST_KIND, CommunityOutbound
+from bridge.core.downloads import AllowedDownloads
+from bridge.core.ghosts import GhostManager
+from bridge.core.logins import Login, LoginManager
 from bridge.core.matrix_inbox import MatrixInbox
+from bridge.core.outbox_sender import OutboxSender
+from bridge.core.portal_events import PortalEvents
+from bridge.core.portal_rooms import PortalRooms
 from bridge.core.prompts import Prompts
 from bridge.core.router import MatrixEventRouter
 from bridge.core.secrets import SeedVault, parse_secrets_key
 from bridge.db import migrate
 from bridge.db.engine import Database
+from bridge.db.repos.cursors import CursorRepo
+from bridge.db.repos.ghosts import GhostRepo
 from bridge.db.repos.inbox import MatrixInboxRepo
+from bridge.db.repos.messages import MessageRepo
+from bridge.db.repos.outbox import OutboxRepo
+from bridge.db.repos.portals import PortalRepo
 from bridge.db.repos.users import UserRepo
 from bridge.matrix.appservice import BridgeAppService
 from bridge.matrix.startup import check_bot, ping_homeserver, wait_for_homeserver
 from bridge.registration import ghost_user_regex
+from bridge.session.files import FileServerClient
 
 log = logging.getLogger("bridge.app")
 
@@ -53,13 +73,17 @@ class UserManagementRooms:
 
 
 class BridgeApp:
-    """The running bridge: database, appservice endpoint, Matrix inbox and bot."""
+    """The running bridge: database, appservice endpoint, Matrix inbox, bot and portals."""
 
     def __init__(self, config: Config, *, homeserver_timeout: float = 60.0) -> None:
         self.config = config
         self.homeserver_timeout = homeserver_timeout
         self.db = Database.from_url(config.database.url)
         self.users = UserRepo(self.db)
+        self.portals = PortalRepo(self.db)
+        self.messages = MessageRepo(self.db)
+        self.cursors = CursorRepo(self.db)
+        self.outbox = OutboxRepo(self.db)
         self.inbox_repo = MatrixInboxRepo(self.db)
         self.logins = LoginManager(
             self.users, SeedVault(parse_secrets_key(config.bridge.secrets_key))
@@ -73,6 +97,15 @@ class BridgeApp:
         ]:
             self.registry.register(command)
         self.inbox = MatrixInbox(self.inbox_repo, self._handle_event, self._handle_ephemeral)
+        self.downloads = AllowedDownloads(self._download, [config.session.file_server])
+        self.ghosts = GhostManager(
+            repo=GhostRepo(self.db),
+            intent_for=lambda mxid: self.appservice.intent.user(UserID(mxid)),
+            username_template=config.bridge.username_template,
+            displayname_template=config.bridge.displayname_template,
+            domain=config.homeserver.domain,
+            downloader=self.downloads,
+        )
         self.appservice = BridgeAppService(
             server=config.homeserver.address,
             domain=config.homeserver.domain,
@@ -81,50 +114,135 @@ class BridgeApp:
             bot_localpart=config.appservice.bot_username,
             registration_id=config.appservice.id,
             sink=self.inbox,
+            query_user=self.ghosts.query_user,
             max_body_size=config.appservice.max_body_size,
             verify_ssl=config.homeserver.verify_ssl,
         )
+        self.ghost_pattern = re.compile(
+            ghost_user_regex(config.bridge.username_template, config.homeserver.domain)
+        )
+        self._portal_locks: defaultdict[int, asyncio.Lock] = defaultdict(asyncio.Lock)
+        self._http: aiohttp.ClientSession | None = None
+        self._files: FileServerClient | None = None
+        self._communities: Communities | None = None
         self._router: MatrixEventRouter | None = None
         self._listening = False
-        self._tasks: list[asyncio.Task[None]] = []
+        self._tasks: list[asyncio.Task[Any]] = []
 
     async def start(self) -> None:
         """Migrate, listen, self-test against the homeserver, then become ready."""
         await migrate.upgrade_to_head(self.config.database.url)
         await self.inbox_repo.prune(self.config.appservice.transaction_retention_days)
-        try:
-            await self.appservice.start(
-                self.config.appservice.hostname, self.config.appservice.port
-            )
-        except OSError as e:
-            where = f"{self.config.appservice.hostname}:{self.config.appservice.port}"
-            raise ListenFailed(f"cannot listen on {where}: {e}") from e
-        self._listening = True
+        await self._listen()
         intent = self.appservice.intent
         await wait_for_homeserver(intent, self.config.homeserver.address, self.homeserver_timeout)
         await check_bot(intent)
         bot_login = await self.logins.bot_login()
         log.info("The bot's Session ID is %s", bot_login.session_id)
-        self._build_router()
-        self._tasks.append(asyncio.create_task(self.inbox.run(), name="matrix-inbox"))
+        await self.logins.load_all()
+        self._http = aiohttp.ClientSession()
+        self._files = FileServerClient(self._http, self.config.session.file_server)
+        self._build_portals(bot_login)
+        self._spawn(self.inbox.run(), "matrix-inbox")
         await ping_homeserver(intent, self.config.appservice.id, self.config.appservice.address)
         await self._set_bot_profile()
         self.appservice.ready = True
         log.info("Bridge ready as %s", self.config.bot_mxid)
 
+    async def _listen(self) -> None:
+        hostname, port = self.config.appservice.hostname, self.config.appservice.port
+        try:
+            await self.appservice.start(hostname, port)
+        except OSError as e:
+            raise ListenFailed(f"cannot listen on {hostname}:{port}: {e}") from e
+        self._listening = True
+
+    def _spawn(self, coro: Coroutine[Any, Any, Any], name: str) -> None:
+        self._tasks.append(asyncio.create_task(coro, name=name))
+
     async def stop(self) -> None:
         self.appservice.ready = False
+        if self._communities is not None:
+            await self._communities.stop()
         for task in self._tasks:
             task.cancel()
         for task in self._tasks:
             with contextlib.suppress(asyncio.CancelledError):
                 await task
+        self._tasks.clear()
+        if self._http is not None:
+            await self._http.close()
         if self._listening:
             await self.appservice.stop()
             self._listening = False
         await self.db.close()
 
-    def _build_router(self) -> None:
+    def portal_lock(self, portal_id: int) -> asyncio.Lock:
+        """Held while a portal's Session traffic is handled, in either direction."""
+        return self._portal_locks[portal_id]
+
+    async def _download(self, url: str) -> bytes:
+        if self._files is None:
+            raise RuntimeError("download before start")
+        return await self._files.download(url)
+
+    def _build_portals(self, bot_login: Login) -> None:
+        """The Session-facing services, the portal commands and the Matrix event router."""
+        assert self._http is not None
+        bot = self.appservice.intent
+        holder: list[CommunityOutbound] = []
+        inbound = CommunityInbound(
+            ghosts=self.ghosts,
+            messages=self.messages,
+            cursors=self.cursors,
+            is_own_identity=lambda key, author: holder[0].is_own_identity(key, author),
+        )
+        self._communities = Communities(
+            http=self._http,
+            bot_identity=bot_login.identity,
+            portals=self.portals,
+            cursors=self.cursors,
+            handle_item=inbound.handle,
+            portal_lock=self.portal_lock,
+            poll_interval=self.config.session.community_poll_interval,
+        )
+        outbound = CommunityOutbound(
+            http=self._http,
+            communities=self._communities,
+            logins=self.logins,
+            bot_identity=bot_login.identity,
+            messages=self.messages,
+            outbox=self.outbox,
+            portals=self.portals,
+            ghost_pattern=self.ghost_pattern,
+            relay_template=self.config.bridge.relay.message_template,
+            portal_lock=self.portal_lock,
+        )
+        holder.append(outbound)
+        events: list[PortalEvents] = []
+        sender = OutboxSender(
+            self.outbox,
+            {POST_KIND: outbound.deliver},
+            on_failed=lambda row, reason: events[0].on_outbox_failed(row, reason),
+        )
+        events.append(
+            PortalEvents(portals=self.portals, bot=bot, communities=outbound, sender=sender)
+        )
+        deps = PortalCommandDeps(
+            rooms=PortalRooms(bot, self.portals, self.config.bot_mxid),
+            portals=self.portals,
+            communities=self._communities,
+            bot=bot,
+            is_ghost=lambda mxid: bool(self.ghost_pattern.match(mxid)),
+            intent_for=lambda mxid: bot.user(UserID(mxid)),
+        )
+        for command in portal_commands(deps):
+            self.registry.register(command)
+        self._build_router(events[0])
+        self._spawn(sender.run(), "outbox")
+        self._spawn(self._communities.start(), "communities-start")
+
+    def _build_router(self, portal_events: PortalEvents) -> None:
         bot = BotController(
             intent=self.appservice.intent,
             rooms=UserManagementRooms(self.users),
@@ -136,14 +254,17 @@ class BridgeApp:
                 PHRASE_PROMPT: lambda evt, text: finish_phrase_login(self.logins, evt, text)
             },
         )
+
+        async def on_message(event: MessageEvent) -> None:
+            if not await bot.handle_message(event):
+                await portal_events.handle_message(event)
+
         self._router = MatrixEventRouter(
             bot_mxid=self.config.bot_mxid,
-            ghost_regex=ghost_user_regex(
-                self.config.bridge.username_template, self.config.homeserver.domain
-            ),
+            ghost_regex=self.ghost_pattern.pattern,
             on_bot_invite=bot.handle_invite,
             on_bot_left=bot.handle_bot_left,
-            on_message=bot.handle_message,
+            on_message=on_message,
         )
 
     async def _handle_event(self, raw: dict[str, object]) -> None:
@@ -152,7 +273,7 @@ class BridgeApp:
         await self._router.handle(raw)
 
     async def _handle_ephemeral(self, raw: dict[str, object]) -> None:
-        log.debug("Ephemeral %s ignored (no portals yet)", raw.get("type"))
+        log.debug("Ephemeral %s not bridged yet", raw.get("type"))
 
     async def _set_bot_profile(self) -> None:
         intent = self.appservice.intent

@@ -90,11 +90,18 @@ class SessionConfig:
             "https://seed3.getsession.org:4443/json_rpc",
         ]
     )
+    # The same pins as bridge.session.snode.nodes.DEFAULT_SEEDS (a test keeps them equal).
     seed_cert_sha256: dict[str, str] = field(
         default_factory=lambda: {
-            "https://seed1.getsession.org:4443/json_rpc": "36ea0b253537988551ee856e4fd20d55011e9c8b27eaa2f34b8f32a0bdf04f2d",
-            "https://seed2.getsession.org:4443/json_rpc": "c5908dd4139acd96aedd1e45576597650809c8a5ea02af556d4853d45396e0e7",
-            "https://seed3.getsession.org:4443/json_rpc": "8a0af2c712342f22ce00e53c1601410ef8d84156aee0a9809c32f6f7efbe556e",
+            "https://seed1.getsession.org:4443/json_rpc": (
+                "36ea0b253537988551ee856e4fd20d55011e9c8b27eaa2f34b8f32a0bdf04f2d"
+            ),
+            "https://seed2.getsession.org:4443/json_rpc": (
+                "c5908dd4139acd96aedd1e45576597650809c8a5ea02af556d4853d45396e0e7"
+            ),
+            "https://seed3.getsession.org:4443/json_rpc": (
+                "8a0af2c712342f22ce00e53c1601410ef8d84156aee0a9809c32f6f7efbe556e"
+            ),
         }
     )
     file_server: str = "http://filev2.getsession.org"

@@ -36,7 +36,10 @@ FORBIDDEN = {
     "bridge.core": ("bridge.app", "bridge.commands"),
 }
 # third-party packages that belong to one layer only
-LAYER_ONLY = {"sqlalchemy": "bridge.db", "mautrix": ("bridge.matrix", "bridge.core", "bridge.commands", "bridge.app")}
+LAYER_ONLY = {
+    "sqlalchemy": "bridge.db",
+    "mautrix": ("bridge.matrix", "bridge.core", "bridge.commands", "bridge.app"),
+}
 
 
 def modules() -> list[tuple[str, set[str]]]:

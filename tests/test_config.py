@@ -112,3 +112,9 @@ def test_every_default_seed_is_pinned() -> None:
     session = Config().session
     assert set(session.seed_nodes) == set(session.seed_cert_sha256)
     assert all(len(bytes.fromhex(pin)) == 32 for pin in session.seed_cert_sha256.values())
+
+
+def test_config_pins_match_the_session_clients_defaults() -> None:
+    from bridge.session.snode.nodes import DEFAULT_SEEDS
+
+    assert {s.url: s.cert_sha256 for s in DEFAULT_SEEDS} == Config().session.seed_cert_sha256

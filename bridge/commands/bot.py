@@ -81,8 +81,8 @@ class BotController:
             if await self._rooms.get_management_room(mxid) == str(event.room_id):
                 await self._rooms.set_management_room(mxid, None)
 
-    async def handle_message(self, event: MessageEvent) -> None:
-        """Run the command in ``event``, if the message is one."""
+    async def handle_message(self, event: MessageEvent) -> bool:
+        """Run the command in ``event``; False if the message is not for the bot."""
         sender, room_id = str(event.sender), str(event.room_id)
         in_management = await self._rooms.get_management_room(sender) == room_id
         body = event.content.body or ""
@@ -106,18 +106,18 @@ class BotController:
         prompt = self._prompts.take(sender, room_id)
         if prompt is not None and prompt.kind in self._prompt_handlers:
             await self._answer_prompt(prompt.kind, event, body, reply, redact)
-            return
+            return True
         try:
             parsed = parse_command(body, self._prefix, in_management)
         except CommandRejected as e:
             await reply(str(e))
-            return
+            return True
         if parsed is None:
-            return
+            return False
         level = self.level(sender)
         if level == Level.NONE:
             await reply("You are not allowed to use this bridge.")
-            return
+            return True
         command_event = CommandEvent(
             sender=sender,
             room_id=room_id,
@@ -139,6 +139,7 @@ class BotController:
             await reply(
                 f"Sorry, `{parsed.name}` failed with an internal error; it has been logged."
             )
+        return True
 
     async def _answer_prompt(
         self,

@@ -71,6 +71,24 @@ class LoginManager:
         self._vault = vault
         self._on_login = on_login
         self._on_logout = on_logout
+        # Every login's identity by login id, for echo suppression and sending.
+        self._cache: dict[int, Login] = {}
+
+    async def load_all(self) -> None:
+        """Fill the in-memory cache with every user's login (called at startup)."""
+        for record in await self._users.list_user_logins():
+            self._cache[record.id] = self._open(record)
+
+    def cached_identities(self) -> list[Identity]:
+        """The identities of every login this process knows of."""
+        return [login.identity for login in self._cache.values()]
+
+    async def login_by_id(self, login_id: int) -> Login | None:
+        cached = self._cache.get(login_id)
+        if cached is not None:
+            return cached
+        record = await self._users.get_login(login_id)
+        return None if record is None else self._open(record)
 
     def _open(self, record: LoginRecord) -> Login:
         return Login(record, Identity.from_seed(self._vault.decrypt(record.encrypted_seed)))
@@ -105,6 +123,7 @@ class LoginManager:
         if record is None:
             raise LoginError("That Session account was just logged in by someone else.")
         login = Login(record, identity)
+        self._cache[record.id] = login
         log.info("Session login %s added for %s", login.session_id, mxid)
         await self._on_login(login)
         return login
@@ -119,6 +138,7 @@ class LoginManager:
             if session_id is not None and login.session_id != session_id.lower():
                 continue
             if await self._users.remove_login(login.record.id):
+                self._cache.pop(login.record.id, None)
                 removed.append(login.session_id)
                 await self._on_logout(login)
         return removed

@@ -34,3 +34,21 @@ async def send_notice(
         RoomID(room_id), notice_content(markdown), txn_id=txn_id
     )
     return event_id
+
+
+MSS_EVENT_TYPE = "com.beeper.message_send_status"
+
+
+def send_status_content(
+    event_id: str, *, ok: bool, reason: str = "", message: str = "", retriable: bool = False
+) -> dict[str, object]:
+    """A ``com.beeper.message_send_status`` event about ``event_id`` (matrix-side.md §3.2)."""
+    content: dict[str, object] = {
+        "m.relates_to": {"rel_type": "m.reference", "event_id": event_id},
+        "network": "session",
+        "status": "SUCCESS" if ok else ("FAIL_RETRIABLE" if retriable else "FAIL_PERMANENT"),
+    }
+    if not ok:
+        content["reason"] = reason or "m.foreign_network_error"
+        content["message"] = message
+    return content

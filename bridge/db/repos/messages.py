@@ -101,6 +101,30 @@ class MessageRepo:
             row = (await s.scalars(stmt)).one_or_none()
             return None if row is None else _message(row)
 
+    async def find_by_author_time(
+        self,
+        portal_id: int,
+        sender_session_id: str,
+        timestamp: int,
+        *,
+        tx: AsyncSession | None = None,
+    ) -> MessageRecord | None:
+        """The first part of the message ``sender_session_id`` sent at ``timestamp`` (ms): how
+        Session quotes, reactions and unsends name their target."""
+        stmt = (
+            select_fresh(Message)
+            .where(
+                Message.portal_id == portal_id,
+                Message.sender_session_id == sender_session_id,
+                Message.timestamp == timestamp,
+            )
+            .order_by(Message.part)
+            .limit(1)
+        )
+        async with self._db.use(tx) as s:
+            row = (await s.scalars(stmt)).one_or_none()
+            return None if row is None else _message(row)
+
     async def get_parts(
         self, portal_id: int, session_key: str, *, tx: AsyncSession | None = None
     ) -> list[MessageRecord]:

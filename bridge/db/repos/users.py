@@ -123,6 +123,16 @@ class UserRepo:
         async with self._db.use(tx) as s:
             return [_login(row) for row in await s.scalars(stmt)]
 
+    async def list_user_logins(self, *, tx: AsyncSession | None = None) -> list[LoginRecord]:
+        """Every Matrix user's login (not the bot's), oldest first."""
+        stmt = (
+            select_fresh(SessionLogin)
+            .where(SessionLogin.is_bot.is_(False))
+            .order_by(SessionLogin.id)
+        )
+        async with self._db.use(tx) as s:
+            return [_login(row) for row in await s.scalars(stmt)]
+
     async def get_bot_login(self, *, tx: AsyncSession | None = None) -> LoginRecord | None:
         """The bot's own Session identity (the oldest if several), if created yet."""
         stmt = (

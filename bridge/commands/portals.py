@@ -1,0 +1,158 @@
+"""Portal commands: bridge, open, unbridge, relay."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, replace
+
+from mautrix.appservice import IntentAPI
+from mautrix.types import RoomID
+
+from bridge.commands.permissions import Level
+from bridge.commands.registry import Command, CommandEvent
+from bridge.core.communities import Communities, CommunityJoinError, community_key
+from bridge.core.portal_rooms import PortalRoomError, PortalRooms
+from bridge.db.records import PortalKind, PortalRecord
+from bridge.db.repos.portals import PortalRepo
+from bridge.matrix.rooms import Channel
+
+SECTION = "Portals"
+
+
+@dataclass(frozen=True)
+class PortalCommandDeps:
+    rooms: PortalRooms
+    portals: PortalRepo
+    communities: Communities
+    bot: IntentAPI
+    is_ghost: Callable[[str], bool]
+    intent_for: Callable[[str], IntentAPI]
+
+
+async def _resolve_channel(deps: PortalCommandDeps, url: str) -> tuple[str, Channel, str]:
+    server, token, info = await deps.communities.lookup(url)
+    channel = Channel(
+        id=token,
+        displayname=info.name or token,
+        network_id=server.base_url.split("://", 1)[-1],
+        network_name=server.base_url,
+        external_url=server.room_url(token),
+    )
+    return community_key(server, token), channel, info.description
+
+
+def portal_commands(deps: PortalCommandDeps) -> list[Command]:
+    """Bridging community rooms into Matrix rooms and managing those portals."""
+
+    async def needs_url(evt: CommandEvent) -> str | None:
+        if len(evt.args) != 1:
+            await evt.reply(f"Give the community URL: `{evt.name} https://host/room?public_key=…`")
+            return None
+        return evt.args[0]
+
+    async def bridge_cmd(evt: CommandEvent) -> None:
+        url = await needs_url(evt)
+        if url is None:
+            return
+        if evt.in_management_room:
+            await evt.reply("Run `bridge` in the room to bridge, or use `open` to get a new room.")
+            return
+        if not await deps.rooms.is_room_admin(evt.room_id, evt.sender):
+            await evt.reply("Only an admin of this room can bridge it.")
+            return
+        try:
+            key, channel, _ = await _resolve_channel(deps, url)
+            portal = await deps.rooms.attach(evt.room_id, PortalKind.COMMUNITY, key, channel)
+            await deps.communities.follow(portal)
+        except (CommunityJoinError, PortalRoomError) as e:
+            await evt.reply(str(e))
+            return
+        await evt.reply(
+            f"This room is now bridged to the Session community room **{channel.displayname}**."
+        )
+
+    async def open_cmd(evt: CommandEvent) -> None:
+        url = await needs_url(evt)
+        if url is None:
+            return
+        try:
+            key, channel, topic = await _resolve_channel(deps, url)
+            portal = await deps.rooms.create(
+                PortalKind.COMMUNITY, key, channel, topic=topic, invitees=[evt.sender]
+            )
+            await deps.communities.follow(portal)
+        except (CommunityJoinError, PortalRoomError) as e:
+            await evt.reply(str(e))
+            return
+        await evt.reply(
+            f"Created [{channel.displayname}](https://matrix.to/#/{portal.mxid}); I invited you."
+        )
+
+    async def current_portal(evt: CommandEvent) -> PortalRecord | None:
+        portal = await deps.portals.get_by_mxid(evt.room_id)
+        if portal is None or portal.unbridged_at is not None:
+            await evt.reply("This room is not bridged.")
+            return None
+        return portal
+
+    async def unbridge_cmd(evt: CommandEvent) -> None:
+        portal = await current_portal(evt)
+        if portal is None:
+            return
+        if evt.level < Level.ADMIN and not await deps.rooms.is_room_admin(evt.room_id, evt.sender):
+            await evt.reply("Only an admin of this room (or of the bridge) can unbridge it.")
+            return
+        if portal.kind == PortalKind.COMMUNITY:
+            deps.communities.unfollow(portal)
+        members = await deps.bot.get_joined_members(RoomID(evt.room_id))
+        ghosts = [deps.intent_for(str(m)) for m in members if deps.is_ghost(str(m))]
+        await deps.rooms.detach(portal, ghosts)
+        await evt.reply("This room is no longer bridged. Its history stays here.")
+
+    async def relay_cmd(evt: CommandEvent) -> None:
+        if evt.args not in (("on",), ("off",)):
+            await evt.reply("Use `relay on` or `relay off`.")
+            return
+        portal = await current_portal(evt)
+        if portal is None:
+            return
+        on = evt.args[0] == "on"
+        await deps.portals.update(replace(portal, relay_enabled=on))
+        if on:
+            await evt.reply(
+                "Relay is on: messages of people without a Session login are sent through "
+                "the bridge, with their name."
+            )
+        else:
+            await evt.reply("Relay is off: only people with a Session login are heard on Session.")
+
+    return [
+        Command(
+            "bridge",
+            SECTION,
+            "bridge this room to a community room",
+            bridge_cmd,
+            Level.USER,
+            "<community URL>",
+        ),
+        Command(
+            "open",
+            SECTION,
+            "create a new room bridged to a community room",
+            open_cmd,
+            Level.USER,
+            "<community URL>",
+        ),
+        Command("unbridge", SECTION, "stop bridging this room", unbridge_cmd, Level.USER),
+        Command(
+            "relay",
+            SECTION,
+            "relay messages of users without a Session login",
+            relay_cmd,
+            Level.ADMIN,
+            "<on|off>",
+        ),
+    ]
+
+
+__all__ = ["PortalCommandDeps", "portal_commands"]

@@ -1,0 +1,197 @@
+"""Community servers the bridge reads: one link (the bot's client and its poll loop) per server.
+
+The bot's Session identity reads every bridged room of a server with one ``/batch`` per poll
+(session-protocol.md §5.9). Each room's items are handed, in order and under the portal's lock,
+to the inbound handler; the room's seqno cursor is committed only after all of them were
+handled and recorded, so a crash re-delivers and the dedup by message id makes that harmless.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+
+import aiohttp
+
+from bridge.db.records import PortalKind, PortalRecord
+from bridge.db.repos.cursors import CursorRepo
+from bridge.db.repos.portals import PortalRepo
+from bridge.session.errors import SessionError
+from bridge.session.keys import Identity
+from bridge.session.sogs.client import CommunityClient
+from bridge.session.sogs.models import CommunityMessage, ReactionUpdate, RoomInfo
+from bridge.session.sogs.urls import CommunityServerRef, parse_community_url
+
+log = logging.getLogger("bridge.core.communities")
+
+ItemHandler = Callable[[PortalRecord, CommunityMessage | ReactionUpdate], Awaitable[None]]
+ERROR_BACKOFF_MAX_S = 60.0
+
+
+class CommunityJoinError(Exception):
+    """A community room cannot be bridged; the message is meant for the user."""
+
+
+def community_key(server: CommunityServerRef, token: str) -> str:
+    """The canonical ``portal.session_key`` of a community room."""
+    return f"{server.base_url}|{token}|{server.pubkey.hex()}"
+
+
+def parse_community_key(key: str) -> tuple[CommunityServerRef, str]:
+    base_url, token, pubkey = key.split("|")
+    return CommunityServerRef(base_url, bytes.fromhex(pubkey)), token
+
+
+class CursorRepoStore:
+    """The community client's cursor store, persisted in ``poll_cursor``."""
+
+    def __init__(self, cursors: CursorRepo) -> None:
+        self._cursors = cursors
+
+    async def get(self, server: str, stream: str) -> int:
+        record = await self._cursors.get_cursor(f"sogs:{server}", "", stream)
+        return record.seqno if record and record.seqno is not None else 0
+
+    async def set(self, server: str, stream: str, value: int) -> None:
+        await self._cursors.set_cursor(f"sogs:{server}", "", stream, seqno=value)
+
+
+@dataclass
+class ServerLink:
+    """The bot's client for one server, the portals it reads there, and its poll task."""
+
+    client: CommunityClient
+    portals: dict[str, int] = field(default_factory=dict)  # room token -> portal id
+    task: asyncio.Task[None] | None = None
+
+
+class Communities:
+    """Joins community rooms for portals and polls them."""
+
+    def __init__(
+        self,
+        *,
+        http: aiohttp.ClientSession,
+        bot_identity: Identity,
+        portals: PortalRepo,
+        cursors: CursorRepo,
+        handle_item: ItemHandler,
+        portal_lock: Callable[[int], asyncio.Lock],
+        poll_interval: float,
+    ) -> None:
+        self._http = http
+        self._bot_identity = bot_identity
+        self._portals = portals
+        self._cursor_store = CursorRepoStore(cursors)
+        self._handle_item = handle_item
+        self._portal_lock = portal_lock
+        self._poll_interval = poll_interval
+        self._links: dict[str, ServerLink] = {}
+
+    def link(self, server: CommunityServerRef) -> ServerLink:
+        link = self._links.get(server.base_url)
+        if link is None:
+            client = CommunityClient(
+                self._http, self._bot_identity, server, cursors=self._cursor_store
+            )
+            link = self._links[server.base_url] = ServerLink(client)
+        return link
+
+    def client_for(self, portal: PortalRecord) -> tuple[CommunityClient, str]:
+        """The bot's client and the room token of a community portal."""
+        server, token = parse_community_key(portal.session_key)
+        return self.link(server).client, token
+
+    async def start(self) -> None:
+        """Resume every active community portal."""
+        for portal in await self._portals.list_active(PortalKind.COMMUNITY):
+            server, token = parse_community_key(portal.session_key)
+            try:
+                await self._follow(server, token, portal.id)
+            except SessionError as e:
+                log.warning("Cannot resume community room %s: %s", portal.session_key, e)
+
+    async def stop(self) -> None:
+        tasks = [link.task for link in self._links.values() if link.task]
+        for task in tasks:
+            task.cancel()
+        for task in tasks:
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+
+    async def lookup(self, url: str) -> tuple[CommunityServerRef, str, RoomInfo]:
+        """Check a community URL against its server: :class:`CommunityJoinError` if wrong."""
+        try:
+            parsed = parse_community_url(url)
+        except SessionError as e:
+            raise CommunityJoinError(
+                f"That is not a community URL ({e}). It looks like "
+                "`https://host/room?public_key=<64 hex digits>`."
+            ) from None
+        link = self.link(parsed.server)
+        try:
+            info = await link.client.room(parsed.room)
+        except SessionError as e:
+            raise CommunityJoinError(f"The community server refused: {e}") from None
+        return parsed.server, parsed.room, info
+
+    async def follow(self, portal: PortalRecord) -> None:
+        """Start reading the community room of ``portal``."""
+        server, token = parse_community_key(portal.session_key)
+        await self._follow(server, token, portal.id)
+
+    async def _follow(self, server: CommunityServerRef, token: str, portal_id: int) -> None:
+        link = self.link(server)
+        await link.client.join(token)
+        link.portals[token] = portal_id
+        if link.task is None or link.task.done():
+            link.task = asyncio.create_task(self._poll_loop(link), name=f"sogs {server.base_url}")
+
+    def unfollow(self, portal: PortalRecord) -> None:
+        server, token = parse_community_key(portal.session_key)
+        link = self.link(server)
+        link.portals.pop(token, None)
+        link.client.leave(token)
+
+    async def _poll_loop(self, link: ServerLink) -> None:
+        failures = 0
+        while link.portals:
+            try:
+                more = await self._poll_once(link)
+                failures = 0
+            except SessionError as e:
+                failures += 1
+                delay = min(self._poll_interval * 2**failures, ERROR_BACKOFF_MAX_S)
+                log.warning("Polling %s failed (%s); retrying in %.0f s", link.client, e, delay)
+                await asyncio.sleep(delay)
+                continue
+            if not more:
+                await asyncio.sleep(self._poll_interval)
+
+    async def _poll_once(self, link: ServerLink) -> bool:
+        """One poll of every room of the server; True if a room has more waiting."""
+        result = await link.client.poll()
+        more = False
+        for token, update in result.rooms.items():
+            portal_id = link.portals.get(token)
+            if portal_id is None:
+                continue
+            if update.error is not None:
+                log.warning("Community room %s: %s", token, update.error)
+                continue
+            for bad in update.bad_items:
+                log.warning(
+                    "Dropping a malformed item in %s (%s): %s", token, bad.where, bad.error
+                )
+            portal = await self._portals.get_by_id(portal_id)
+            if portal is None or portal.unbridged_at is not None:
+                continue
+            async with self._portal_lock(portal_id):
+                for item in update.items:
+                    await self._handle_item(portal, item)
+            await link.client.commit_room(token, update.seqno)
+            more = more or update.more
+        return more

@@ -1,0 +1,173 @@
+"""Community messages into Matrix (Session → Matrix) for community portals.
+
+Dedup (design.md §4): a new message is keyed by its server message id; an edit or deletion by
+(id, seqno), since the server gives every change a new seqno. The Matrix send uses a
+transaction id derived from the same key, so a re-delivery after a crash between the send and
+the database commit returns the first event instead of a duplicate.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from typing import Any, cast
+
+from mautrix.appservice import IntentAPI
+from mautrix.errors import MatrixRequestError
+from mautrix.types import EventID, EventType, RoomID
+
+from bridge.core.communities import parse_community_key
+from bridge.core.convert.text_to_matrix import (
+    MentionTarget,
+    as_edit,
+    session_text_to_content,
+    with_reply,
+)
+from bridge.core.ghosts import GhostManager, GhostProfile
+from bridge.db.records import MessageRecord, PortalRecord
+from bridge.db.repos.cursors import CursorRepo
+from bridge.db.repos.messages import MessageRepo
+from bridge.matrix.send import derived_txn_id
+from bridge.session.messages import VisibleMessage
+from bridge.session.sogs.models import CommunityMessage, ReactionUpdate
+
+log = logging.getLogger("bridge.core.community_inbound")
+
+MentionResolverFactory = Callable[[], Callable[[str], MentionTarget | None]]
+
+
+class CommunityInbound:
+    """Turns community items into Matrix events sent by ghosts."""
+
+    def __init__(
+        self,
+        *,
+        ghosts: GhostManager,
+        messages: MessageRepo,
+        cursors: CursorRepo,
+        is_own_identity: Callable[[bytes, str], bool],
+    ) -> None:
+        self._ghosts = ghosts
+        self._messages = messages
+        self._cursors = cursors
+        self._is_own_identity = is_own_identity
+
+    async def handle(self, portal: PortalRecord, item: CommunityMessage | ReactionUpdate) -> None:
+        """Bridge one item; bad or unsupported ones are logged in one line and dropped."""
+        if portal.mxid is None:
+            return
+        if isinstance(item, ReactionUpdate):
+            log.debug("Reactions on %s/%d not bridged yet", item.room, item.id)
+            return
+        existing = await self._messages.get_by_session_key(portal.id, str(item.id))
+        if item.deleted:
+            await self._handle_delete(portal, item, existing)
+        elif item.error is not None:
+            log.warning("Dropping community message %s/%d: %s", item.room, item.id, item.error)
+        elif not isinstance(item.content, VisibleMessage):
+            kind = type(item.content).__name__
+            log.info("Community message %s/%d of kind %s not bridged", item.room, item.id, kind)
+        elif existing is None:
+            await self._handle_new(portal, item, item.content)
+        elif item.edited is not None:
+            await self._handle_edit(portal, item, item.content, existing)
+
+    def _resolver(self) -> Callable[[str], MentionTarget | None]:
+        def resolve(session_id: str) -> MentionTarget | None:
+            return MentionTarget(self._ghosts.mxid_for(session_id), session_id[:10])
+
+        return resolve
+
+    async def _handle_new(
+        self, portal: PortalRecord, item: CommunityMessage, message: VisibleMessage
+    ) -> None:
+        author = str(item.author) if item.author else ""
+        server, _ = parse_community_key(portal.session_key)
+        if self._is_own_identity(server.pubkey, author):
+            # A Matrix user's post (or a relayed one) coming back: it already has its mapping
+            # unless the bridge crashed between posting and recording; never bridge it back.
+            log.debug("Skipping our own post %s/%d", item.room, item.id)
+            return
+        ghost = await self._ghosts.ensure(author, GhostProfile.from_session(message.profile))
+        content = session_text_to_content(
+            message.body or "", self._resolver(), sender_mxid=ghost.mxid
+        )
+        if message.quote is not None:
+            quoted = await self._find_quoted(portal, message)
+            if quoted is not None:
+                content = with_reply(
+                    content, quoted.mxid, replied_mxid=quoted.sender_mxid, sender_mxid=ghost.mxid
+                )
+        if not content["body"] and not message.attachments:
+            log.info("Empty community message %s/%d not bridged", item.room, item.id)
+            return
+        event_id = await self._send(ghost.intent, portal, content, f"new:{item.id}", item)
+        await self._messages.add_message(
+            portal.id,
+            str(event_id),
+            str(item.id),
+            # The sent timestamp is how quotes and reactions name this message later.
+            timestamp=message.sig_timestamp or int(item.posted * 1000),
+            sender_session_id=author,
+        )
+
+    async def _find_quoted(
+        self, portal: PortalRecord, message: VisibleMessage
+    ) -> MessageRecord | None:
+        # Community quotes name the quoted post by (author, sent timestamp) (§2.5); the bridge
+        # keys community posts by server id, so look up by author and time.
+        quote = message.quote
+        if quote is None:
+            return None
+        return await self._messages.find_by_author_time(portal.id, quote.author, quote.timestamp)
+
+    async def _handle_edit(
+        self,
+        portal: PortalRecord,
+        item: CommunityMessage,
+        message: VisibleMessage,
+        existing: MessageRecord,
+    ) -> None:
+        key = f"sogs-edit:{portal.id}:{item.id}:{item.seqno}"
+        if await self._cursors.is_processed(key):
+            return
+        author = str(item.author) if item.author else ""
+        ghost = await self._ghosts.ensure(author, GhostProfile.from_session(message.profile))
+        new = session_text_to_content(message.body or "", self._resolver(), sender_mxid=ghost.mxid)
+        await self._send(ghost.intent, portal, as_edit(new, existing.mxid), key, item)
+        await self._cursors.claim_inbound(key, portal_id=portal.id)
+
+    async def _handle_delete(
+        self, portal: PortalRecord, item: CommunityMessage, existing: MessageRecord | None
+    ) -> None:
+        if existing is None or portal.mxid is None:
+            return
+        key = f"sogs-delete:{portal.id}:{item.id}"
+        if await self._cursors.is_processed(key):
+            return
+        sender = existing.sender_session_id
+        intent = (await self._ghosts.ensure(sender)).intent if sender else None
+        if intent is not None:
+            try:
+                await intent.redact(RoomID(portal.mxid), EventID(existing.mxid), reason="Deleted")
+            except MatrixRequestError as e:
+                log.warning("Could not redact %s: %s", existing.mxid, e)
+        await self._cursors.claim_inbound(key, portal_id=portal.id)
+
+    async def _send(
+        self,
+        intent: IntentAPI,
+        portal: PortalRecord,
+        content: dict[str, Any],
+        purpose: str,
+        item: CommunityMessage,
+    ) -> EventID:
+        assert portal.mxid is not None
+        event_id: EventID = await intent.send_message_event(
+            RoomID(portal.mxid),
+            EventType.ROOM_MESSAGE,
+            cast(Any, content),  # mautrix serializes plain dicts as they are
+            txn_id=derived_txn_id("sogs", f"{portal.id}:{purpose}"),
+            timestamp=int((item.edited or item.posted) * 1000),
+        )
+        return event_id

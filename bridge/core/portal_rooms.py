@@ -1,0 +1,150 @@
+"""Matrix rooms of portals: creating, attaching to an existing room, detaching.
+
+Every portal carries the bridge-info state under both event types (matrix-side.md §3.1);
+encrypted rooms are refused until end-to-bridge encryption exists (design.md §5).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+
+from mautrix.appservice import IntentAPI
+from mautrix.errors import IntentError, MatrixRequestError, MNotFound
+from mautrix.types import (
+    EventType,
+    PowerLevelStateEventContent,
+    RoomCreatePreset,
+    RoomID,
+    StateEvent,
+    UserID,
+)
+
+from bridge.db.records import PortalKind, PortalRecord
+from bridge.db.repos.portals import PortalRepo
+from bridge.matrix.rooms import (
+    BRIDGE_INFO_TYPES,
+    Channel,
+    bridge_info_content,
+    bridge_info_state_key,
+    portal_power_levels,
+)
+
+log = logging.getLogger("bridge.core.portal_rooms")
+
+PROTOCOL = {"id": "session", "displayname": "Session"}
+
+
+class PortalRoomError(Exception):
+    """A room cannot become (or stop being) a portal; the message is meant for the user."""
+
+
+class PortalRooms:
+    """Creates and attaches portal rooms as the bridge bot."""
+
+    def __init__(self, bot: IntentAPI, portals: PortalRepo, bot_mxid: str) -> None:
+        self._bot = bot
+        self._portals = portals
+        self._bot_mxid = bot_mxid
+
+    async def is_encrypted(self, room_id: str) -> bool:
+        try:
+            await self._bot.get_state_event(RoomID(room_id), EventType.ROOM_ENCRYPTION)
+        except MNotFound:
+            return False
+        return True
+
+    async def is_room_admin(self, room_id: str, mxid: str) -> bool:
+        """Whether ``mxid`` may change the room's power levels (a room admin)."""
+        levels = await self._power_levels(room_id)
+        # In room v12 the creators have unlimited power and are not listed in ``users``.
+        create = await self._bot.get_state_event(
+            RoomID(room_id), EventType.ROOM_CREATE, format="event"
+        )
+        needed = levels.get_event_level(EventType.ROOM_POWER_LEVELS)
+        creator = create if isinstance(create, StateEvent) else None
+        return levels.get_user_level(UserID(mxid), creator) >= needed
+
+    async def _power_levels(self, room_id: str) -> PowerLevelStateEventContent:
+        content = await self._bot.get_state_event(RoomID(room_id), EventType.ROOM_POWER_LEVELS)
+        assert isinstance(content, PowerLevelStateEventContent)
+        return content
+
+    async def send_bridge_info(self, room_id: str, channel: Channel) -> None:
+        content = bridge_info_content(self._bot_mxid, PROTOCOL, channel)
+        state_key = bridge_info_state_key(PROTOCOL["id"], channel)
+        for event_type in BRIDGE_INFO_TYPES:
+            await self._bot.send_state_event(
+                RoomID(room_id),
+                EventType.find(event_type, EventType.Class.STATE),
+                content,
+                state_key,
+            )
+
+    async def create(
+        self,
+        kind: PortalKind,
+        session_key: str,
+        channel: Channel,
+        *,
+        topic: str = "",
+        invitees: Sequence[str] = (),
+    ) -> PortalRecord:
+        """A new room for the portal (kind, session_key), with the users invited."""
+        portal = await self._portals.get_or_create(kind, session_key, name=channel.displayname)
+        if portal.mxid and portal.unbridged_at is None:
+            raise PortalRoomError(f"That is already bridged to {portal.mxid}.")
+        info = bridge_info_content(self._bot_mxid, PROTOCOL, channel)
+        state_key = bridge_info_state_key(PROTOCOL["id"], channel)
+        room_id = await self._bot.create_room(
+            name=channel.displayname,
+            topic=topic,
+            preset=RoomCreatePreset.PRIVATE,
+            invitees=[UserID(m) for m in invitees],
+            power_level_override=portal_power_levels(self._bot_mxid),
+            initial_state=[
+                *({"type": t, "state_key": state_key, "content": info} for t in BRIDGE_INFO_TYPES),
+                {
+                    "type": "io.element.functional_members",
+                    "state_key": "",
+                    "content": {"service_members": [self._bot_mxid]},
+                },
+            ],
+        )
+        log.info("Created portal room %s for %s %s", room_id, kind, session_key)
+        return await self._portals.set_mxid(portal.id, str(room_id))
+
+    async def attach(
+        self, room_id: str, kind: PortalKind, session_key: str, channel: Channel
+    ) -> PortalRecord:
+        """Make the existing ``room_id`` the portal of (kind, session_key)."""
+        if await self.is_encrypted(room_id):
+            raise PortalRoomError(
+                "This room is encrypted, and the bridge cannot read encrypted rooms yet. "
+                "Use an unencrypted room, or `open` to let me create one."
+            )
+        if (
+            existing := await self._portals.get_by_mxid(room_id)
+        ) and existing.unbridged_at is None:
+            raise PortalRoomError("This room is already bridged; `unbridge` it first.")
+        portal = await self._portals.get_or_create(kind, session_key, name=channel.displayname)
+        if portal.mxid and portal.mxid != room_id and portal.unbridged_at is None:
+            raise PortalRoomError(f"That is already bridged to another room ({portal.mxid}).")
+        try:
+            await self.send_bridge_info(room_id, channel)
+        except (IntentError, MatrixRequestError) as e:
+            raise PortalRoomError(
+                "I need moderator rights in this room to bridge it (to mark it as bridged and "
+                "to let Session users in). Give me moderator rights, then run the command again."
+            ) from e
+        return await self._portals.set_mxid(portal.id, room_id)
+
+    async def detach(self, portal: PortalRecord, ghosts: Sequence[IntentAPI]) -> None:
+        """End the portal: ghosts leave, the mapping is kept for history."""
+        if portal.mxid:
+            for ghost in ghosts:
+                try:
+                    await ghost.leave_room(RoomID(portal.mxid), reason="Bridge removed")
+                except MatrixRequestError as e:
+                    log.info("Ghost %s could not leave %s: %s", ghost.mxid, portal.mxid, e)
+        await self._portals.mark_unbridged(portal.id)

@@ -1,0 +1,188 @@
+"""Community rooms bridged both ways: real Synapse, real PostgreSQL/SQLite, the devnet's
+community server, and Session users on it made with our own Session client."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from typing import Any
+
+import aiohttp
+import pytest
+from mautrix.client import Client
+from mautrix.types import EventType, RoomID, UserID
+
+from bridge.app import BridgeApp
+from bridge.config import Config
+from bridge.session.blinding import blind15_id
+from bridge.session.keys import Identity
+from bridge.session.messages import VisibleMessage
+from bridge.session.sogs.client import CommunityClient
+from bridge.session.sogs.models import CommunityMessage
+from tests.integration.conftest import MatrixUsers, messages_from, room_events, wait_for
+from tests.sessionnet.extras import start_community_and_files
+
+
+@dataclass
+class Community:
+    url: str
+    http: aiohttp.ClientSession
+
+    def member(self) -> CommunityClient:
+        client, _ = CommunityClient.from_url(self.http, Identity.generate(), self.url)
+        return client
+
+
+@pytest.fixture
+async def community() -> AsyncIterator[Community]:
+    info, cleanup = await start_community_and_files()
+    room = info["rooms"][0]
+    url = f"{info['community']}/{room}?public_key={info['community_pubkey']}"
+    async with aiohttp.ClientSession() as http:
+        yield Community(url, http)
+    await cleanup()
+
+
+async def start_bridge(config: Config, admin: str) -> BridgeApp:
+    config.bridge.permissions = {"localhost": "user", admin: "admin"}
+    config.session.community_poll_interval = 0.2
+    app = BridgeApp(config)
+    await app.start()
+    return app
+
+
+async def bridged_room(user: Client, bot: str, url: str) -> RoomID:
+    room_id = await user.create_room(invitees=[UserID(bot)])
+
+    async def joined() -> bool:
+        return UserID(bot) in await user.get_joined_members(room_id)
+
+    await wait_for(joined, "the bot to join")
+    await user.send_text(room_id, f"!session bridge {url}")
+    await bot_says(user, room_id, bot, "I need moderator rights")
+    levels = await user.get_state_event(room_id, EventType.ROOM_POWER_LEVELS)
+    levels.set_user_level(UserID(bot), 50)
+    await user.send_state_event(room_id, EventType.ROOM_POWER_LEVELS, levels)
+    await user.send_text(room_id, f"!session bridge {url}")
+    await bot_says(user, room_id, bot, "now bridged")
+    return room_id
+
+
+async def bot_says(user: Client, room_id: RoomID, bot: str, pattern: str) -> str:
+    async def find() -> str | None:
+        bodies = await messages_from(user, str(room_id), bot)
+        return next((b for b in bodies if re.search(pattern, b)), None)
+
+    return await wait_for(find, f"the bot to say {pattern!r}")
+
+
+async def session_sees(client: CommunityClient, room: str, pattern: str) -> CommunityMessage:
+    async def find() -> CommunityMessage | None:
+        for msg in await client.recent(room, 50):
+            content = msg.content
+            if isinstance(content, VisibleMessage) and re.search(pattern, content.body or ""):
+                return msg
+        return None
+
+    return await wait_for(find, f"Session to see {pattern!r}")
+
+
+async def matrix_sees(user: Client, room_id: RoomID, pattern: str) -> Any:
+    async def find() -> Any:
+        for event in await room_events(user, str(room_id)):
+            body = getattr(event.content, "body", None)
+            if str(event.type) == "m.room.message" and body and re.search(pattern, body):
+                return event
+        return None
+
+    return await wait_for(find, f"Matrix to see {pattern!r}")
+
+
+async def matrix_edit(user: Client, room_id: RoomID, new_body: str) -> dict[str, Any]:
+    """The raw content of an edit event whose new body is ``new_body``."""
+
+    async def find() -> dict[str, Any] | None:
+        for event in await room_events(user, str(room_id)):
+            content = event.content.serialize()
+            if content.get("m.new_content", {}).get("body") == new_body:
+                return content
+        return None
+
+    return await wait_for(find, f"an edit to {new_body!r}")
+
+
+async def test_community_room_bridged_both_ways(
+    bridge_config: Config, matrix_users: MatrixUsers, community: Community
+) -> None:
+    alice = await matrix_users.new("alice")
+    app = await start_bridge(bridge_config, str(alice.mxid))
+    try:
+        bot = bridge_config.bot_mxid
+        room_id = await bridged_room(alice, bot, community.url)
+        sam = community.member()
+        room = community.url.rsplit("/", 1)[1].split("?")[0]
+        await sam.join(room)
+
+        # Session -> Matrix, through a ghost of Sam's blinded id, with his name.
+        await sam.post(room, VisibleMessage(body="hello from Session", profile=None))
+        event = await matrix_sees(alice, room_id, "^hello from Session$")
+        assert re.fullmatch(r"@session_15[0-9a-f]{64}:localhost", str(event.sender))
+        assert event.content["m.mentions"] == {}
+
+        # Matrix -> Session without a login and without relay: refused, with the reason.
+        await alice.send_text(room_id, "not going anywhere")
+        await bot_says(alice, room_id, bot, "no Session login and relay is off")
+
+        # Relay on (alice is a bridge admin): her message reaches Session with her name.
+        await alice.send_text(room_id, "!session relay on")
+        await bot_says(alice, room_id, bot, "Relay is on")
+        await alice.send_text(room_id, "relayed hello")
+        relayed = await session_sees(sam, room, "relayed hello$")
+        assert relayed.content.body.endswith(": relayed hello")  # type: ignore[union-attr]
+
+        # Session edits and deletions follow.
+        posted = await sam.post(room, VisibleMessage(body="first version"))
+        await matrix_sees(alice, room_id, "^first version$")
+        await sam.edit(room, posted.id, VisibleMessage(body="second version"))
+        edit = await matrix_edit(alice, room_id, "second version")
+        assert edit["body"] == "* second version"
+    finally:
+        await app.stop()
+
+
+async def test_logged_in_user_posts_as_themselves_and_permissions_hold(
+    bridge_config: Config, matrix_users: MatrixUsers, community: Community
+) -> None:
+    alice = await matrix_users.new("alice")
+    bob = await matrix_users.new("bob")
+    app = await start_bridge(bridge_config, "@nobody:localhost")
+    # Everyone here may only talk through the relay; alice is a bridge user.
+    bridge_config.bridge.permissions.update({"localhost": "relay", str(alice.mxid): "user"})
+    try:
+        bot = bridge_config.bot_mxid
+        room_id = await bridged_room(alice, bot, community.url)
+        room = community.url.rsplit("/", 1)[1].split("?")[0]
+        login = await app.logins.create_new(str(alice.mxid))
+        await alice.send_text(room_id, "from my own account")
+        sam = community.member()
+        await sam.join(room)
+        seen = await session_sees(sam, room, "^from my own account$")
+        assert str(seen.author) == blind15_id(login.identity, sam.server.pubkey).value
+
+        # bob (relay level) can neither unbridge, nor turn relay on, nor bridge a room.
+        await alice.invite_user(room_id, bob.mxid)
+        await bob.join_room(room_id)
+        for command in ("unbridge", "relay on", f"bridge {community.url}"):
+            await bob.send_text(room_id, f"!session {command}")
+            name = command.split()[0]
+            await bot_says(alice, room_id, bot, f"not allowed to use `{name}`")
+        assert (await app.portals.get_by_mxid(str(room_id))).unbridged_at is None  # type: ignore[union-attr]
+
+        # alice unbridges her room: it stays, the mapping is kept, the bridge stops.
+        await alice.send_text(room_id, "!session unbridge")
+        await bot_says(alice, room_id, bot, "no longer bridged")
+        portal = await app.portals.get_by_mxid(str(room_id))
+        assert portal is not None and portal.unbridged_at is not None
+    finally:
+        await app.stop()
