@@ -37,6 +37,7 @@ from bridge.core.router import MatrixEventRouter
 from bridge.core.secrets import SeedVault, parse_secrets_key
 from bridge.db import migrate
 from bridge.db.engine import Database
+from bridge.db.records import PortalKind
 from bridge.db.repos.cursors import CursorRepo
 from bridge.db.repos.ghosts import GhostRepo
 from bridge.db.repos.inbox import MatrixInboxRepo
@@ -226,7 +227,12 @@ class BridgeApp:
             on_failed=lambda row, reason: events[0].on_outbox_failed(row, reason),
         )
         events.append(
-            PortalEvents(portals=self.portals, bot=bot, communities=outbound, sender=sender)
+            PortalEvents(
+                portals=self.portals,
+                bot=bot,
+                handlers={PortalKind.COMMUNITY: outbound},
+                sender=sender,
+            )
         )
         deps = PortalCommandDeps(
             rooms=PortalRooms(bot, self.portals, self.config.bot_mxid),
@@ -265,6 +271,7 @@ class BridgeApp:
             on_bot_invite=bot.handle_invite,
             on_bot_left=bot.handle_bot_left,
             on_message=on_message,
+            on_room_event=portal_events.handle_event,
         )
 
     async def _handle_event(self, raw: dict[str, object]) -> None:

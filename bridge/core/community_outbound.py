@@ -18,12 +18,15 @@ from dataclasses import dataclass
 from typing import Any
 
 import aiohttp
+from mautrix.types import MessageEvent
 
 from bridge.core.communities import Communities, parse_community_key
 from bridge.core.convert.matrix_to_text import matrix_to_session_text
 from bridge.core.convert.names import clean_name
 from bridge.core.logins import LoginManager
 from bridge.core.outbox_sender import PermanentFailure, TemporaryFailure
+from bridge.core.portal_events import Refused
+from bridge.core.router import RoomEvent
 from bridge.db.records import OutboxRecord, PortalRecord
 from bridge.db.repos.messages import MessageRepo
 from bridge.db.repos.outbox import OutboxRepo
@@ -36,13 +39,6 @@ from bridge.session.sogs.errors import CommunityError, CommunityUnreachable
 
 log = logging.getLogger("bridge.core.community_outbound")
 
-POST_KIND = "sogs_post"
-Notify = Callable[[str, str, str, str], Awaitable[None]]  # room, event, sender, reason
-
-
-class Refused(Exception):
-    """The message cannot be sent to Session; the text is for the sender."""
-
 
 @dataclass(frozen=True)
 class MatrixMessage:
@@ -52,6 +48,10 @@ class MatrixMessage:
     sender: str
     sender_name: str
     content: dict[str, Any]
+
+
+POST_KIND = "sogs_post"
+Notify = Callable[[str, str, str, str], Awaitable[None]]  # room, event, sender, reason
 
 
 class CommunityOutbound:
@@ -83,8 +83,17 @@ class CommunityOutbound:
         self._portal_lock = portal_lock
         self._clients: dict[tuple[str, str], CommunityClient] = {}
 
-    async def enqueue(self, portal: PortalRecord, message: MatrixMessage) -> None:
-        """Queue ``message`` for the portal's room, or raise :class:`Refused`."""
+    async def handle_event(self, portal: PortalRecord, event: RoomEvent) -> None:
+        """Other Matrix events in a community portal."""
+        if isinstance(event, MessageEvent):
+            raise Refused("Only text messages can be bridged to communities so far.")
+        log.debug("%s in community portal %d not bridged", event.type, portal.id)
+
+    async def handle_message(self, portal: PortalRecord, event: MessageEvent, name: str) -> None:
+        """Queue a text message for the portal's room, or raise :class:`Refused`."""
+        message = MatrixMessage(
+            str(event.event_id), str(event.sender), name, event.content.serialize()
+        )
         mine = await self._logins.logins_of(message.sender)
         converted = matrix_to_session_text(
             message.content, ghost_pattern=self._ghost_pattern, sender_name=message.sender_name

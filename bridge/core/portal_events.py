@@ -1,61 +1,124 @@
-"""Matrix events in portal rooms: hand messages to the right outbound path, and tell senders
-about messages that did not reach Session (a notice and a send-status event)."""
+"""Matrix events in portal rooms: hand them to the handler of the portal's kind, and tell
+senders about messages that did not reach Session (a notice and a send-status event)."""
 
 from __future__ import annotations
 
 import json
 import logging
-from typing import Any, cast
+from collections.abc import Awaitable, Callable, Mapping
+from typing import Any, Protocol, cast
 
 from mautrix.appservice import IntentAPI
-from mautrix.types import EventType, MessageEvent, RoomID
+from mautrix.types import EventType, MessageEvent, RoomID, StateEvent
 
-from bridge.core.community_outbound import CommunityOutbound, MatrixMessage, Refused
 from bridge.core.outbox_sender import OutboxSender
-from bridge.db.records import OutboxRecord, PortalKind
+from bridge.core.router import RoomEvent
+from bridge.db.records import OutboxRecord, PortalKind, PortalRecord
 from bridge.db.repos.portals import PortalRepo
-from bridge.matrix.send import MSS_EVENT_TYPE, derived_txn_id, notice_content, send_status_content
+from bridge.matrix.send import (
+    MSS_EVENT_TYPE,
+    derived_txn_id,
+    notice_content,
+    send_notice,
+    send_status_content,
+)
 
 log = logging.getLogger("bridge.core.portal_events")
 
 MSS = EventType.find(MSS_EVENT_TYPE, EventType.Class.MESSAGE)
 
 
+class Refused(Exception):
+    """A Matrix event cannot be sent to Session; the text is for its sender."""
+
+
+class PortalHandler(Protocol):
+    """What one kind of portal (community, direct chat, group) does with Matrix events.
+
+    Both methods raise :class:`Refused` to tell the sender why something was not bridged;
+    work that goes to Session is queued in the outbox, not sent from here.
+    """
+
+    async def handle_message(
+        self, portal: PortalRecord, event: MessageEvent, name: str
+    ) -> None: ...
+
+    async def handle_event(self, portal: PortalRecord, event: RoomEvent) -> None: ...
+
+
+NonPortalHook = Callable[[RoomEvent], Awaitable[None]]
+
+
+async def _no_hook(event: RoomEvent) -> None:
+    return None
+
+
 class PortalEvents:
-    """Routes Matrix messages of portal rooms to Session."""
+    """Routes Matrix events of portal rooms to their portal's handler."""
 
     def __init__(
         self,
         *,
         portals: PortalRepo,
         bot: IntentAPI,
-        communities: CommunityOutbound,
+        handlers: Mapping[PortalKind, PortalHandler],
         sender: OutboxSender,
+        outside_portals: NonPortalHook = _no_hook,
     ) -> None:
         self._portals = portals
         self._bot = bot
-        self._communities = communities
+        self._handlers = dict(handlers)
         self._sender = sender
+        self._outside_portals = outside_portals
+
+    async def _portal_of(self, room_id: str) -> PortalRecord | None:
+        portal = await self._portals.get_by_mxid(room_id)
+        return portal if portal is not None and portal.unbridged_at is None else None
 
     async def handle_message(self, event: MessageEvent) -> None:
-        room_id = str(event.room_id)
-        portal = await self._portals.get_by_mxid(room_id)
-        if portal is None or portal.unbridged_at is not None:
+        """A text or emote message that was not a command."""
+        portal = await self._portal_of(str(event.room_id))
+        if portal is None:
+            await self._outside_portals(event)
             return
-        sender = str(event.sender)
-        name = await self._display_name(room_id, sender)
-        message = MatrixMessage(str(event.event_id), sender, name, event.content.serialize())
+        name = await self.display_name(str(event.room_id), str(event.sender))
+        await self._run(portal, event, self._handler(portal).handle_message(portal, event, name))
+
+    async def handle_event(self, event: RoomEvent) -> None:
+        """Any other event from a real user (media, reactions, redactions, state...)."""
+        room_id = str(getattr(event, "room_id", ""))
+        portal = await self._portal_of(room_id)
+        if portal is None:
+            await self._outside_portals(event)
+            return
+        if isinstance(event, StateEvent) and event.type == EventType.ROOM_ENCRYPTION:
+            await send_notice(
+                self._bot,
+                room_id,
+                "This room is now encrypted. The bridge cannot read encrypted rooms yet, so "
+                "messages here will no longer reach Session.",
+                txn_id=derived_txn_id("encrypted", str(event.event_id)),
+            )
+            return
+        await self._run(portal, event, self._handler(portal).handle_event(portal, event))
+
+    def _handler(self, portal: PortalRecord) -> PortalHandler:
+        handler = self._handlers.get(portal.kind)
+        if handler is None:
+            return _Unsupported()
+        return handler
+
+    async def _run(self, portal: PortalRecord, event: RoomEvent, work: Awaitable[None]) -> None:
         try:
-            if portal.kind == PortalKind.COMMUNITY:
-                await self._communities.enqueue(portal, message)
-            else:
-                raise Refused("This kind of portal does not bridge messages yet.")
+            await work
         except Refused as e:
-            await self.tell_failure(room_id, str(event.event_id), sender, str(e))
+            await self.tell_failure(
+                str(portal.mxid), str(event.event_id), str(getattr(event, "sender", "")), str(e)
+            )
             return
         self._sender.wake()
 
-    async def _display_name(self, room_id: str, mxid: str) -> str:
+    async def display_name(self, room_id: str, mxid: str) -> str:
         try:
             member = await self._bot.get_room_member_info(RoomID(room_id), mxid)  # type: ignore[arg-type]
         except Exception:  # a missing name only makes the relay label plainer
@@ -68,9 +131,8 @@ class PortalEvents:
         if portal is None or portal.mxid is None or row.matrix_event_id is None:
             return
         sender = json.loads(row.payload).get("sender", "")
-        await self.tell_failure(
-            portal.mxid, row.matrix_event_id, sender, f"Not sent to Session: {reason}"
-        )
+        text = f"Not sent to Session: {reason}"
+        await self.tell_failure(portal.mxid, row.matrix_event_id, sender, text)
 
     async def tell_failure(self, room_id: str, event_id: str, sender: str, text: str) -> None:
         """An ``m.notice`` (mentioning the sender) and a failed send-status for ``event_id``."""
@@ -88,3 +150,11 @@ class PortalEvents:
             cast(Any, status),  # mautrix serializes plain dicts as they are
             txn_id=derived_txn_id("mss", event_id),
         )
+
+
+class _Unsupported:
+    async def handle_message(self, portal: PortalRecord, event: MessageEvent, name: str) -> None:
+        raise Refused(f"{portal.kind} portals do not bridge messages yet.")
+
+    async def handle_event(self, portal: PortalRecord, event: RoomEvent) -> None:
+        log.debug("%s in a %s portal not bridged", event.type, portal.kind)

@@ -5,15 +5,18 @@ from __future__ import annotations
 import logging
 import re
 from collections.abc import Awaitable, Callable
-from typing import Any
+from typing import Any, cast
 
 from mautrix.types import (
     Event,
     EventType,
+    GenericEvent,
     Membership,
     MemberStateEventContent,
     MessageEvent,
     MessageType,
+    ReactionEvent,
+    RedactionEvent,
     SerializerError,
     StateEvent,
 )
@@ -23,6 +26,14 @@ log = logging.getLogger("bridge.core.router")
 InviteHandler = Callable[[StateEvent], Awaitable[None]]
 BotLeftHandler = Callable[[StateEvent], Awaitable[None]]
 MessageHandler = Callable[[MessageEvent], Awaitable[None]]
+# mautrix's ``Event`` is a NewType over a union, so its members do not convert to it; this is
+# the union of what reaches portal handlers.
+RoomEvent = MessageEvent | StateEvent | ReactionEvent | RedactionEvent | GenericEvent
+EventHandler = Callable[[RoomEvent], Awaitable[None]]
+
+
+async def _ignore(event: RoomEvent) -> None:
+    return None
 
 
 def parse_event(raw: dict[str, Any]) -> Event | None:
@@ -51,12 +62,14 @@ class MatrixEventRouter:
         on_bot_invite: InviteHandler,
         on_bot_left: BotLeftHandler,
         on_message: MessageHandler,
+        on_room_event: EventHandler = _ignore,
     ) -> None:
         self._bot_mxid = bot_mxid
         self._ghost = re.compile(ghost_regex)
         self._on_bot_invite = on_bot_invite
         self._on_bot_left = on_bot_left
         self._on_message = on_message
+        self._on_room_event = on_room_event
 
     def is_bridge_user(self, mxid: str) -> bool:
         """The bot or one of our ghosts: their events are echoes of our own sends."""
@@ -76,9 +89,16 @@ class MatrixEventRouter:
             MessageType.EMOTE,
         ):
             await self._on_message(event)
+        else:
+            # Media, reactions, redactions, edits of other kinds, encryption: the portals' part.
+            await self._on_room_event(cast(RoomEvent, event))
 
     async def _handle_member(self, event: StateEvent) -> None:
-        if event.state_key != self._bot_mxid or self.is_bridge_user(str(event.sender)):
+        if self.is_bridge_user(str(event.sender)):
+            return
+        if event.state_key != self._bot_mxid:
+            # Someone invites a ghost (a direct chat started from Matrix), leaves a portal...
+            await self._on_room_event(event)
             return
         if not isinstance(event.content, MemberStateEventContent):
             return
