@@ -184,3 +184,17 @@ async def test_prune_done(
     assert await repos.outbox.get(done.id) is None
     assert await repos.outbox.get(failed.id) is not None
     assert await repos.outbox.get(recent.id) is not None
+
+
+async def test_enqueue_once_per_dedup_key(repos: Repositories) -> None:
+    portal = await repos.portals.get_or_create(PortalKind.COMMUNITY, "https://s|r|00")
+    first = await repos.outbox.enqueue_once("mx:$e1", portal.id, "post", "{}")
+    again = await repos.outbox.enqueue_once("mx:$e1", portal.id, "post", "{}")
+    other = await repos.outbox.enqueue_once("mx:$e2", portal.id, "post", "{}")
+    assert first is not None and other is not None and again is None
+    assert await repos.outbox.count_by_status() == {
+        OutboxStatus.PENDING: 2,
+        OutboxStatus.SENDING: 0,
+        OutboxStatus.DONE: 0,
+        OutboxStatus.FAILED: 0,
+    }

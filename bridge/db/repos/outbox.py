@@ -14,9 +14,9 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import aliased
 
 from bridge.db.engine import Database
-from bridge.db.models import Outbox
+from bridge.db.models import InboundDedup, Outbox
 from bridge.db.records import OutboxRecord, OutboxStatus, now_ms
-from bridge.db.repos._sql import Clock, execute_count, select_fresh
+from bridge.db.repos._sql import Clock, execute_count, insert_ignore, select_fresh
 
 log = logging.getLogger("bridge.db.repos.outbox")
 
@@ -59,6 +59,34 @@ class OutboxRepo:
         tx: AsyncSession | None = None,
     ) -> OutboxRecord:
         """Add a pending delivery (``payload`` is JSON text), due now or at ``not_before``."""
+        record = await self.enqueue_once(
+            None,
+            portal_id,
+            kind,
+            payload,
+            login_id=login_id,
+            matrix_event_id=matrix_event_id,
+            not_before=not_before,
+            tx=tx,
+        )
+        assert record is not None
+        return record
+
+    async def enqueue_once(
+        self,
+        dedup_key: str | None,
+        portal_id: int,
+        kind: str,
+        payload: str,
+        *,
+        login_id: int | None = None,
+        matrix_event_id: str | None = None,
+        not_before: int | None = None,
+        tx: AsyncSession | None = None,
+    ) -> OutboxRecord | None:
+        """Like :meth:`enqueue`, but only once per ``dedup_key`` (kept in ``inbound_dedup``, in
+        the same transaction): a Matrix event handled again after a crash queues nothing.
+        Returns None for a duplicate."""
         now = self._clock()
         row = Outbox(
             portal_id=portal_id,
@@ -74,6 +102,10 @@ class OutboxRepo:
             updated_at=now,
         )
         async with self._db.use(tx) as s:
+            if dedup_key is not None:
+                claim = {"key": dedup_key, "portal_id": portal_id, "processed_at": now}
+                if await execute_count(s, insert_ignore(s, InboundDedup, claim)) != 1:
+                    return None
             s.add(row)
             await s.flush()
             return _record(row)
