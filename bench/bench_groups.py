@@ -7,7 +7,9 @@ Run: ``.venv/bin/python -m bench.bench_groups``. Prints; never asserts.
   primitives a group message needs (groups-v2.md §4.2); the ratio shows what bencode, zstd,
   Envelope/Content parsing and the X25519 conversion add.
 * Poll cycle: one member polling N groups; a node takes at most 20 sub-requests per batch, so
-  the expected count is ``sum over swarms of ceil(groups_on_swarm / 4)`` batches per cycle.
+  the expected count is ``sum over swarms of ceil(groups_on_swarm / 4)`` batches per cycle,
+  ``ceil(6 n / 20)`` in the hourly cycle that extends expiries, and 1/24 of the active count
+  on average for groups quiet for over a week (desktop polls those every 2 minutes).
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ from __future__ import annotations
 import asyncio
 import math
 import time
+from collections.abc import Callable
 
 import nacl.bindings as sodium
 from nacl.signing import SigningKey
@@ -23,7 +26,8 @@ from bridge.session.groups.group_messages import decrypt_group_message, encrypt_
 from bridge.session.groups.group_state import GroupState
 from bridge.session.groups.member_send import request_signer
 from bridge.session.groups.members import Member, SendStatus
-from bridge.session.groups.poller import GROUPS_PER_BATCH, GroupPoller
+from bridge.session.groups.poll_plan import DESKTOP_SCHEDULE, GROUPS_PER_BATCH
+from bridge.session.groups.poller import GroupPoller
 from bridge.session.groups.store import MemoryGroupStore
 from bridge.session.groups.subaccount import make_member_auth_data
 from bridge.session.keys import Identity
@@ -35,6 +39,7 @@ from tests.sessionnet.storage import StorageNode
 ROUNDS = 2000
 GROUP_COUNTS = (1, 10, 100)
 CYCLES = 10
+QUIET_CYCLES = 24  # 2 minutes of 5-s cycles
 
 
 def _per_op_us(fn: object, rounds: int = ROUNDS) -> float:
@@ -70,15 +75,34 @@ def bench_decrypt() -> None:
     print(f"  floor (XChaCha + verify) {bare:7.1f} µs/msg   ratio {full / bare:.2f}x")
 
 
+class _Clock:
+    """The poller's scheduling clock: network time plus a hand-moved offset."""
+
+    def __init__(self, base: Callable[[], int]) -> None:
+        self.base, self.offset = base, 0
+
+    def __call__(self) -> int:
+        return self.base() + self.offset
+
+
 async def bench_poll() -> None:
-    """Requests and bytes per poll cycle of one member in N groups."""
+    """Requests and bytes per poll cycle of one member in N groups.
+
+    * cycle 1: discovers keys/configs; cycle 2: + the hourly expire of each group (6 sub-
+      requests per group, ``ceil(6n/20)`` batches per swarm); then steady cycles (5 per group,
+      ``ceil(n/4)`` per swarm) for active groups;
+    * quiet groups (> 7 days without messages) under desktop's schedule: polled every 2 min,
+      i.e. once per 24 cycles of 5 s — the average requests per cycle over 2 minutes.
+    """
     async with dm_world() as world:
         admin_dm = await world.client(start=False)
         member = Identity.generate()
         for count in GROUP_COUNTS:
             store = MemoryGroupStore()
-            poller = GroupPoller(world.snode, store)
+            clock = _Clock(world.snode.clock.now_ms)
+            poller = GroupPoller(world.snode, store, schedule=DESKTOP_SCHEDULE, now_ms=clock)
             per_swarm: dict[int, int] = {}
+            signers = []
             for i in range(count):
                 admin = await DevnetGroupAdmin.create(
                     world.snode, admin_dm, Identity.generate(), f"g{i}"
@@ -90,32 +114,59 @@ async def bench_poll() -> None:
                 await admin.post(VisibleMessage(body="hello"))
                 auth_data = make_member_auth_data(admin.group.seed, member.session_id)
                 signer = request_signer(member, admin.group_id, auth_data=auth_data)
+                signers.append((admin.group_id, signer))
                 await poller.add(GroupState(admin.group_id, member), signer)
                 swarm = world.net.swarm_for(admin.group_id.value).swarm_id
                 per_swarm[swarm] = per_swarm.get(swarm, 0) + 1
             nodes = world.net.nodes
-            snap = [(n.http_requests["batch"], n.bytes_in, n.bytes_out) for n in nodes]
-            start = time.perf_counter()
-            events = await poller.poll_once()
-            first_ms = (time.perf_counter() - start) * 1000
-            for event in events:
-                if hasattr(event, "hash"):
-                    await poller.ack(event)  # type: ignore[arg-type]
-            first = _diff(nodes, snap)
-            snap = [(n.http_requests["batch"], n.bytes_in, n.bytes_out) for n in nodes]
+            rows = []
+            for label in ("first cycle", "+ expire"):
+                snap = _snap(nodes)
+                start = time.perf_counter()
+                events = await poller.poll_once()
+                ms = (time.perf_counter() - start) * 1000
+                for event in events:
+                    if hasattr(event, "hash"):
+                        await poller.ack(event)  # type: ignore[arg-type]
+                rows.append((label, _diff(nodes, snap), ms))
+            snap = _snap(nodes)
             start = time.perf_counter()
             for _ in range(CYCLES):
                 await poller.poll_once()
             idle_ms = (time.perf_counter() - start) * 1000 / CYCLES
-            idle = [v / CYCLES for v in _diff(nodes, snap)]
-            expected = sum(math.ceil(n / GROUPS_PER_BATCH) for n in per_swarm.values())
-            print(
-                f"{count:4d} groups ({len(per_swarm)} swarms): first cycle "
-                f"{first[0]:.0f} req, {first[1] / 1024:.1f} KiB up, {first[2] / 1024:.1f} KiB "
-                f"down, {first_ms:.0f} ms; idle cycle {idle[0]:.1f} req "
-                f"(expected {expected}), {idle[1] / 1024:.1f} KiB up, "
-                f"{idle[2] / 1024:.1f} KiB down, {idle_ms:.1f} ms"
+            rows.append(("active idle", [v / CYCLES for v in _diff(nodes, snap)], idle_ms))
+            # The same groups 10 days later without a message: desktop polls them every 2 min.
+            clock.offset = 10 * 86_400_000
+            quiet = GroupPoller(world.snode, store, schedule=DESKTOP_SCHEDULE, now_ms=clock)
+            for gid, signer in signers:
+                state = GroupState(gid, member)
+                await quiet.add(state, signer, active_ms=clock() - 10 * 86_400_000)
+            await quiet.poll_once()
+            await quiet.poll_once()  # the extensions
+            snap = _snap(nodes)
+            start = time.perf_counter()
+            for _ in range(QUIET_CYCLES):
+                clock.offset += 5_000
+                await quiet.poll_once()
+            quiet_ms = (time.perf_counter() - start) * 1000 / QUIET_CYCLES
+            rows.append(
+                ("quiet (avg/5 s)", [v / QUIET_CYCLES for v in _diff(nodes, snap)], quiet_ms)
             )
+            expected = sum(math.ceil(n / GROUPS_PER_BATCH) for n in per_swarm.values())
+            with_expire = sum(math.ceil(6 * n / 20) for n in per_swarm.values())
+            print(
+                f"{count:4d} groups ({len(per_swarm)} swarms): expected {expected} req/cycle "
+                f"active, {with_expire} in an expire cycle, {expected / 24:.2f} quiet"
+            )
+            for label, (req, up, down), ms in rows:
+                print(
+                    f"     {label:16s} {req:6.2f} req  {up / 1024:8.1f} KiB up "
+                    f"{down / 1024:8.1f} KiB down  {ms:7.1f} ms"
+                )
+
+
+def _snap(nodes: list[StorageNode]) -> list[tuple[int, int, int]]:
+    return [(n.http_requests["batch"], n.bytes_in, n.bytes_out) for n in nodes]
 
 
 def _diff(nodes: list[StorageNode], snap: list[tuple[int, int, int]]) -> list[float]:

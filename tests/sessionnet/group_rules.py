@@ -9,6 +9,8 @@
 * Namespace rules of §6.1 for subaccounts of 03 accounts: ``store`` only into ns 11. The real
   v2.8 node would also take WRITE tokens on 12 (clients ignore such unsigned keys data, §6.1);
   the devnet refuses it, which no correct client notices.
+* ``expire`` needs WRITE; without DELETE a token cannot ``shorten`` (400) and its plain
+  expiries are extend-only (:func:`expire_mode`, as the real node does).
 * ``revoke_subaccount`` / ``unrevoke_subaccount`` are admin-only (§5.5); a node keeps the 50
   most recent revocations per account (risk #16), replicated to the live swarm members.
 
@@ -20,7 +22,7 @@ from __future__ import annotations
 import base64
 from typing import TYPE_CHECKING, Any
 
-from bridge.session.groups.subaccount import verify_subaccount_request
+from bridge.session.groups.subaccount import Flags, verify_subaccount_request
 from bridge.session.snode import auth
 from tests.sessionnet import params as P
 
@@ -33,24 +35,46 @@ REVOCATION_LIMIT = 50
 SUBACCOUNT_STORE_NAMESPACES = {"03": frozenset({11})}
 
 
-def authenticate(node: StorageNode, method: str, p: dict[str, Any]) -> None:
+def authenticate(node: StorageNode, method: str, p: dict[str, Any]) -> Flags | None:
     """Verify a signed request as owner/admin or as a subaccount; raise 400/401 errors.
 
-    Raises ``InvalidAuthParams`` (400) or ``InvalidSignature`` subclasses and ``RpcFail``
-    (401), which the node maps to its replies.
+    Returns the subaccount token's flags (``None`` for owner/admin signatures), for handlers
+    whose rules depend on them (``expire`` without DELETE, §5.4). Raises ``InvalidAuthParams``
+    (400) or ``InvalidSignature`` subclasses and ``RpcFail`` (401), which the node maps to its
+    replies.
     """
     account = P.account(p)
     if p.get("subaccount") is None:
         auth.verify_request(method, p)
-        return
+        return None
     if method in ("revoke_subaccount", "unrevoke_subaccount", "revoked_subaccounts"):
         raise P.RpcFail(401, f"{method} requires the account owner's signature")
     if p.get("pubkey_ed25519") is not None:
         raise P.bad("pubkey_ed25519 is not permitted with subaccount authentication")
-    verify_subaccount_request(method, p, node.revocations.get(account, ()))
+    flags = verify_subaccount_request(method, p, node.revocations.get(account, ()))
     allowed = SUBACCOUNT_STORE_NAMESPACES.get(account[:2])
     if method == "store" and allowed is not None and (P.namespace(p) or 0) not in allowed:
         raise P.RpcFail(401, f"store: subaccounts may not write namespace {P.namespace(p)}")
+    return flags
+
+
+def expire_mode(flags: Flags | None, p: dict[str, Any]) -> tuple[bool, bool]:
+    """``(extend_only, shorten_only)`` of an ``expire`` after authentication (§5.4 2).
+
+    As storage-server ``process_client_req(expire_msgs)``: a subaccount token without DELETE
+    may not ``shorten`` (400), and a plain expire by such a token is forced to extend-only
+    (shortening an expiry is almost a delete).
+    """
+    shorten, extend = p.get("shorten") is True, p.get("extend") is True
+    if flags is not None and Flags.DELETE not in flags:
+        if shorten:
+            raise P.RpcFail(
+                400,
+                "expire: shorten parameter cannot be used with this subaccount token "
+                "(missing delete access)",
+            )
+        extend = True
+    return extend, shorten
 
 
 def _tokens(p: dict[str, Any], key: str) -> list[bytes]:

@@ -183,11 +183,12 @@ def expire(node: StorageNode, p: dict[str, Any]) -> Reply:
     P.require_signature_fields(p)
     hashes = P.hashes(p)
     raw = p.get("expiry")
-    expiries = raw if isinstance(raw, list) else [raw]
-    if not expiries or not all(P.is_int(e) for e in expiries):
+    values: list[Any] = raw if isinstance(raw, list) else [raw]
+    if not values or not all(P.is_int(e) for e in values):
         raise P.bad("Required field 'expiry' missing")
-    if len(expiries) not in (1, len(hashes)):
+    if len(values) not in (1, len(hashes)):
         raise P.bad("expiry must be one value or one per message")
+    expiries = [int(e) for e in values]
     shorten, extend = p.get("shorten") is True, p.get("extend") is True
     if shorten and extend:
         raise P.bad("cannot specify both 'shorten' and 'extend'")
@@ -195,21 +196,32 @@ def expire(node: StorageNode, p: dict[str, Any]) -> Reply:
     now = node.now_ms()
     if any(e < now - 60_000 for e in expiries):
         raise P.RpcFail(401, "expire: timestamp should be >= current time")
-    group_rules.authenticate(node, "expire", p)
+    flags = group_rules.authenticate(node, "expire", p)
+    # Subaccounts (group members, groups-v2 §5.4): no shorten without DELETE, else extend-only.
+    extend, shorten = group_rules.expire_mode(flags, p)
     wanted = [min(now + TTL_MAXIMUM_PRIVATE_MS, e) for e in expiries]
     swarm: dict[str, Any] = {}
     for member in node.topology.swarm_for(account).nodes:
         if not member.up:
             swarm[member.pubkey_ed25519] = _failed()
             continue
-        swarm[member.pubkey_ed25519] = _expire_on(member, account, hashes, wanted, p)
+        member.db.purge(now)  # an expired message cannot be brought back
+        swarm[member.pubkey_ed25519] = _expire_on(
+            member, account, hashes, wanted, extend=extend, shorten=shorten, p=p
+        )
     return 200, node.with_misc({"swarm": swarm})
 
 
 def _expire_on(
-    member: StorageNode, account: str, hashes: list[str], wanted: list[int], p: dict[str, Any]
+    member: StorageNode,
+    account: str,
+    hashes: list[str],
+    wanted: list[int],
+    *,
+    extend: bool,
+    shorten: bool,
+    p: dict[str, Any],
 ) -> dict[str, Any]:
-    shorten, extend = p.get("shorten") is True, p.get("extend") is True
     updated: list[tuple[str, int]] = []
     unchanged: dict[str, int] = {}
     for i, h in enumerate(hashes):
@@ -232,7 +244,7 @@ def _expire_on(
         "updated": [h for h, _ in updated],
         "signature": _b64(member.sign(signed.encode())),
     }
-    if shorten or extend:
+    if p.get("shorten") is True or p.get("extend") is True:
         out["unchanged"] = unchanged
     return out
 

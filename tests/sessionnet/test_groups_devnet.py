@@ -244,18 +244,30 @@ async def test_a_hundred_groups_share_batches_per_swarm(world: DmWorld) -> None:
         await poller.add(GroupState(admin.group_id, member), signer)
         swarm = world.net.swarm_for(admin.group_id.value)
         by_swarm[swarm.swarm_id] = by_swarm.get(swarm.swarm_id, 0) + 1
-    await poller.poll_once()  # first cycle: discovers swarms
-    before = {n.pubkey_ed25519: n.http_requests["batch"] for n in world.net.nodes}
-    retrieves_before = sum(n.stats[("retrieve", 200)] for n in world.net.nodes)
-    events = await poller.poll_once()
-    assert not events  # nothing new in the second cycle
-    for swarm in world.net.swarms:
-        sent = sum(n.http_requests["batch"] - before[n.pubkey_ed25519] for n in swarm.nodes)
-        # One batch per swarm per cycle as long as it fits the node's 20 sub-request limit:
-        # 4 groups x 5 namespaces per batch.
-        assert sent == math.ceil(by_swarm.get(swarm.swarm_id, 0) / GROUPS_PER_BATCH)
-    retrieves = sum(n.stats[("retrieve", 200)] for n in world.net.nodes) - retrieves_before
-    assert retrieves == 100 * 5
+    await poller.poll_once()  # first cycle: discovers swarms, keys and configs
+
+    def counts() -> tuple[dict[str, int], int, int]:
+        nodes = world.net.nodes
+        batches = {n.pubkey_ed25519: n.http_requests["batch"] for n in nodes}
+        retrieves = sum(n.stats[("retrieve", 200)] for n in nodes)
+        return batches, retrieves, sum(n.stats[("expire", 200)] for n in nodes)
+
+    # Second cycle: the keys/config hashes are known now, so each group's hourly expiry
+    # extension (§6.2, poll_plan) rides along: 5 retrieves + 1 expire per group, packed into
+    # ceil(6 n / 20) batches per swarm. Third cycle: retrieves only, ceil(n / 4) batches.
+    for expire_per_group in (1, 0):
+        (before, retrieves_before, expires_before) = counts()
+        events = await poller.poll_once()
+        assert not events  # nothing new
+        after, retrieves, expires = counts()
+        for swarm in world.net.swarms:
+            sent = sum(after[n.pubkey_ed25519] - before[n.pubkey_ed25519] for n in swarm.nodes)
+            n = by_swarm.get(swarm.swarm_id, 0)
+            assert sent == math.ceil(n * (5 + expire_per_group) / 20)
+            if not expire_per_group:
+                assert sent == math.ceil(n / GROUPS_PER_BATCH)  # 4 groups x 5 namespaces
+        assert retrieves - retrieves_before == 100 * 5
+        assert expires - expires_before == 100 * expire_per_group
     for gid in poller.group_ids:
         state = poller.state(gid)
         assert state is not None and state.ready and state.info.name.startswith("g")

@@ -40,6 +40,8 @@ class GroupMessageEvent:
     ``sender`` is authenticated by its signature but membership is not enforced by the
     protocol (§4.2). ``timestamp`` is the envelope timestamp that quotes, reactions and admin
     signatures refer to (§7.11); ``hash`` is the storage hash, the de-duplication key.
+    ``attachments_expired``: Info ``D`` (delete-attachments-before, §2.1) covers this message:
+    do not fetch or show its attachments. Messages covered by Info ``d`` are never delivered.
     """
 
     group: GroupID
@@ -48,6 +50,7 @@ class GroupMessageEvent:
     hash: str
     content: Message
     expiry: int = 0
+    attachments_expired: bool = False
 
 
 @dataclass(frozen=True)
@@ -114,6 +117,7 @@ class RemovalReason(enum.Enum):
 
     KICKED_NOTE = "kicked_note"  # a ns -11 note named us (§4.4)
     REVOKED = "revoked"  # the group swarm refused our subaccount with 401 (§6.2)
+    NOT_IN_MEMBERS = "not_in_members"  # the current Members config no longer lists us (§7.10)
     LEFT = "left"  # we left ourselves (§7.6)
 
 

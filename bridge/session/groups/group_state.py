@@ -5,6 +5,8 @@ turns retrieved messages into :mod:`.events`. :meth:`GroupState.apply` takes one
 batch's new messages of every namespace and processes them in the order of §6.3: **all** keys
 (ns 12) first, then Info (13), then Members (14), then kicked notes (-11), then messages (11)
 — so a message encrypted with a key that arrives in the same batch still decrypts (risk #10).
+Messages sent before Info ``d`` are dropped and attachments before ``D`` flagged (§2.1); a
+current Members config without us removes us unless a kicked note said so first (§7.10).
 """
 
 from __future__ import annotations
@@ -43,7 +45,7 @@ from bridge.session.groups.members import Members, parse_members
 from bridge.session.groups.multi_encrypt import read_kicked_note
 from bridge.session.groups.store import RawGroupMessage
 from bridge.session.keys import BadSignatureError, Identity, verify_ed25519
-from bridge.session.messages import GroupDeleteMemberContent, Reaction, Unsend
+from bridge.session.messages import GroupDeleteMemberContent, Reaction, Unsend, VisibleMessage
 
 log = logging.getLogger("bridge.session.groups.group_state")
 
@@ -100,6 +102,9 @@ class GroupState:
         self.members: Members = parse_members({})
         self.removed: RemovalReason | None = None
         self.destroyed = False
+        #: The current Members config (a received one, not the implicit empty one) does not
+        #: list us (§7.10); acted on after the kicked notes of the same batch (§6.3).
+        self.unlisted = False
 
     @property
     def ready(self) -> bool:
@@ -131,6 +136,11 @@ class GroupState:
                     self.removed = RemovalReason.KICKED_NOTE
                     out.events.append(GroupRemovedEvent(self.group_id, self.removed))
                     break
+        if self.unlisted and self.removed is None and not self.destroyed:
+            # §7.10: "we disappear from Members" — a kicked note of this batch wins (above);
+            # ``removed`` makes it once: the poller stops polling a removed group.
+            self.removed = RemovalReason.NOT_IN_MEMBERS
+            out.events.append(GroupRemovedEvent(self.group_id, self.removed))
         for raw in batch.get(NS_MESSAGES, ()):
             out.messages[raw.hash] = self.message_event(raw)
         return out
@@ -175,6 +185,9 @@ class GroupState:
         else:
             self.members = parse_members(result.state.data)
             out.events.append(GroupMembersEvent(self.group_id, self.members))
+            # Listed with a pending removal (``R``) still counts as listed: the removal job
+            # (kicked note, revoke, rekey, §7.5) follows.
+            self.unlisted = self.members.get(self.identity.session_id) is None
 
     def _kicked(self, raw: RawGroupMessage) -> bool:
         try:
@@ -202,6 +215,11 @@ class GroupState:
             raw.hash,
             message.content,
         )
+        if self.info.deletes_message(ts):
+            # §2.1 / §6.3 step 3: Info "d" orders deleting everything sent before it (Info is
+            # applied before the messages of the same batch, so a fresh "d" already counts).
+            log.debug("%s: message %s is before delete_before", self._name, h)
+            return None
         match content:
             case Reaction():
                 return GroupReactionEvent(g, sender, ts, h, content, raw.expiry)
@@ -212,7 +230,12 @@ class GroupState:
                 return GroupUnsendEvent(g, sender, ts, h, content.target_timestamp, raw.expiry)
             case GroupDeleteMemberContent():
                 return self._delete_content(raw, sender, ts, content)
-        return GroupMessageEvent(g, sender, ts, h, content, raw.expiry)
+        expired = (
+            isinstance(content, VisibleMessage)
+            and bool(content.attachments)
+            and self.info.deletes_attachments(ts)
+        )  # §2.1 "D": attachments sent before it are deleted
+        return GroupMessageEvent(g, sender, ts, h, content, raw.expiry, expired)
 
     def _delete_content(
         self, raw: RawGroupMessage, sender: SessionID, ts: int, content: GroupDeleteMemberContent

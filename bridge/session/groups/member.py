@@ -42,7 +42,12 @@ from bridge.session.groups.events import (
     MessageEvent,
 )
 from bridge.session.groups.group_state import GroupState
-from bridge.session.groups.member_send import GroupSent, post_group_message, request_signer
+from bridge.session.groups.member_send import (
+    GroupSent,
+    may_extend,
+    post_group_message,
+    request_signer,
+)
 from bridge.session.groups.poller import GroupPoller
 from bridge.session.groups.store import GroupStore, Membership
 from bridge.session.groups.subaccount import verify_member_auth_data
@@ -331,6 +336,7 @@ class GroupsClient:
         sign = request_signer(
             self.identity, gid, auth_data=membership.auth_data, seed=membership.seed
         )
+        self._poller.touch(gid.value)  # activity: poll at the active rate (poll_plan)
         return await post_group_message(self._snode, state, sign, message, self._next_timestamp())
 
     async def _poll_group(self, membership: Membership) -> GroupState:
@@ -339,7 +345,8 @@ class GroupsClient:
         sign = request_signer(
             self.identity, gid, auth_data=membership.auth_data, seed=membership.seed
         )
-        await self._poller.add(state, sign)
+        extend = may_extend(auth_data=membership.auth_data, seed=membership.seed)
+        await self._poller.add(state, sign, may_extend=extend)  # §6.2 keep-alive if WRITE
         return state
 
     async def _run(self) -> None:

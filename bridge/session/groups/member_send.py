@@ -16,7 +16,13 @@ from bridge.ids import GroupID
 from bridge.session.groups.group_messages import encrypt_group_message
 from bridge.session.groups.group_state import NS_MESSAGES, GroupState
 from bridge.session.groups.poller import RequestSigner
-from bridge.session.groups.subaccount import admin_request_params, member_request_params
+from bridge.session.groups.subaccount import (
+    Flags,
+    MalformedAuthData,
+    admin_request_params,
+    member_request_params,
+    parse_member_auth_data,
+)
 from bridge.session.keys import Identity
 from bridge.session.messages import Message
 from bridge.session.snode import auth, calls
@@ -24,7 +30,7 @@ from bridge.session.snode.nodes import ServiceNode
 from bridge.session.snode.results import Call, parse_store
 from bridge.session.snode.rpc import SnodeClient
 
-__all__ = ["GroupSent", "post_group_message", "request_signer"]
+__all__ = ["GroupSent", "may_extend", "post_group_message", "request_signer"]
 
 
 @dataclass(frozen=True)
@@ -43,6 +49,16 @@ def request_signer(
     if seed is not None:
         return functools.partial(admin_request_params, seed)
     return functools.partial(member_request_params, identity, auth_data, group_id)
+
+
+def may_extend(*, auth_data: bytes = b"", seed: bytes | None = None) -> bool:
+    """Whether we may extend the group's expiries: admin, or a token with WRITE (§5.4 2)."""
+    if seed is not None:
+        return True
+    try:
+        return Flags.WRITE in parse_member_auth_data(auth_data).flags
+    except MalformedAuthData:
+        return False
 
 
 async def post_group_message(

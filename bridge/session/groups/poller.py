@@ -3,9 +3,12 @@
 * Groups whose ids map to the same swarm are polled together: one ``batch`` per swarm per
   cycle, each group contributing one ``retrieve`` per namespace in the order -11, 11, 13, 14,
   12 (keys last, §6.2). A storage node takes at most 20 sub-requests per batch
-  (session-protocol §6.10), so a swarm with more than 4 groups needs ``ceil(groups / 4)``
-  batches per cycle; a group's five retrieves always share one batch, which the processing
-  order relies on.
+  (session-protocol §6.10), so a swarm with more than 4 due groups needs
+  ``ceil(groups / 4)`` batches per cycle; a group's five retrieves always share one batch,
+  which the processing order relies on. Which groups are due, the hourly ``expire`` that
+  keeps their keys/config messages alive, and the packing: :mod:`.poll_plan`.
+* A 421 for one group of a shared batch (that group's account moved swarm, session-protocol
+  §6.14) re-routes that group alone from the 421 body; the other groups' results are used.
 * Each group's new messages of one batch are processed in §6.3 order by
   :meth:`~bridge.session.groups.group_state.GroupState.apply`: keys, Info, Members, kicked
   notes, messages.
@@ -38,27 +41,29 @@ from bridge.session.groups.group_state import (
     POLL_NAMESPACES,
     GroupState,
 )
+from bridge.session.groups.poll_plan import (
+    DESKTOP_SCHEDULE,
+    GROUPS_PER_BATCH,
+    Batch,
+    PollSchedule,
+    RequestSigner,
+    expire_call,
+    keepalive_hashes,
+    pack,
+)
 from bridge.session.groups.store import GroupStore, RawGroupMessage
 from bridge.session.snode.clock import NetworkClock
 from bridge.session.snode.errors import SnodeError
 from bridge.session.snode.nodes import ServiceNode
 from bridge.session.snode.results import Call, SubResult, parse_retrieve
-from bridge.session.snode.rpc import BATCH_MAX
 
 log = logging.getLogger("bridge.session.groups.poller")
 
 __all__ = ["GROUPS_PER_BATCH", "GroupPoller", "GroupSnode", "RequestSigner"]
 
-#: Whole groups that fit in one batch (20 sub-requests, 5 namespaces each).
-GROUPS_PER_BATCH = BATCH_MAX // len(POLL_NAMESPACES)
 #: ``max_size`` per namespace as desktop asks (fractions of the node's limit, §6.2).
 _MAX_SIZE = {NS_MESSAGES: -2}
 _MAX_SIZE_OTHER = -8
-
-#: Builds signed params: ``(method, namespace, timestamp, **fields)`` — e.g. a partial of
-#: :func:`~bridge.session.groups.subaccount.member_request_params` (member) or
-#: :func:`~bridge.session.groups.subaccount.admin_request_params` (admin).
-RequestSigner = Callable[..., dict[str, Any]]
 
 
 class GroupSnode(Protocol):
@@ -77,8 +82,13 @@ class GroupSnode(Protocol):
         *,
         sequence: bool = False,
         prefer: ServiceNode | None = None,
+        mixed_accounts: bool = False,
     ) -> tuple[ServiceNode, list[SubResult]]:
-        """One ``batch`` to ``account``'s swarm."""
+        """One ``batch`` to ``account``'s swarm (``mixed_accounts``: 421s stay per call)."""
+        ...
+
+    def update_swarm(self, account: str, body: object) -> list[ServiceNode]:
+        """Remember ``account``'s swarm from a 421 body."""
         ...
 
 
@@ -86,6 +96,11 @@ class GroupSnode(Protocol):
 class _Group:
     state: GroupState
     sign: RequestSigner
+    may_extend: bool  # the token has WRITE (or we are admin): we may extend expiries (§5.4)
+    active_ms: int  # last activity: added, a new ns 11 message, our own post
+    polled_ms: int | None = None
+    extended_ms: int | None = None  # last *confirmed* expiry extension
+    hurry: bool = False  # poll next cycle whatever the schedule (more to fetch, moved)
 
     @property
     def id(self) -> str:
@@ -93,11 +108,24 @@ class _Group:
 
 
 class GroupPoller:
-    """Polls every added group; see the module docstring."""
+    """Polls every added group; see the module docstring.
 
-    def __init__(self, snode: GroupSnode, store: GroupStore) -> None:
+    ``schedule`` decides how often quiet groups are polled and how often expiries are
+    extended (:mod:`.poll_plan`); ``now_ms`` is its clock (default: network time).
+    """
+
+    def __init__(
+        self,
+        snode: GroupSnode,
+        store: GroupStore,
+        *,
+        schedule: PollSchedule = DESKTOP_SCHEDULE,
+        now_ms: Callable[[], int] | None = None,
+    ) -> None:
         self._snode = snode
         self._store = store
+        self.schedule = schedule
+        self._now = now_ms or snode.clock.now_ms
         self._groups: dict[str, _Group] = {}
         self._queued: list[GroupEvent] = []
         self._prefer: dict[frozenset[str], ServiceNode] = {}
@@ -117,11 +145,20 @@ class GroupPoller:
         group = self._groups.get(group_id)
         return group.state if group else None
 
-    async def add(self, state: GroupState, sign: RequestSigner) -> None:
+    async def add(
+        self,
+        state: GroupState,
+        sign: RequestSigner,
+        *,
+        may_extend: bool = True,
+        active_ms: int | None = None,
+    ) -> None:
         """Start polling ``state``'s group, first rebuilding it from the stored bytes.
 
         The state events of that rebuild (Info, Members) come with the next poll: the
-        consumer may have missed them before a restart; they are idempotent.
+        consumer may have missed them before a restart; they are idempotent. ``may_extend``:
+        our token has WRITE (or we are admin), so we keep keys/configs alive (§5.4, §6.2).
+        ``active_ms``: last known activity for the schedule (default: now, a joined group).
         """
         raws = await self._store.raw_messages(state.group_id.value)
         batch: dict[int, list[RawGroupMessage]] = {}
@@ -130,7 +167,14 @@ class GroupPoller:
         if batch:
             applied = state.apply(batch, self._snode.clock.now_ms(), replay=True)
             self._queued.extend(applied.events)
-        self._groups[state.group_id.value] = _Group(state, sign)
+        now = self._now() if active_ms is None else active_ms
+        self._groups[state.group_id.value] = _Group(state, sign, may_extend, now)
+
+    def touch(self, group_id: str) -> None:
+        """Activity in a group (e.g. we posted): poll it at the active rate again."""
+        group = self._groups.get(group_id)
+        if group is not None:
+            group.active_ms = max(group.active_ms, self._now())
 
     def remove(self, group_id: str) -> None:
         """Stop polling a group (its cursors and stored bytes stay in the store)."""
@@ -141,24 +185,50 @@ class GroupPoller:
             del self._in_flight[flying]
 
     async def poll_once(self) -> list[GroupEvent]:
-        """One cycle: the batches of every swarm (concurrently); returns the new events."""
+        """One cycle: the batches of every swarm (concurrently); returns the new events.
+
+        Only groups due by the schedule are polled; their expiry extension rides along when
+        it is due (:mod:`.poll_plan`).
+        """
         events, self._queued = self._queued, []
-        by_swarm: dict[frozenset[str], list[_Group]] = {}
+        now = self._now()
+        by_swarm: dict[frozenset[str], tuple[list[_Group], list[_Group]]] = {}
         for group in list(self._groups.values()):
+            if not self._due(group, now):
+                continue
             try:
                 swarm = await self._snode.get_swarm(group.id)
             except SnodeError as e:
                 log.warning("no swarm for group %s…: %s", group.id[:10], e)
                 continue
-            by_swarm.setdefault(frozenset(n.pubkey_ed25519 for n in swarm), []).append(group)
+            polls, expires = by_swarm.setdefault(
+                frozenset(n.pubkey_ed25519 for n in swarm), ([], [])
+            )
+            polls.append(group)
+            if self._extend_due(group, now):
+                expires.append(group)
         self.more = False
         jobs = []
-        for key, groups in by_swarm.items():
-            for i in range(0, len(groups), GROUPS_PER_BATCH):
-                jobs.append(self._poll_batch(key, groups[i : i + GROUPS_PER_BATCH]))
+        for key, (polls, expires) in by_swarm.items():
+            for batch in pack(polls, expires):
+                jobs.append(self._poll_batch(key, batch))
         for found in await asyncio.gather(*jobs):
             events.extend(found)
         return events
+
+    def _due(self, group: _Group, now: int) -> bool:
+        if group.hurry or group.polled_ms is None:
+            return True
+        return now - group.polled_ms >= self.schedule.interval_ms(group.active_ms, now)
+
+    def _extend_due(self, group: _Group, now: int) -> bool:
+        # §3.6/§6.2: keep the keys/config messages in use alive; once per extend_every_ms
+        # after a confirmed extension (desktop configTtlExtensionThrottle); a clock that went
+        # backwards makes it due at once rather than never.
+        if not group.may_extend or not keepalive_hashes(group.state):
+            return False
+        last = group.extended_ms
+        return last is None or not 0 <= now - last < self.schedule.extend_every_ms
 
     async def ack(self, event: MessageEvent) -> None:
         """The consumer handled ``event``: remember its hash and advance cursors past it."""
@@ -170,7 +240,8 @@ class GroupPoller:
 
     # --- internals --------------------------------------------------------------------------
 
-    async def _poll_batch(self, swarm: frozenset[str], groups: list[_Group]) -> list[GroupEvent]:
+    async def _poll_batch(self, swarm: frozenset[str], plan: Batch[_Group]) -> list[GroupEvent]:
+        groups = plan.polls
         cursors: dict[tuple[str, str, int], str] = {}
         for pubkey in swarm:
             for group in groups:
@@ -179,9 +250,12 @@ class GroupPoller:
                     if lh:
                         cursors[(pubkey, group.id, ns)] = lh
         requests = [_retrieve(g, ns, cursors) for g in groups for ns in POLL_NAMESPACES]
+        requests += [expire_call(g.sign, keepalive_hashes(g.state)) for g in plan.expires]
+        account = (groups or plan.expires)[0].id
+        started = self._now()
         try:
             node, subs = await self._snode.batch(
-                groups[0].id, requests, prefer=self._prefer.get(swarm)
+                account, requests, prefer=self._prefer.get(swarm), mixed_accounts=True
             )
         except SnodeError as e:
             log.warning("group poll of %d groups failed: %s", len(groups), e)
@@ -190,16 +264,46 @@ class GroupPoller:
         events: list[GroupEvent] = []
         width = len(POLL_NAMESPACES)
         for i, group in enumerate(groups):
+            group.polled_ms = started
             if group.id in self._groups:
                 found = await self._process(node, group, subs[i * width : (i + 1) * width])
                 events.extend(found)
+        for group, sub in zip(plan.expires, subs[len(groups) * width :], strict=False):
+            self._extended(group, sub, started)
         await self._advance()
         return events
+
+    def _extended(self, group: _Group, sub: SubResult, started: int) -> None:
+        if sub.ok:
+            group.extended_ms = started  # only a confirmed extension starts the cooldown
+        elif sub.code == 421:
+            self._moved(group, sub)  # retried from the new swarm next cycle
+        elif sub.code == 401 and group.id in self._groups and group.state.active:
+            # Retrieves worked but expire is refused: our token lacks WRITE (§5.4 2).
+            log.warning("group %s…: may not extend expiries (401)", group.id[:10])
+            group.may_extend = False
+        else:
+            log.warning("group %s…: expire failed: %d %s", group.id[:10], sub.code, sub.body)
+
+    def _moved(self, group: _Group, sub: SubResult) -> None:
+        """A 421 for this group only: take its new swarm from the body, poll it again soon."""
+        try:
+            swarm = self._snode.update_swarm(group.id, sub.body)
+        except SnodeError as e:
+            log.warning("group %s…: unusable 421 body: %s", group.id[:10], e)
+        else:
+            log.info("group %s… moved to a swarm of %d nodes", group.id[:10], len(swarm))
+        group.hurry = True
+        self.more = True
 
     async def _process(
         self, node: ServiceNode, group: _Group, subs: Sequence[SubResult]
     ) -> list[GroupEvent]:
         state, gid = group.state, group.id
+        if any(sub.code == 421 for sub in subs):
+            self._moved(group, next(sub for sub in subs if sub.code == 421))
+            return []
+        group.hurry = False
         done = self._done.setdefault(gid, set())
         batch: dict[int, list[RawGroupMessage]] = {}
         refused = False
@@ -214,9 +318,13 @@ class GroupPoller:
             except SnodeError as e:
                 log.warning("group %s… ns %d: %s", gid[:10], ns, e)
                 continue
-            self.more = self.more or result.more
+            if result.more:
+                self.more = group.hurry = True
             hashes = [m.hash for m in result.messages]
             done.update(await self._store.seen(gid, hashes))
+            if ns == NS_MESSAGES:  # schedule (poll_plan): a new message is activity
+                fresh = [m.timestamp for m in result.messages if m.hash not in done]
+                group.active_ms = max([group.active_ms, *fresh])
             self._pending[(node.pubkey_ed25519, gid, ns)] = deque(hashes)
             for m in result.messages:
                 if m.hash not in done and (gid, m.hash) not in self._in_flight:

@@ -303,8 +303,9 @@ def required_flags(method: str, namespace: int, params: Mapping[str, Any]) -> Fl
     if method == "store":
         return Flags.WRITE | (Flags.DELETE if auth.is_public_outbox(namespace) else 0)
     if method == "expire":
-        # Shortening needs DELETE; the node could instead force extend-only (§5.4), we refuse.
-        return Flags.WRITE | (Flags.DELETE if params.get("shorten") else 0)
+        # §5.4 2: WRITE suffices here; what a token without DELETE may do (no ``shorten``,
+        # plain expiries forced to extend-only) is the expire handler's job, after this check.
+        return Flags.WRITE
     if method in ("delete", "delete_all", "delete_before", "expire_all"):
         return Flags.DELETE
     raise SubaccountForbidden(f"{method} cannot be authorised by a subaccount")

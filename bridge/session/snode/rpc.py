@@ -66,12 +66,16 @@ def _inspect_single(reply: RpcReply) -> tuple[int, Any]:
     return reply.status, reply.body
 
 
-def _inspect_batch(reply: RpcReply) -> tuple[int, Any]:
-    """Lift a subresult's 421, 406/425 or 5xx to the whole batch (one account per batch)."""
+def _inspect_batch(reply: RpcReply, *, lift_421: bool = True) -> tuple[int, Any]:
+    """Lift a subresult's 421, 406/425 or 5xx to the whole batch (one account per batch).
+
+    ``lift_421=False`` (a batch over several accounts sharing a swarm): a subresult's 421
+    concerns its own account only and stays in the results for the caller (§6.14).
+    """
     if reply.status != 200:
         return reply.status, reply.body
     subs = parse_sub_results(reply.body)
-    for wanted in ((421,), (406, 425)):
+    for wanted in ((421,), (406, 425)) if lift_421 else ((406, 425),):
         for sub in subs:
             if sub.code in wanted:
                 return sub.code, sub.body
@@ -142,11 +146,15 @@ class SnodeClient:
         *,
         sequence: bool = False,
         prefer: ServiceNode | None = None,
+        mixed_accounts: bool = False,
     ) -> tuple[ServiceNode, list[SubResult]]:
         """Many calls in one ``batch`` (or ``sequence``: stops at the first failure, §6.10).
 
         Routing follows ``account``: every call should target that account's swarm (several
         namespaces, or accounts known to share it); a 421 in any subresult moves the batch.
+        With ``mixed_accounts`` the calls are for several accounts believed to share the
+        swarm: a subresult's 421 is returned as is (only its account moved, the others' results
+        are good); feed its body to :meth:`update_swarm`.
         """
         if not 1 <= len(requests) <= BATCH_MAX:
             raise InvalidInput(f"a batch holds 1 to {BATCH_MAX} requests")
@@ -156,8 +164,17 @@ class SnodeClient:
             subs = [{"method": c.method, "params": c.params(node, now)} for c in requests]
             return {"jsonrpc": "2.0", "method": method, "params": {"requests": subs}}
 
-        node, out = await self._send(account, body, _inspect_batch, prefer)
+        def inspect(reply: RpcReply) -> tuple[int, Any]:
+            return _inspect_batch(reply, lift_421=not mixed_accounts)
+
+        node, out = await self._send(account, body, inspect, prefer)
         return node, parse_sub_results(out)
+
+    def update_swarm(self, account: str, body: object) -> list[ServiceNode]:
+        """Remember ``account``'s swarm from a 421 body (§6.2); raises ``InvalidResponse``."""
+        swarm = parse_swarm(body)
+        self.pool.set_swarm(account, swarm)
+        return swarm
 
     async def info(self, node: ServiceNode) -> dict[str, Any]:
         """``info`` of one node (version, timestamp); also resyncs the network time."""

@@ -45,6 +45,9 @@ class FakeSwarm:
         self.batches: dict[str, int] = {}
         self.sizes: list[int] = []
         self.refuse: set[tuple[str, int]] = set()
+        self.routes: dict[str, ServiceNode] = {}  # the client's idea of a group's swarm
+        self.calls: list[list[str]] = []
+        self.expired: list[tuple[str, tuple[str, ...]]] = []
 
     def put(self, group: str, ns: int, data: bytes) -> str:
         h = auth.message_hash(group, ns, data)
@@ -52,7 +55,9 @@ class FakeSwarm:
         return h
 
     async def get_swarm(self, account: str, *, refresh: bool = False) -> list[ServiceNode]:
-        return [self.swarm_of.get(account, NODE)]
+        if account not in self.routes or refresh:
+            self.routes[account] = self.swarm_of.get(account, NODE)
+        return [self.routes[account]]
 
     async def batch(
         self,
@@ -61,12 +66,31 @@ class FakeSwarm:
         *,
         sequence: bool = False,
         prefer: ServiceNode | None = None,
+        mixed_accounts: bool = False,
     ) -> tuple[ServiceNode, list[SubResult]]:
-        node = self.swarm_of.get(account, NODE)
+        node = self.routes.get(account) or self.swarm_of.get(account, NODE)
         self.batches[node.pubkey_ed25519] = self.batches.get(node.pubkey_ed25519, 0) + 1
         self.sizes.append(len(requests))
-        assert len(requests) <= 20
-        return node, [self._retrieve(r.params(node, self.clock.now_ms())) for r in requests]
+        self.calls.append([r.method for r in requests])
+        assert len(requests) <= 20 and mixed_accounts
+        return node, [
+            self._answer(node, r.method, r.params(node, self.clock.now_ms())) for r in requests
+        ]
+
+    def update_swarm(self, account: str, body: object) -> list[ServiceNode]:
+        assert isinstance(body, dict)
+        node = next(n for n in (NODE, OTHER) if n.pubkey_ed25519 == body["swarm"])
+        self.routes[account] = node
+        return [node]
+
+    def _answer(self, node: ServiceNode, method: str, params: dict[str, Any]) -> SubResult:
+        owner = self.swarm_of.get(params["pubkey"], NODE)
+        if owner != node:  # the account lives elsewhere: 421 with its swarm (§6.2)
+            return SubResult(421, {"snodes": [], "swarm": owner.pubkey_ed25519})
+        if method == "expire":
+            self.expired.append((params["pubkey"], tuple(params["messages"])))
+            return SubResult(200, {"swarm": {}})
+        return self._retrieve(params)
 
     def _retrieve(self, params: dict[str, Any]) -> SubResult:
         group, ns = params["pubkey"], params["namespace"]

@@ -221,9 +221,14 @@ def test_flags_are_enforced() -> None:
         verify_subaccount_request("store", params)
     with pytest.raises(SubaccountForbidden):  # delete needs DELETE
         verify_subaccount_request("delete", _params("delete", 11, messages=["h"]))
+    # expire needs WRITE only; refusing ``shorten`` without DELETE is the handler's job (§5.4).
     shorten = _params("expire", 11, messages=["h"], expiry=TS, shorten=True)
+    assert Flags.DELETE not in verify_subaccount_request("expire", shorten)
+    read_only_expire = member_request_params(
+        MEMBER, read_only, GROUP_ID, "expire", None, TS, messages=["h"], expiry=TS, extend=True
+    )
     with pytest.raises(SubaccountForbidden):
-        verify_subaccount_request("expire", shorten)
+        verify_subaccount_request("expire", read_only_expire)
     verify_subaccount_request("expire", _params("expire", 11, messages=["h"], expiry=TS))
     with_delete = make_member_auth_data(GROUP_SEED, MEMBER.session_id, delete=True)
     params = member_request_params(
