@@ -28,6 +28,20 @@ from bridge.session.sogs.urls import CommunityServerRef, parse_community_url
 log = logging.getLogger("bridge.core.communities")
 
 ItemHandler = Callable[[PortalRecord, CommunityMessage | ReactionUpdate], Awaitable[None]]
+# (portal, the bot's client, room token, room info): the room's name/description/image changed
+RoomInfoHandler = Callable[[PortalRecord, CommunityClient, str, RoomInfo], Awaitable[None]]
+
+
+async def _ignore_info(
+    portal: PortalRecord, client: CommunityClient, token: str, info: RoomInfo
+) -> None:
+    return None
+
+
+def _allow_nothing(url: str) -> None:
+    return None
+
+
 ERROR_BACKOFF_MAX_S = 60.0
 
 
@@ -81,6 +95,8 @@ class Communities:
         handle_item: ItemHandler,
         portal_lock: Callable[[int], asyncio.Lock],
         poll_interval: float,
+        on_room_info: RoomInfoHandler = _ignore_info,
+        allow_downloads: Callable[[str], None] = _allow_nothing,
     ) -> None:
         self._http = http
         self._bot_identity = bot_identity
@@ -89,6 +105,9 @@ class Communities:
         self._handle_item = handle_item
         self._portal_lock = portal_lock
         self._poll_interval = poll_interval
+        self._on_room_info = on_room_info
+        # Attachments of a followed server's posts may be fetched (AllowedDownloads.allow).
+        self._allow_downloads = allow_downloads
         self._links: dict[str, ServerLink] = {}
 
     def link(self, server: CommunityServerRef) -> ServerLink:
@@ -145,8 +164,13 @@ class Communities:
 
     async def _follow(self, server: CommunityServerRef, token: str, portal_id: int) -> None:
         link = self.link(server)
-        await link.client.join(token)
+        info = await link.client.join(token)
         link.portals[token] = portal_id
+        self._allow_downloads(server.base_url)
+        portal = await self._portals.get_by_id(portal_id)
+        if portal is not None:
+            async with self._portal_lock(portal_id):
+                await self._on_room_info(portal, link.client, token, info)
         if link.task is None or link.task.done():
             link.task = asyncio.create_task(self._poll_loop(link), name=f"sogs {server.base_url}")
 
@@ -162,10 +186,14 @@ class Communities:
             try:
                 more = await self._poll_once(link)
                 failures = 0
-            except SessionError as e:
+            except Exception as e:  # the loop must outlive any one failure; nothing was committed
                 failures += 1
                 delay = min(self._poll_interval * 2**failures, ERROR_BACKOFF_MAX_S)
-                log.warning("Polling %s failed (%s); retrying in %.0f s", link.client, e, delay)
+                where = link.client.server.base_url
+                if isinstance(e, SessionError):
+                    log.warning("Polling %s failed (%s); retrying in %.0f s", where, e, delay)
+                else:
+                    log.exception("Handling a poll of %s failed; retrying in %.0f s", where, delay)
                 await asyncio.sleep(delay)
                 continue
             if not more:
@@ -190,6 +218,8 @@ class Communities:
             if portal is None or portal.unbridged_at is not None:
                 continue
             async with self._portal_lock(portal_id):
+                if update.info is not None and update.info.details is not None:
+                    await self._on_room_info(portal, link.client, token, update.info.details)
                 for item in update.items:
                     await self._handle_item(portal, item)
             await link.client.commit_room(token, update.seqno)

@@ -4,6 +4,13 @@ Dedup (design.md §4): a new message is keyed by its server message id; an edit 
 (id, seqno), since the server gives every change a new seqno. The Matrix send uses a
 transaction id derived from the same key, so a re-delivery after a crash between the send and
 the database commit returns the first event instead of a duplicate.
+
+A post becomes one Matrix event per part: its text (part 0) if any, then one media event per
+attachment (:mod:`bridge.core.community_media`). Edits replace the text part; deletions redact
+every part. Reactions, on full messages and in reaction-only updates, are synced by
+:mod:`bridge.core.community_reactions`. Posts of our own identities (Matrix users' logins, the
+bot's relay) are never bridged back; only their deletion on Session (e.g. by a moderator) is,
+by the bot. Session control messages (anything but a visible message) are logged, not shown.
 """
 
 from __future__ import annotations
@@ -17,13 +24,15 @@ from mautrix.errors import MatrixRequestError
 from mautrix.types import EventID, EventType, RoomID
 
 from bridge.core.communities import parse_community_key
+from bridge.core.community_media import CommunityMediaIn
+from bridge.core.community_reactions import CommunityReactionsIn
 from bridge.core.convert.text_to_matrix import (
     MentionTarget,
     as_edit,
     session_text_to_content,
     with_reply,
 )
-from bridge.core.ghosts import GhostManager, GhostProfile
+from bridge.core.ghosts import GhostHandle, GhostManager, GhostProfile
 from bridge.db.records import MessageRecord, PortalRecord
 from bridge.db.repos.cursors import CursorRepo
 from bridge.db.repos.messages import MessageRepo
@@ -46,23 +55,30 @@ class CommunityInbound:
         messages: MessageRepo,
         cursors: CursorRepo,
         is_own_identity: Callable[[bytes, str], bool],
+        reactions: CommunityReactionsIn,
+        media: CommunityMediaIn,
+        bot: IntentAPI,
     ) -> None:
         self._ghosts = ghosts
         self._messages = messages
         self._cursors = cursors
         self._is_own_identity = is_own_identity
+        self._reactions = reactions
+        self._media = media
+        self._bot = bot
 
     async def handle(self, portal: PortalRecord, item: CommunityMessage | ReactionUpdate) -> None:
         """Bridge one item; bad or unsupported ones are logged in one line and dropped."""
         if portal.mxid is None:
             return
         if isinstance(item, ReactionUpdate):
-            log.debug("Reactions on %s/%d not bridged yet", item.room, item.id)
+            await self._reactions.sync(portal, item.id, item.seqno, item.reactions)
             return
         existing = await self._messages.get_by_session_key(portal.id, str(item.id))
         if item.deleted:
-            await self._handle_delete(portal, item, existing)
-        elif item.error is not None:
+            await self._handle_delete(portal, item)
+            return
+        if item.error is not None:
             log.warning("Dropping community message %s/%d: %s", item.room, item.id, item.error)
         elif not isinstance(item.content, VisibleMessage):
             kind = type(item.content).__name__
@@ -71,6 +87,7 @@ class CommunityInbound:
             await self._handle_new(portal, item, item.content)
         elif item.edited is not None:
             await self._handle_edit(portal, item, item.content, existing)
+        await self._reactions.sync(portal, item.id, item.seqno, item.reactions)
 
     def _resolver(self) -> Callable[[str], MentionTarget | None]:
         def resolve(session_id: str) -> MentionTarget | None:
@@ -78,12 +95,15 @@ class CommunityInbound:
 
         return resolve
 
+    def _is_own(self, portal: PortalRecord, author: str) -> bool:
+        server, _ = parse_community_key(portal.session_key)
+        return self._is_own_identity(server.pubkey, author)
+
     async def _handle_new(
         self, portal: PortalRecord, item: CommunityMessage, message: VisibleMessage
     ) -> None:
         author = str(item.author) if item.author else ""
-        server, _ = parse_community_key(portal.session_key)
-        if self._is_own_identity(server.pubkey, author):
+        if self._is_own(portal, author):
             # A Matrix user's post (or a relayed one) coming back: it already has its mapping
             # unless the bridge crashed between posting and recording; never bridge it back.
             log.debug("Skipping our own post %s/%d", item.room, item.id)
@@ -92,24 +112,45 @@ class CommunityInbound:
         content = session_text_to_content(
             message.body or "", self._resolver(), sender_mxid=ghost.mxid
         )
-        if message.quote is not None:
-            quoted = await self._find_quoted(portal, message)
-            if quoted is not None:
-                content = with_reply(
-                    content, quoted.mxid, replied_mxid=quoted.sender_mxid, sender_mxid=ghost.mxid
-                )
         if not content["body"] and not message.attachments:
             log.info("Empty community message %s/%d not bridged", item.room, item.id)
             return
-        event_id = await self._send(ghost.intent, portal, content, f"new:{item.id}", item)
-        await self._messages.add_message(
-            portal.id,
-            str(event_id),
-            str(item.id),
-            # The sent timestamp is how quotes and reactions name this message later.
-            timestamp=message.sig_timestamp or int(item.posted * 1000),
-            sender_session_id=author,
-        )
+        parts: list[dict[str, Any]] = [content] if content["body"] else []
+        for index, attachment in enumerate(message.attachments):
+            parts.append(await self._media.content(portal, attachment, index, ghost.intent))
+        if message.quote is not None:
+            quoted = await self._find_quoted(portal, message)
+            if quoted is not None:
+                parts[0] = with_reply(
+                    parts[0], quoted.mxid, replied_mxid=quoted.sender_mxid, sender_mxid=ghost.mxid
+                )
+        await self._send_parts(portal, item, message, ghost, author, parts)
+
+    async def _send_parts(
+        self,
+        portal: PortalRecord,
+        item: CommunityMessage,
+        message: VisibleMessage,
+        ghost: GhostHandle,
+        author: str,
+        parts: list[dict[str, Any]],
+    ) -> None:
+        if parts[0].get("msgtype") != "m.text":
+            await self._cursors.claim_inbound(
+                _file_first_key(portal, item.id), portal_id=portal.id
+            )
+        for part, content in enumerate(parts):
+            purpose = f"new:{item.id}" if part == 0 else f"new:{item.id}:{part}"
+            event_id = await self._send(ghost.intent, portal, content, purpose, item)
+            await self._messages.add_message(
+                portal.id,
+                str(event_id),
+                str(item.id),
+                # The sent timestamp is how quotes and reactions name this message later.
+                timestamp=message.sig_timestamp or int(item.posted * 1000),
+                part=part,
+                sender_session_id=author,
+            )
 
     async def _find_quoted(
         self, portal: PortalRecord, message: VisibleMessage
@@ -128,30 +169,41 @@ class CommunityInbound:
         message: VisibleMessage,
         existing: MessageRecord,
     ) -> None:
+        author = str(item.author) if item.author else ""
+        if self._is_own(portal, author):
+            return  # an edit made from Matrix: the Matrix side already shows it
         key = f"sogs-edit:{portal.id}:{item.id}:{item.seqno}"
         if await self._cursors.is_processed(key):
             return
-        author = str(item.author) if item.author else ""
         ghost = await self._ghosts.ensure(author, GhostProfile.from_session(message.profile))
         new = session_text_to_content(message.body or "", self._resolver(), sender_mxid=ghost.mxid)
-        await self._send(ghost.intent, portal, as_edit(new, existing.mxid), key, item)
+        if not new["body"]:
+            log.info("Edit of %s/%d without text not bridged", item.room, item.id)
+        elif await self._cursors.is_processed(_file_first_key(portal, item.id)):
+            # A post that had no text starts with a file: a text edit cannot replace that.
+            log.info("Edit of file post %s/%d not bridged", item.room, item.id)
+        else:
+            await self._send(ghost.intent, portal, as_edit(new, existing.mxid), key, item)
         await self._cursors.claim_inbound(key, portal_id=portal.id)
 
-    async def _handle_delete(
-        self, portal: PortalRecord, item: CommunityMessage, existing: MessageRecord | None
-    ) -> None:
-        if existing is None or portal.mxid is None:
+    async def _handle_delete(self, portal: PortalRecord, item: CommunityMessage) -> None:
+        if portal.mxid is None:
             return
         key = f"sogs-delete:{portal.id}:{item.id}"
         if await self._cursors.is_processed(key):
             return
-        sender = existing.sender_session_id
-        intent = (await self._ghosts.ensure(sender)).intent if sender else None
-        if intent is not None:
+        parts = await self._messages.get_parts(portal.id, str(item.id))
+        if not parts:
+            return
+        sender = parts[0].sender_session_id
+        own = sender is None or self._is_own(portal, sender)
+        # Our own posts deleted on Session (by us or a moderator) are redacted by the bot.
+        intent = self._bot if own or sender is None else (await self._ghosts.ensure(sender)).intent
+        for part in parts:
             try:
-                await intent.redact(RoomID(portal.mxid), EventID(existing.mxid), reason="Deleted")
+                await intent.redact(RoomID(portal.mxid), EventID(part.mxid), reason="Deleted")
             except MatrixRequestError as e:
-                log.warning("Could not redact %s: %s", existing.mxid, e)
+                log.warning("Could not redact %s: %s", part.mxid, e)
         await self._cursors.claim_inbound(key, portal_id=portal.id)
 
     async def _send(
@@ -171,3 +223,8 @@ class CommunityInbound:
             timestamp=int((item.edited or item.posted) * 1000),
         )
         return event_id
+
+
+def _file_first_key(portal: PortalRecord, message_id: int) -> str:
+    """Marks a post whose first Matrix event is a file, not text."""
+    return f"sogs-file-first:{portal.id}:{message_id}"

@@ -5,6 +5,13 @@ when the portal has relay on, through the bot's identity with the relay template
 is refused with a notice. The decision and the outbox row are made when the Matrix event is
 handled; the post itself happens in the outbox sender, under the portal lock, together with
 recording the mapping, so the poller cannot see our own post before its mapping exists.
+
+Files (``m.image``/``m.video``/``m.audio``/``m.file``) are posted the community way
+(session-protocol.md §5.8): downloaded from the homeserver (authenticated media,
+matrix-side.md §7), uploaded raw to the room, and referenced by the post's ``files`` and an
+``AttachmentPointer`` with the room file URL. Session's 10 MB limit is checked from the event's
+``info.size`` (a notice right away) and again on the downloaded bytes. Edits, reactions and
+redactions are :mod:`bridge.core.community_relations`'s part.
 """
 
 from __future__ import annotations
@@ -14,44 +21,39 @@ import logging
 import re
 import time
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
 from typing import Any
 
 import aiohttp
-from mautrix.types import MessageEvent
+from mautrix.errors import MatrixRequestError
+from mautrix.types import MessageEvent, ReactionEvent, RedactionEvent, RelationType
 
-from bridge.core.communities import Communities, parse_community_key
+from bridge.core.community_relations import CommunityRelations, outbox_dedup_key
+from bridge.core.community_session import CommunityActors, call_server
 from bridge.core.convert.matrix_to_text import matrix_to_session_text
+from bridge.core.convert.media import MAX_SESSION_FILE_BYTES, human_size, matrix_media
 from bridge.core.convert.names import clean_name
-from bridge.core.logins import LoginManager
-from bridge.core.outbox_sender import PermanentFailure, TemporaryFailure
+from bridge.core.outbox_sender import Deliver, PermanentFailure, TemporaryFailure
 from bridge.core.portal_events import Refused
 from bridge.core.router import RoomEvent
 from bridge.db.records import OutboxRecord, PortalRecord
 from bridge.db.repos.messages import MessageRepo
 from bridge.db.repos.outbox import OutboxRepo
-from bridge.db.repos.portals import PortalRepo
-from bridge.session.blinding import blind15_id
-from bridge.session.keys import Identity
-from bridge.session.messages import Profile, Quote, VisibleMessage
+from bridge.session.messages import Attachment, Profile, Quote, VisibleMessage
+from bridge.session.messages.model import VOICE_MESSAGE_FLAG
 from bridge.session.sogs.client import CommunityClient
-from bridge.session.sogs.errors import CommunityError, CommunityUnreachable
 
 log = logging.getLogger("bridge.core.community_outbound")
 
-
-@dataclass(frozen=True)
-class MatrixMessage:
-    """What the outbound path needs of a Matrix message event."""
-
-    event_id: str
-    sender: str
-    sender_name: str
-    content: dict[str, Any]
-
+# How many recent posts a retry searches for its own earlier attempt.
+RECENT_CHECK = 100
 
 POST_KIND = "sogs_post"
-Notify = Callable[[str, str, str, str], Awaitable[None]]  # room, event, sender, reason
+MediaDownload = Callable[[str], Awaitable[bytes]]  # mxc:// → bytes, as the bot
+DisplayName = Callable[[str, str], Awaitable[str]]  # (room, mxid) → display name
+NO_LOGIN = (
+    "Your message was not sent to Session: you have no Session login and relay is off in this "
+    "room. Send `login` to the bridge bot in a direct chat, or ask a room admin to turn relay on."
+)
 
 
 class CommunityOutbound:
@@ -60,76 +62,117 @@ class CommunityOutbound:
     def __init__(
         self,
         *,
-        http: aiohttp.ClientSession,
-        communities: Communities,
-        logins: LoginManager,
-        bot_identity: Identity,
+        actors: CommunityActors,
+        relations: CommunityRelations,
         messages: MessageRepo,
         outbox: OutboxRepo,
-        portals: PortalRepo,
         ghost_pattern: re.Pattern[str],
         relay_template: str,
         portal_lock: Callable[[int], Any],
+        download_media: MediaDownload,
+        display_name: DisplayName,
     ) -> None:
-        self._http = http
-        self._communities = communities
-        self._logins = logins
-        self._bot_identity = bot_identity
+        self._actors = actors
+        self._relations = relations
         self._messages = messages
         self._outbox = outbox
-        self._portals = portals
         self._ghost_pattern = ghost_pattern
         self._relay_template = relay_template
         self._portal_lock = portal_lock
-        self._clients: dict[tuple[str, str], CommunityClient] = {}
+        self._download_media = download_media
+        self._display_name = display_name
+
+    def deliverers(self) -> dict[str, Deliver]:
+        """The outbox deliverers of every community row kind."""
+        return {POST_KIND: self.deliver, **self._relations.deliverers()}
 
     async def handle_event(self, portal: PortalRecord, event: RoomEvent) -> None:
-        """Other Matrix events in a community portal."""
-        if isinstance(event, MessageEvent):
-            raise Refused("Only text messages can be bridged to communities so far.")
-        log.debug("%s in community portal %d not bridged", event.type, portal.id)
+        """Media, reactions and redactions in a community portal; other events are logged."""
+        if isinstance(event, ReactionEvent):
+            await self._relations.handle_reaction(portal, event)
+        elif isinstance(event, RedactionEvent):
+            await self._relations.handle_redaction(portal, event)
+        elif isinstance(event, MessageEvent):
+            name = await self._display_name(str(event.room_id), str(event.sender))
+            await self._handle_media(portal, event, name)
+        else:
+            log.debug("%s in community portal %d not bridged", event.type, portal.id)
 
     async def handle_message(self, portal: PortalRecord, event: MessageEvent, name: str) -> None:
-        """Queue a text message for the portal's room, or raise :class:`Refused`."""
-        message = MatrixMessage(
-            str(event.event_id), str(event.sender), name, event.content.serialize()
-        )
-        mine = await self._logins.logins_of(message.sender)
-        converted = matrix_to_session_text(
-            message.content, ghost_pattern=self._ghost_pattern, sender_name=message.sender_name
-        )
-        text = converted.text
+        """Queue a text message (or an edit) for the portal's room, or raise :class:`Refused`."""
+        content = event.content.serialize()
+        if _is_edit(event):
+            text = self._text(content, name)
+            await self._relations.handle_edit(portal, event, text, clean_name(name))
+            return
+        text = self._text(content, name)
         if not text.strip():
-            raise Refused("Only text messages can be bridged to communities so far.")
-        if mine:
-            login_id: int | None = mine[0].record.id
-        elif portal.relay_enabled:
-            login_id = None
-            text = self._relay_template.format(
-                displayname=clean_name(message.sender_name) or message.sender, message=text
-            )
-        else:
+            raise Refused("Empty messages cannot be sent to Session.")
+        await self._enqueue_post(portal, event, name, text, content, media=None)
+
+    def _text(self, content: dict[str, Any], name: str) -> str:
+        converted = matrix_to_session_text(
+            content, ghost_pattern=self._ghost_pattern, sender_name=name
+        )
+        return converted.text
+
+    async def _handle_media(self, portal: PortalRecord, event: MessageEvent, name: str) -> None:
+        content = event.content.serialize()
+        if _is_edit(event):
+            raise Refused("Edits of files cannot be sent to Session.")
+        media = matrix_media(content)
+        if media is None:
+            raise Refused(f"{event.content.msgtype} messages cannot be sent to Session.")
+        if media.size is not None and media.size > MAX_SESSION_FILE_BYTES:
             raise Refused(
-                "Your message was not sent to Session: you have no Session login and relay is "
-                "off in this room. Send `login` to the bridge bot in a direct chat, or ask a "
-                "room admin to turn relay on."
+                f"{media.filename} ({human_size(media.size)}) was not sent to Session: Session "
+                f"accepts files up to {human_size(MAX_SESSION_FILE_BYTES)}."
             )
-        payload: dict[str, Any] = {
-            "text": text,
-            "name": clean_name(message.sender_name) or message.sender,
+        payload = {
+            "mxc": media.mxc,
+            "filename": media.filename,
+            "mimetype": media.mimetype,
+            "w": media.width,
+            "h": media.height,
+            "voice": media.voice,
         }
-        quote = await self._quote(portal, message.content)
+        await self._enqueue_post(portal, event, name, media.caption, content, media=payload)
+
+    async def _enqueue_post(
+        self,
+        portal: PortalRecord,
+        event: MessageEvent,
+        name: str,
+        text: str,
+        content: dict[str, Any],
+        *,
+        media: dict[str, Any] | None,
+    ) -> None:
+        sender = str(event.sender)
+        login_id = await self._actors.login_id_of(sender)
+        display = clean_name(name) or sender
+        if login_id is None:
+            if not portal.relay_enabled:
+                raise Refused(NO_LOGIN)
+            caption = text or (str(media["filename"]) if media else "")
+            text = self._relay_template.format(displayname=display, message=caption)
+        payload: dict[str, Any] = {"text": text, "name": display, "sender": sender}
+        if media is not None:
+            payload["media"] = media
+        quote = await self._quote(content)
         if quote is not None:
             payload["quote"] = {"timestamp": quote.timestamp, "author": quote.author}
-        await self._outbox.enqueue(
+        # Once per Matrix event: an event handled again after a crash queues nothing more.
+        await self._outbox.enqueue_once(
+            outbox_dedup_key(str(event.event_id)),
             portal.id,
             POST_KIND,
             json.dumps(payload),
             login_id=login_id,
-            matrix_event_id=message.event_id,
+            matrix_event_id=str(event.event_id),
         )
 
-    async def _quote(self, portal: PortalRecord, content: dict[str, Any]) -> Quote | None:
+    async def _quote(self, content: dict[str, Any]) -> Quote | None:
         relates = content.get("m.relates_to")
         reply = relates.get("m.in_reply_to") if isinstance(relates, dict) else None
         target = reply.get("event_id") if isinstance(reply, dict) else None
@@ -140,61 +183,109 @@ class CommunityOutbound:
             return None
         return Quote(timestamp=record.timestamp, author=record.sender_session_id)
 
-    async def _identity(self, row: OutboxRecord) -> Identity:
-        if row.login_id is None:
-            return self._bot_identity
-        login = await self._logins.login_by_id(row.login_id)
-        if login is None:
-            raise PermanentFailure("the Session login this message was queued for is gone")
-        return login.identity
-
-    def _client(self, identity: Identity, portal: PortalRecord) -> tuple[CommunityClient, str]:
-        server, token = parse_community_key(portal.session_key)
-        key = (identity.session_id.value, server.base_url)
-        client = self._clients.get(key)
-        if client is None:
-            client = self._clients[key] = CommunityClient(self._http, identity, server)
-        return client, token
+    async def _fetch(self, mxc: str) -> bytes:
+        try:
+            data = await self._download_media(mxc)
+        except MatrixRequestError as e:
+            if e.http_status >= 500 or e.http_status == 429:
+                raise TemporaryFailure(f"the homeserver could not give the file: {e}") from e
+            raise PermanentFailure(f"the homeserver refused the file: {e}") from e
+        except (aiohttp.ClientError, TimeoutError) as e:
+            raise TemporaryFailure(f"cannot reach the homeserver ({type(e).__name__})") from e
+        if len(data) > MAX_SESSION_FILE_BYTES:
+            raise PermanentFailure(
+                f"the file is {human_size(len(data))}; Session accepts files up to "
+                f"{human_size(MAX_SESSION_FILE_BYTES)}"
+            )
+        return data
 
     async def deliver(self, row: OutboxRecord) -> None:
-        """The outbox deliverer of ``sogs_post`` rows."""
-        portal = await self._portals.get_by_id(row.portal_id)
-        if portal is None or portal.unbridged_at is not None:
-            raise PermanentFailure("the room is no longer bridged")
+        """The outbox deliverer of ``sogs_post`` rows (text, or a file with its caption)."""
+        portal = await self._actors.portal_of(row)
         payload = json.loads(row.payload)
-        identity = await self._identity(row)
-        client, token = self._client(identity, portal)
-        sent_at = int(time.time() * 1000)
+        identity = await self._actors.identity_of(row)
+        client, token = self._actors.client(identity, portal)
+        author = self._actors.blinded(identity, portal)
+        if "sent_at" in payload and await self._record_if_posted(
+            row, portal, client, token, author
+        ):
+            return
+        # The sent timestamp identifies the post (§2.11). Stored before posting, so that a
+        # retry after a crash between posting and recording finds the post instead of
+        # posting it twice.
+        sent_at = payload.setdefault("sent_at", int(time.time() * 1000))
+        await self._outbox.set_payload(row.id, json.dumps(payload))
         quote = payload.get("quote")
+        attachments: tuple[Attachment, ...] = ()
+        files: list[int] = []
+        media = payload.get("media")
+        if media is not None:
+            data = await self._fetch(media["mxc"])
+            upload = await call_server(client.upload(token, data, media["filename"]))
+            files.append(upload.id)
+            attachments = (
+                Attachment(
+                    url=upload.url,
+                    size=len(data),
+                    content_type=media["mimetype"],
+                    file_name=media["filename"],
+                    flags=VOICE_MESSAGE_FLAG if media.get("voice") else 0,
+                    width=media.get("w"),
+                    height=media.get("h"),
+                ),
+            )
         message = VisibleMessage(
-            body=payload["text"],
+            body=payload["text"] or None,
+            attachments=attachments,
             quote=Quote(quote["timestamp"], quote["author"]) if quote else None,
             profile=Profile(display_name=payload["name"] if row.login_id else None),
             sig_timestamp=sent_at,
         )
         async with self._portal_lock(portal.id):
-            try:
-                posted = await client.post(token, message)
-            except CommunityUnreachable as e:
-                raise TemporaryFailure(str(e)) from e
-            except CommunityError as e:
-                if e.status is not None and e.status >= 500:
-                    raise TemporaryFailure(str(e)) from e
-                raise PermanentFailure(f"the community server refused it: {e}") from e
-            author = blind15_id(identity, client.server.pubkey).value
-            await self._messages.add_message(
-                portal.id,
-                row.matrix_event_id or f"outbox:{row.id}",
-                str(posted.id),
-                timestamp=sent_at,
-                sender_session_id=author,
-            )
+            posted = await call_server(client.post(token, message, files=files))
+            await self._record(row, portal, posted.id, sent_at, author)
         log.info("Posted outbox %d as community message %s/%d", row.id, token, posted.id)
+
+    async def _record(
+        self, row: OutboxRecord, portal: PortalRecord, post_id: int, sent_at: int, author: str
+    ) -> None:
+        await self._messages.add_message(
+            portal.id,
+            row.matrix_event_id or f"outbox:{row.id}",
+            str(post_id),
+            timestamp=sent_at,
+            sender_session_id=author,
+            sender_mxid=json.loads(row.payload).get("sender"),
+        )
+
+    async def _record_if_posted(
+        self,
+        row: OutboxRecord,
+        portal: PortalRecord,
+        client: CommunityClient,
+        token: str,
+        author: str,
+    ) -> bool:
+        """After an interrupted attempt: if the post reached the server, record it, True."""
+        sent_at = json.loads(row.payload)["sent_at"]
+        async with self._portal_lock(portal.id):
+            for post in await call_server(client.recent(token, RECENT_CHECK)):
+                content = post.content
+                if (
+                    str(post.author) == author
+                    and isinstance(content, VisibleMessage)
+                    and content.sig_timestamp == sent_at
+                ):
+                    log.info("Outbox %d was posted before a restart; recording it", row.id)
+                    await self._record(row, portal, post.id, sent_at, author)
+                    return True
+        return False
 
     def is_own_identity(self, server_pubkey: bytes, author: str) -> bool:
         """Whether ``author`` (a blinded id) is the bot or a logged-in user on that server."""
-        return author in self._own_ids(server_pubkey)
+        return self._actors.is_own_identity(server_pubkey, author)
 
-    def _own_ids(self, server_pubkey: bytes) -> set[str]:
-        identities = [self._bot_identity, *self._logins.cached_identities()]
-        return {blind15_id(i, server_pubkey).value for i in identities}
+
+def _is_edit(event: MessageEvent) -> bool:
+    relates = event.content.relates_to
+    return relates is not None and relates.rel_type == RelationType.REPLACE

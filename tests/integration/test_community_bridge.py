@@ -3,6 +3,7 @@ community server, and Session users on it made with our own Session client."""
 
 from __future__ import annotations
 
+import json
 import re
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
@@ -184,5 +185,36 @@ async def test_logged_in_user_posts_as_themselves_and_permissions_hold(
         await bot_says(alice, room_id, bot, "no longer bridged")
         portal = await app.portals.get_by_mxid(str(room_id))
         assert portal is not None and portal.unbridged_at is not None
+    finally:
+        await app.stop()
+
+
+async def test_a_post_interrupted_before_it_was_recorded_is_not_posted_twice(
+    bridge_config: Config, matrix_users: MatrixUsers, community: Community
+) -> None:
+    alice = await matrix_users.new("alice")
+    app = await start_bridge(bridge_config, str(alice.mxid))
+    try:
+        room_id = await bridged_room(alice, bridge_config.bot_mxid, community.url)
+        portal = await app.portals.get_by_mxid(str(room_id))
+        assert portal is not None and app.communities is not None
+        client, token = app.communities.client_for(portal)
+        # A previous attempt posted this and then the bridge died before recording it.
+        sent_at = 1_790_000_000_123
+        await client.post(token, VisibleMessage(body="alice: only once", sig_timestamp=sent_at))
+        payload = {"text": "alice: only once", "name": "alice", "sender": str(alice.mxid),
+                   "sent_at": sent_at}  # fmt: skip
+        await app.outbox.enqueue(
+            portal.id, "sogs_post", json.dumps(payload), matrix_event_id="$interrupted"
+        )
+
+        async def recorded() -> bool:
+            return await app.messages.get_by_mxid("$interrupted") is not None
+
+        await wait_for(recorded, "the interrupted post to be recorded")
+        sam = community.member()
+        await sam.join(token)
+        bodies = [m.content.body for m in await sam.recent(token, 50)]  # type: ignore[union-attr]
+        assert bodies.count("alice: only once") == 1
     finally:
         await app.stop()

@@ -178,6 +178,26 @@ class CommunityState:
         self.rooms[spec.token] = room
         return room
 
+    def update_room(
+        self,
+        token: str,
+        *,
+        name: str | None = None,
+        description: str | None = None,
+        image: bytes | None = None,
+    ) -> Room:
+        """What an admin's ``PUT /room/{room}`` does (§5.4): change the info, bump
+        ``info_updates`` so that ``pollInfo`` serves the new details."""
+        room = self.room(token)
+        if name is not None:
+            room.name = name
+        if description is not None:
+            room.description = description
+        if image is not None:
+            room.image_id = self.add_file(room, image, "image", permanent=True).id
+        room.info_updates += 1
+        return room
+
     def room(self, token: str) -> Room:
         """The room, or 404."""
         room = self.rooms.get(token)

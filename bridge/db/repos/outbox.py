@@ -165,6 +165,18 @@ class OutboxRepo:
             )
             return [_record(row) for row in rows]
 
+    async def set_payload(
+        self, outbox_id: int, payload: str, *, tx: AsyncSession | None = None
+    ) -> None:
+        """Replace a row's payload (a sender noting what it is about to send)."""
+        stmt = (
+            update(Outbox)
+            .where(Outbox.id == outbox_id)
+            .values(payload=payload, updated_at=self._clock())
+        )
+        async with self._db.use(tx) as s:
+            await s.execute(stmt)
+
     async def mark_done(self, outbox_id: int, *, tx: AsyncSession | None = None) -> None:
         """The delivery succeeded."""
         await self._set(outbox_id, OutboxStatus.DONE, tx=tx)

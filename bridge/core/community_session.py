@@ -1,0 +1,141 @@
+"""The Session side of Matrix → community traffic: which identity acts, and its client.
+
+Shared by the outbound message path (:mod:`bridge.core.community_outbound`) and the path for
+edits, reactions and redactions (:mod:`bridge.core.community_relations`). A Matrix user acts
+through their own Session login (blinded per server, session-protocol.md §1.5) or, for relayed
+messages, through the bot's identity. Server errors become the outbox's temporary or permanent
+failures.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Awaitable
+from typing import TypeVar
+
+import aiohttp
+
+from bridge.core.communities import parse_community_key
+from bridge.core.logins import LoginManager
+from bridge.core.outbox_sender import PermanentFailure, TemporaryFailure
+from bridge.db.records import MessageRecord, OutboxRecord, PortalRecord
+from bridge.db.repos.portals import PortalRepo
+from bridge.session.blinding import blind15_id
+from bridge.session.errors import InvalidInput
+from bridge.session.keys import Identity
+from bridge.session.sogs.client import CommunityClient
+from bridge.session.sogs.errors import CommunityError, CommunityUnreachable
+
+log = logging.getLogger("bridge.core.community_session")
+
+T = TypeVar("T")
+
+
+class CommunityActors:
+    """Session identities acting in community rooms, with one client per (identity, server)."""
+
+    def __init__(
+        self,
+        *,
+        http: aiohttp.ClientSession,
+        logins: LoginManager,
+        bot_identity: Identity,
+        portals: PortalRepo,
+    ) -> None:
+        self._http = http
+        self._logins = logins
+        self.bot_identity = bot_identity
+        self._portals = portals
+        self._clients: dict[tuple[str, str], CommunityClient] = {}
+        self._blinded: dict[tuple[str, bytes], str] = {}
+
+    async def portal_of(self, row: OutboxRecord) -> PortalRecord:
+        """The still-bridged portal of an outbox row, else a permanent failure."""
+        portal = await self._portals.get_by_id(row.portal_id)
+        if portal is None or portal.unbridged_at is not None:
+            raise PermanentFailure("the room is no longer bridged")
+        return portal
+
+    async def identity_of(self, row: OutboxRecord) -> Identity:
+        """The identity a queued post goes out under: its login, or the bot for relay."""
+        if row.login_id is None:
+            return self.bot_identity
+        login = await self._logins.login_by_id(row.login_id)
+        if login is None:
+            raise PermanentFailure("the Session login this message was queued for is gone")
+        return login.identity
+
+    async def login_id_of(self, mxid: str) -> int | None:
+        """The id of ``mxid``'s first Session login, or ``None`` if they have none."""
+        mine = await self._logins.logins_of(mxid)
+        return mine[0].record.id if mine else None
+
+    def client(self, identity: Identity, portal: PortalRecord) -> tuple[CommunityClient, str]:
+        """``identity``'s client for the portal's server, and the room token."""
+        server, token = parse_community_key(portal.session_key)
+        key = (identity.session_id.value, server.base_url)
+        client = self._clients.get(key)
+        if client is None:
+            client = self._clients[key] = CommunityClient(self._http, identity, server)
+        return client, token
+
+    def blinded(self, identity: Identity, portal: PortalRecord) -> str:
+        """``identity``'s id on the portal's server (the author id of its posts)."""
+        server, _ = parse_community_key(portal.session_key)
+        return self._blind(identity, server.pubkey)
+
+    def _blind(self, identity: Identity, server_pubkey: bytes) -> str:
+        key = (identity.session_id.value, server_pubkey)
+        found = self._blinded.get(key)
+        if found is None:
+            found = self._blinded[key] = blind15_id(identity, server_pubkey).value
+        return found
+
+    def is_own_identity(self, server_pubkey: bytes, author: str) -> bool:
+        """Whether ``author`` (a blinded id) is the bot or a logged-in user on that server."""
+        identities = [self.bot_identity, *self._logins.cached_identities()]
+        return any(self._blind(i, server_pubkey) == author for i in identities)
+
+    def is_bot(self, author: str, portal: PortalRecord) -> bool:
+        """Whether ``author`` is the bot's id on the portal's server (a relayed post)."""
+        return author == self.blinded(self.bot_identity, portal)
+
+    async def author_identity(
+        self, record: MessageRecord, mxid: str, portal: PortalRecord
+    ) -> tuple[Identity, bool]:
+        """The identity that posted ``record`` for ``mxid``, and whether it was relayed.
+
+        Only the Matrix user who sent the message may act on it (design.md §5); the identity
+        is the one that posted it, so the community server accepts the edit or deletion.
+        """
+        if record.sender_mxid != mxid or record.sender_session_id is None:
+            raise PermanentFailure("only your own messages can be changed on Session")
+        if self.is_bot(record.sender_session_id, portal):
+            return self.bot_identity, True
+        for login in await self._logins.logins_of(mxid):
+            if self.blinded(login.identity, portal) == record.sender_session_id:
+                return login.identity, False
+        raise PermanentFailure("the Session login that sent this message is gone")
+
+    async def login_identity(
+        self, mxid: str, author: str, portal: PortalRecord
+    ) -> Identity | None:
+        """``mxid``'s login whose id on the portal's server is ``author``, if any."""
+        for login in await self._logins.logins_of(mxid):
+            if self.blinded(login.identity, portal) == author:
+                return login.identity
+        return None
+
+
+async def call_server(work: Awaitable[T]) -> T:
+    """Await a community request, mapping its errors to the outbox's failure kinds."""
+    try:
+        return await work
+    except CommunityUnreachable as e:
+        raise TemporaryFailure(str(e)) from e
+    except CommunityError as e:
+        if e.status is not None and (e.status >= 500 or e.status == 429):
+            raise TemporaryFailure(str(e)) from e
+        raise PermanentFailure(f"the community server refused it: {e}") from e
+    except InvalidInput as e:
+        raise PermanentFailure(str(e)) from e

@@ -1,0 +1,149 @@
+"""Pure media helpers: MIME sniffing, image sizes, Matrix media content both ways."""
+
+from __future__ import annotations
+
+import struct
+
+from hypothesis import given
+from hypothesis import strategies as st
+
+from bridge.core.convert.media import (
+    default_filename,
+    human_size,
+    image_size,
+    matrix_media,
+    media_content,
+    msgtype_for,
+    sniff_mimetype,
+)
+from tests.images import tiny_png
+
+
+def gif(width: int, height: int) -> bytes:
+    return b"GIF89a" + struct.pack("<HH", width, height) + b"\x00" * 8
+
+
+def jpeg(width: int, height: int) -> bytes:
+    app0 = b"\xff\xe0" + struct.pack(">H", 16) + b"JFIF\x00" + b"\x00" * 9
+    sof0 = b"\xff\xc0" + struct.pack(">HBHHB", 11, 8, height, width, 1) + b"\x01\x11\x00"
+    return b"\xff\xd8" + app0 + sof0 + b"\xff\xd9"
+
+
+def webp_vp8x(width: int, height: int) -> bytes:
+    chunk = b"VP8X" + struct.pack("<I", 10) + b"\x00" * 4
+    dims = (width - 1).to_bytes(3, "little") + (height - 1).to_bytes(3, "little")
+    return b"RIFF" + struct.pack("<I", 22) + b"WEBP" + chunk + dims
+
+
+def test_msgtype_follows_the_major_type() -> None:
+    assert msgtype_for("image/png") == "m.image"
+    assert msgtype_for("VIDEO/mp4") == "m.video"
+    assert msgtype_for("audio/ogg") == "m.audio"
+    assert msgtype_for("application/pdf") == "m.file"
+    assert msgtype_for("") == "m.file"
+
+
+def test_sniffing_common_files() -> None:
+    assert sniff_mimetype(tiny_png()) == "image/png"
+    assert sniff_mimetype(jpeg(3, 2)) == "image/jpeg"
+    assert sniff_mimetype(gif(1, 1)) == "image/gif"
+    assert sniff_mimetype(webp_vp8x(5, 6)) == "image/webp"
+    assert sniff_mimetype(b"OggS\x00rest") == "audio/ogg"
+    assert sniff_mimetype(b"%PDF-1.7") == "application/pdf"
+    assert sniff_mimetype(b"\x00\x00\x00\x18ftypisom") == "video/mp4"
+    assert sniff_mimetype(b"hello") is None
+
+
+def test_image_sizes_from_headers() -> None:
+    assert image_size(tiny_png()) == (1, 1)
+    assert image_size(gif(640, 480)) == (640, 480)
+    assert image_size(jpeg(1280, 960)) == (1280, 960)
+    assert image_size(webp_vp8x(300, 200)) == (300, 200)
+    assert image_size(b"\xff\xd8\xff") is None
+    assert image_size(b"not an image") is None
+
+
+@given(st.binary(max_size=64))
+def test_image_size_never_raises(data: bytes) -> None:
+    for prefix in (b"", b"\x89PNG\r\n\x1a\n", b"\xff\xd8", b"GIF89a", b"RIFF\x00\x00\x00\x00WEBP"):
+        image_size(prefix + data)
+
+
+def test_default_names_and_sizes() -> None:
+    assert default_filename("image/jpeg") == "image.jpg"
+    assert default_filename("audio/ogg", 1) == "audio-2.ogg"
+    assert default_filename("application/x-unknown") == "file.bin"
+    assert human_size(999) == "999 bytes"
+    assert human_size(12_345) == "12.3 kB"
+    assert human_size(10_000_000) == "10.0 MB"
+
+
+def test_media_content_shapes() -> None:
+    image = media_content(
+        mxc="mxc://x/a", mimetype="image/png", size=10, filename="a.png", width=2, height=3
+    )
+    assert image == {
+        "msgtype": "m.image",
+        "body": "a.png",
+        "filename": "a.png",
+        "url": "mxc://x/a",
+        "info": {"mimetype": "image/png", "size": 10, "w": 2, "h": 3},
+        "m.mentions": {},
+    }
+    doc = media_content(
+        mxc="mxc://x/b", mimetype="application/pdf", size=5, filename="b.pdf", width=2, height=3
+    )
+    assert doc["msgtype"] == "m.file" and "w" not in doc["info"]
+    voice = media_content(
+        mxc="mxc://x/c", mimetype="audio/ogg", size=5, filename="v.ogg", voice=True
+    )
+    assert voice["org.matrix.msc3245.voice"] == {}
+    assert voice["org.matrix.msc1767.audio"] == {"waveform": []}
+
+
+def test_matrix_media_reads_files_and_captions() -> None:
+    media = matrix_media(
+        {
+            "msgtype": "m.image",
+            "body": "look at this",
+            "filename": "cat.jpg",
+            "url": "mxc://hs/cat",
+            "info": {"mimetype": "image/jpeg", "size": 1234, "w": 10, "h": 20},
+        }
+    )
+    assert media is not None
+    assert (media.filename, media.caption, media.mimetype) == (
+        "cat.jpg",
+        "look at this",
+        "image/jpeg",
+    )
+    assert (media.size, media.width, media.height, media.voice) == (1234, 10, 20, False)
+    plain = matrix_media({"msgtype": "m.file", "body": "a.bin", "url": "mxc://hs/a"})
+    assert plain is not None
+    assert (plain.filename, plain.caption, plain.mimetype, plain.size) == (
+        "a.bin",
+        "",
+        "application/octet-stream",
+        None,
+    )
+    voice = matrix_media(
+        {"msgtype": "m.audio", "body": "v", "url": "mxc://hs/v", "org.matrix.msc3245.voice": {}}
+    )
+    assert voice is not None and voice.voice
+
+
+def test_matrix_media_refuses_what_it_cannot_send() -> None:
+    assert matrix_media({"msgtype": "m.text", "body": "x"}) is None
+    encrypted = {"msgtype": "m.image", "body": "x", "file": {"url": "mxc://hs/e"}}
+    assert matrix_media(encrypted) is None
+    assert matrix_media({"msgtype": "m.image", "body": "x", "url": "https://evil/x"}) is None
+
+
+@given(
+    st.dictionaries(
+        st.sampled_from(["msgtype", "body", "filename", "url", "info"]),
+        st.one_of(st.none(), st.integers(), st.text(), st.dictionaries(st.text(), st.integers())),
+    )
+)
+def test_matrix_media_never_raises(content: dict[str, object]) -> None:
+    matrix_media(content)
