@@ -16,6 +16,7 @@ import mautrix
 from mautrix.types import ContentURI, MessageEvent, UserID
 
 import bridge
+from bridge.app_direct import DirectBridge, build_direct
 from bridge.commands.account import PHRASE_PROMPT, account_commands, finish_phrase_login
 from bridge.commands.bot import BotController
 from bridge.commands.builtin import builtin_commands
@@ -23,8 +24,8 @@ from bridge.commands.portals import PortalCommandDeps, portal_commands
 from bridge.commands.registry import CommandRegistry
 from bridge.config import Config
 from bridge.core.communities import Communities
-from bridge.core.community_inbound import CommunityInbound
-from bridge.core.community_outbound import POST_KIND, CommunityOutbound
+from bridge.core.community_portal import build_community
+from bridge.core.direct_outbound import DM_KIND
 from bridge.core.downloads import AllowedDownloads
 from bridge.core.ghosts import GhostManager
 from bridge.core.logins import Login, LoginManager
@@ -41,6 +42,7 @@ from bridge.db.records import PortalKind
 from bridge.db.repos.cursors import CursorRepo
 from bridge.db.repos.ghosts import GhostRepo
 from bridge.db.repos.inbox import MatrixInboxRepo
+from bridge.db.repos.kv import KVRepo
 from bridge.db.repos.messages import MessageRepo
 from bridge.db.repos.outbox import OutboxRepo
 from bridge.db.repos.portals import PortalRepo
@@ -87,7 +89,10 @@ class BridgeApp:
         self.outbox = OutboxRepo(self.db)
         self.inbox_repo = MatrixInboxRepo(self.db)
         self.logins = LoginManager(
-            self.users, SeedVault(parse_secrets_key(config.bridge.secrets_key))
+            self.users,
+            SeedVault(parse_secrets_key(config.bridge.secrets_key)),
+            on_login=self._on_login,
+            on_logout=self._on_logout,
         )
         self.prompts = Prompts()
         self.registry = CommandRegistry()
@@ -126,6 +131,7 @@ class BridgeApp:
         self._http: aiohttp.ClientSession | None = None
         self._files: FileServerClient | None = None
         self._communities: Communities | None = None
+        self._direct: DirectBridge | None = None
         self._router: MatrixEventRouter | None = None
         self._listening = False
         self._tasks: list[asyncio.Task[Any]] = []
@@ -144,6 +150,10 @@ class BridgeApp:
         self._http = aiohttp.ClientSession()
         self._files = FileServerClient(self._http, self.config.session.file_server)
         self._build_portals(bot_login)
+        assert self._direct is not None
+        await self._direct.start(
+            bot_login, self.config.appservice.bot_displayname, self.logins, self.users
+        )
         self._spawn(self.inbox.run(), "matrix-inbox")
         await ping_homeserver(intent, self.config.appservice.id, self.config.appservice.address)
         await self._set_bot_profile()
@@ -165,6 +175,8 @@ class BridgeApp:
         self.appservice.ready = False
         if self._communities is not None:
             await self._communities.stop()
+        if self._direct is not None:
+            await self._direct.accounts.stop()
         for task in self._tasks:
             task.cancel()
         for task in self._tasks:
@@ -177,6 +189,11 @@ class BridgeApp:
             await self.appservice.stop()
             self._listening = False
         await self.db.close()
+
+    @property
+    def communities(self) -> Communities | None:
+        """The community servers the bridge reads (after :meth:`start`)."""
+        return self._communities
 
     def portal_lock(self, portal_id: int) -> asyncio.Lock:
         """Held while a portal's Session traffic is handled, in either direction."""
@@ -191,47 +208,53 @@ class BridgeApp:
         """The Session-facing services, the portal commands and the Matrix event router."""
         assert self._http is not None
         bot = self.appservice.intent
-        holder: list[CommunityOutbound] = []
-        inbound = CommunityInbound(
+        community = build_community(
+            http=self._http,
+            bot=bot,
+            bot_identity=bot_login.identity,
             ghosts=self.ghosts,
-            messages=self.messages,
-            cursors=self.cursors,
-            is_own_identity=lambda key, author: holder[0].is_own_identity(key, author),
-        )
-        self._communities = Communities(
-            http=self._http,
-            bot_identity=bot_login.identity,
-            portals=self.portals,
-            cursors=self.cursors,
-            handle_item=inbound.handle,
-            portal_lock=self.portal_lock,
-            poll_interval=self.config.session.community_poll_interval,
-        )
-        outbound = CommunityOutbound(
-            http=self._http,
-            communities=self._communities,
             logins=self.logins,
-            bot_identity=bot_login.identity,
-            messages=self.messages,
-            outbox=self.outbox,
             portals=self.portals,
+            messages=self.messages,
+            cursors=self.cursors,
+            outbox=self.outbox,
+            kv=KVRepo(self.db),
+            downloads=self.downloads,
             ghost_pattern=self.ghost_pattern,
             relay_template=self.config.bridge.relay.message_template,
             portal_lock=self.portal_lock,
+            poll_interval=self.config.session.community_poll_interval,
         )
-        holder.append(outbound)
+        self._communities = community.communities
+        outbound = community.outbound
+        assert self._files is not None
+        direct = self._direct = build_direct(
+            config=self.config,
+            http=self._http,
+            files=self._files,
+            bot=bot,
+            portals=self.portals,
+            messages=self.messages,
+            cursors=self.cursors,
+            outbox=self.outbox,
+            ghosts=self.ghosts,
+            logins=self.logins,
+            ghost_pattern=self.ghost_pattern,
+            portal_lock=self.portal_lock,
+        )
         events: list[PortalEvents] = []
         sender = OutboxSender(
             self.outbox,
-            {POST_KIND: outbound.deliver},
+            {**community.deliverers, DM_KIND: direct.outbound.deliver},
             on_failed=lambda row, reason: events[0].on_outbox_failed(row, reason),
         )
         events.append(
             PortalEvents(
                 portals=self.portals,
                 bot=bot,
-                handlers={PortalKind.COMMUNITY: outbound},
+                handlers={PortalKind.COMMUNITY: outbound, PortalKind.DIRECT: direct.outbound},
                 sender=sender,
+                outside_portals=direct.outside_portals,
             )
         )
         deps = PortalCommandDeps(
@@ -242,7 +265,7 @@ class BridgeApp:
             is_ghost=lambda mxid: bool(self.ghost_pattern.match(mxid)),
             intent_for=lambda mxid: bot.user(UserID(mxid)),
         )
-        for command in portal_commands(deps):
+        for command in [*portal_commands(deps), *direct.commands]:
             self.registry.register(command)
         self._build_router(events[0])
         self._spawn(sender.run(), "outbox")
@@ -280,7 +303,16 @@ class BridgeApp:
         await self._router.handle(raw)
 
     async def _handle_ephemeral(self, raw: dict[str, object]) -> None:
-        log.debug("Ephemeral %s not bridged yet", raw.get("type"))
+        if self._direct is not None:
+            await self._direct.outbound.handle_ephemeral(raw)
+
+    async def _on_login(self, login: Login) -> None:
+        if self._direct is not None:
+            await self._direct.on_login(login)
+
+    async def _on_logout(self, login: Login) -> None:
+        if self._direct is not None:
+            await self._direct.on_logout(login)
 
     async def _set_bot_profile(self) -> None:
         intent = self.appservice.intent

@@ -7,8 +7,9 @@ re-delivers them, and :meth:`CursorRepo.claim_inbound` makes re-delivery harmles
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Sequence
 
-from sqlalchemy import delete
+from sqlalchemy import delete, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bridge.db.engine import Database
@@ -106,6 +107,16 @@ class CursorRepo:
         """Whether an inbound item has been claimed."""
         async with self._db.use(tx) as s:
             return await s.get(InboundDedup, key) is not None
+
+    async def processed_among(
+        self, keys: Sequence[str], *, tx: AsyncSession | None = None
+    ) -> set[str]:
+        """Which of ``keys`` have been claimed (one query)."""
+        if not keys:
+            return set()
+        stmt = select(InboundDedup.key).where(InboundDedup.key.in_(list(keys)))
+        async with self._db.use(tx) as s:
+            return set((await s.scalars(stmt)).all())
 
     async def prune_inbound(self, older_than: int, *, tx: AsyncSession | None = None) -> int:
         """Delete dedup markers processed before ``older_than`` (ms); returns how many.

@@ -78,6 +78,14 @@ class MessageRepo:
             row = await s.get(Message, new_id, populate_existing=True)
             return None if row is None else _message(row)
 
+    async def get_by_id(
+        self, message_id: int, *, tx: AsyncSession | None = None
+    ) -> MessageRecord | None:
+        """The mapping with this row id, if any."""
+        async with self._db.use(tx) as s:
+            row = await s.get(Message, message_id, populate_existing=True)
+            return None if row is None else _message(row)
+
     async def get_by_mxid(
         self, mxid: str, *, tx: AsyncSession | None = None
     ) -> MessageRecord | None:

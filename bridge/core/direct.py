@@ -1,0 +1,294 @@
+"""Direct-chat portals: one Matrix room per (our Session identity, peer Session ID).
+
+The room is created by the peer's ghost with ``is_direct`` (matrix-side.md §2.6), the Matrix
+user who owns the identity and the bridge bot are invited, and the bridge-info state is part of
+the creation. A chat starts from Session (the peer messages a logged-in identity), from
+``pm <Session ID>``, or when a Matrix user invites a ghost into a room.
+
+Message requests: a Session user who writes to us first sees our replies as a request until we
+accept it; :meth:`DirectChats.ensure_accepted` sends the acceptance once per portal.
+
+The bot's own Session identity has no portals: it answers with :data:`AUTO_REPLY` (once a day
+per Session user) to explain the bridge.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections import defaultdict
+
+from mautrix.appservice import IntentAPI
+from mautrix.errors import MatrixError
+from mautrix.types import (
+    EventType,
+    Membership,
+    MemberStateEventContent,
+    RoomCreatePreset,
+    RoomID,
+    StateEvent,
+    UserID,
+)
+
+from bridge.core.ghosts import GhostManager, GhostProfile
+from bridge.core.logins import LoginManager
+from bridge.core.portal_rooms import PROTOCOL
+from bridge.core.session_accounts import Account, SessionAccounts
+from bridge.db.records import PortalKind, PortalRecord
+from bridge.db.repos.cursors import CursorRepo
+from bridge.db.repos.portals import PortalRepo
+from bridge.ids import InvalidId, SessionID
+from bridge.matrix.rooms import (
+    BRIDGE_INFO_TYPES,
+    Channel,
+    bridge_info_content,
+    bridge_info_state_key,
+    portal_power_levels,
+)
+from bridge.matrix.send import derived_txn_id, send_notice
+from bridge.session.client import SessionClient
+from bridge.session.dm_events import DirectMessageEvent
+from bridge.session.errors import SessionError
+from bridge.session.messages import VisibleMessage
+
+log = logging.getLogger("bridge.core.direct")
+
+DAY_MS = 86_400_000
+AUTO_REPLY = (
+    "Hello! This is the Session bridge of the Matrix server {domain}. Nobody reads messages "
+    "sent to this account.\n\n"
+    "To talk to someone on Matrix, write to their own Session ID: Matrix users get one when "
+    "they log in to the bridge. Ask them for it, or ask them to start a chat with you by "
+    "sending `{prefix} pm {your_id}` to the bridge bot ({bot})."
+)
+
+
+class DirectChatError(Exception):
+    """A direct chat cannot be started; the message is meant for the user."""
+
+
+def direct_key(ours: str, peer: str) -> str:
+    """The canonical ``portal.session_key`` of a direct chat."""
+    return f"{ours}|{peer}"
+
+
+def parse_direct_key(key: str) -> tuple[str, str]:
+    """(our Session ID, peer Session ID) of a direct chat's ``session_key``."""
+    ours, _, peer = key.partition("|")
+    return ours, peer
+
+
+def room_link(room_id: str) -> str:
+    return f"https://matrix.to/#/{room_id}"
+
+
+class DirectChats:
+    """Finds and creates direct-chat portals, and answers for the bot's identity."""
+
+    def __init__(
+        self,
+        *,
+        portals: PortalRepo,
+        ghosts: GhostManager,
+        accounts: SessionAccounts,
+        logins: LoginManager,
+        cursors: CursorRepo,
+        bot: IntentAPI,
+        bot_mxid: str,
+        domain: str,
+        command_prefix: str,
+    ) -> None:
+        self._portals = portals
+        self._ghosts = ghosts
+        self._accounts = accounts
+        self._logins = logins
+        self._cursors = cursors
+        self._bot = bot
+        self._bot_mxid = bot_mxid
+        self._domain = domain
+        self._prefix = command_prefix
+        self._creating: defaultdict[int, asyncio.Lock] = defaultdict(asyncio.Lock)
+
+    async def existing(self, ours: str, peer: str) -> PortalRecord | None:
+        """The active portal of (ours, peer), if it has a room."""
+        portal = await self._portals.get_by_key(PortalKind.DIRECT, direct_key(ours, peer))
+        if portal is None or portal.mxid is None or portal.unbridged_at is not None:
+            return None
+        return portal
+
+    async def ensure_portal(
+        self, account: Account, peer: str, profile: GhostProfile | None = None
+    ) -> PortalRecord:
+        """The portal of (account, peer), its room created by the peer's ghost if needed."""
+        if account.owner_mxid is None:
+            raise DirectChatError("the bot's Session identity has no direct chats")
+        found = await self.existing(account.session_id, peer)
+        if found is not None:
+            return found
+        key = direct_key(account.session_id, peer)
+        portal = await self._portals.get_or_create(PortalKind.DIRECT, key)
+        async with self._creating[portal.id]:
+            found = await self.existing(account.session_id, peer)
+            if found is not None:
+                return found
+            room_id = await self._create_room(account.owner_mxid, peer, profile)
+            log.info("Created direct-chat portal %s for %s", room_id, key)
+            portal = await self._portals.set_mxid(portal.id, room_id)
+        # The bot tells the user about failed sends, so it joins at once (invited at creation).
+        try:
+            await self._bot.join_room(RoomID(room_id))
+        except MatrixError as e:
+            log.warning("The bot could not join the direct chat %s: %s", room_id, e)
+        return portal
+
+    async def _create_room(self, owner: str, peer: str, profile: GhostProfile | None) -> str:
+        ghost = await self._ghosts.ensure(peer, profile)
+        channel = Channel(id=peer, displayname=ghost.record.displayname or peer)
+        info = bridge_info_content(self._bot_mxid, PROTOCOL, channel)
+        state_key = bridge_info_state_key(PROTOCOL["id"], channel)
+        # The ghost creates the room: in room v12 creators have unlimited power and must not
+        # be listed in ``users``; in older versions the create event empowers them too.
+        levels = portal_power_levels(self._bot_mxid)
+        room_id = await ghost.intent.create_room(
+            preset=RoomCreatePreset.PRIVATE,
+            is_direct=True,
+            invitees=[UserID(owner), UserID(self._bot_mxid)],
+            power_level_override=levels,
+            initial_state=[
+                *({"type": t, "state_key": state_key, "content": info} for t in BRIDGE_INFO_TYPES),
+                {
+                    "type": "io.element.functional_members",
+                    "state_key": "",
+                    "content": {"service_members": [self._bot_mxid]},
+                },
+            ],
+        )
+        return str(room_id)
+
+    async def start_chat(self, account: Account, peer: str) -> PortalRecord:
+        """``pm``: the portal of (account, peer), with its owner invited again if they left."""
+        if peer == account.session_id:
+            raise DirectChatError("That is your own Session ID.")
+        portal = await self.ensure_portal(account, peer)
+        assert portal.mxid is not None and account.owner_mxid is not None
+        ghost = await self._ghosts.ensure(peer)
+        with contextlib.suppress(MatrixError):  # already joined or invited
+            await ghost.intent.invite_user(
+                RoomID(portal.mxid), UserID(account.owner_mxid), extra_content={"is_direct": True}
+            )
+        return portal
+
+    async def ensure_accepted(
+        self, client: SessionClient, portal: PortalRecord, peer: str
+    ) -> None:
+        """Accept the peer's message request once, so that they see our replies as such."""
+        key = f"dm-accepted:{portal.id}"
+        if await self._cursors.is_processed(key):
+            return
+        try:
+            await client.accept_message_request(peer)
+        except SessionError as e:
+            log.warning("Could not accept the message request of %s: %s", peer[:10], e)
+            return
+        await self._cursors.claim_inbound(key, portal_id=portal.id)
+
+    async def auto_reply(self, client: SessionClient, event: DirectMessageEvent) -> None:
+        """The bot's identity answers a visible message once a day per Session user."""
+        peer = event.sender.value
+        if not isinstance(event.content, VisibleMessage):
+            log.debug("Bot identity got %s from %s", type(event.content).__name__, peer[:10])
+            return
+        key = f"bot-reply:{peer}:{event.timestamp // DAY_MS}"
+        if await self._cursors.is_processed(key):
+            return
+        text = AUTO_REPLY.format(
+            domain=self._domain, prefix=self._prefix, your_id=peer, bot=self._bot_mxid
+        )
+        # A SessionError propagates: the client delivers the message again later.
+        await client.accept_message_request(peer)
+        await client.send_text(peer, text)
+        await self._cursors.claim_inbound(key)
+        log.info("Auto-replied to %s on the bot's Session identity", peer[:10])
+
+    async def handle_ghost_invite(self, event: StateEvent) -> bool:
+        """A real user invited a ghost into a room that is no portal as a direct chat (the
+        invite has ``is_direct``): the ghost joins and the room becomes the chat's portal.
+
+        Returns False when the event is not such an invite.
+        """
+        content = event.content
+        if not isinstance(content, MemberStateEventContent) or event.type != EventType.ROOM_MEMBER:
+            return False
+        if content.membership != Membership.INVITE or not content.is_direct:
+            # Only a direct-chat invite (``is_direct``, as clients send when starting a DM)
+            # asks for a direct chat; other invites of ghosts are left as they are.
+            return False
+        peer = self._ghosts.session_id_for(str(event.state_key))
+        if peer is None:
+            return False
+        room_id, inviter = str(event.room_id), str(event.sender)
+        ghost = await self._ghosts.ensure(peer)
+        account = await self._account_of(inviter)
+        reason = self._refusal(account, peer)
+        if account is not None and reason is None:
+            found = await self.existing(account.session_id, peer)
+            if found is not None and found.mxid != room_id:
+                reason = f"You already have a chat with me: {room_link(str(found.mxid))}"
+        if account is None or reason is not None:
+            await ghost.intent.leave_room(RoomID(room_id), reason=reason)
+            return True
+        await ghost.intent.join_room(RoomID(room_id))
+        key = direct_key(account.session_id, peer)
+        portal = await self._portals.get_or_create(PortalKind.DIRECT, key)
+        portal = await self._portals.set_mxid(portal.id, room_id)
+        await self._adopt_room(ghost.intent, room_id, peer, ghost.record.displayname or peer)
+        log.info("Room %s is now the direct chat %s", room_id, portal.session_key)
+        return True
+
+    def _refusal(self, account: Account | None, peer: str) -> str | None:
+        try:
+            SessionID.parse(peer)
+        except InvalidId:
+            return "Only Session accounts (05… IDs) can have direct chats."
+        if account is None:
+            return (
+                "You need a Session login for direct chats: send `login` to the bridge bot "
+                f"({self._bot_mxid})."
+            )
+        return None
+
+    async def _account_of(self, mxid: str) -> Account | None:
+        for login in await self._logins.logins_of(mxid):
+            running = self._accounts.get(login.session_id)
+            if running is not None:
+                return running[0]
+        return None
+
+    async def _adopt_room(self, ghost: IntentAPI, room_id: str, peer: str, name: str) -> None:
+        """Bring the bot in and mark the room bridged, as far as the room's levels allow."""
+        try:
+            await ghost.invite_user(RoomID(room_id), UserID(self._bot_mxid))
+            await self._bot.join_room(RoomID(room_id))
+        except MatrixError as e:
+            log.info("The bot could not join the direct chat %s: %s", room_id, e)
+        channel = Channel(id=peer, displayname=name)
+        info = bridge_info_content(self._bot_mxid, PROTOCOL, channel)
+        state_key = bridge_info_state_key(PROTOCOL["id"], channel)
+        for event_type in BRIDGE_INFO_TYPES:
+            try:
+                await ghost.send_state_event(
+                    RoomID(room_id),
+                    EventType.find(event_type, EventType.Class.STATE),
+                    info,
+                    state_key,
+                )
+            except MatrixError as e:
+                log.info("No bridge info in %s: %s", room_id, e)
+                break
+        await send_notice(
+            ghost,
+            room_id,
+            f"This chat is bridged to the Session account `{peer}`.",
+            txn_id=derived_txn_id("dm-adopted", room_id),
+        )

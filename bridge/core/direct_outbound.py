@@ -1,0 +1,326 @@
+"""Matrix events into direct chats (Matrix → Session) for direct-chat portals.
+
+Only the Matrix user who owns the portal's Session identity speaks for it. Messages, media,
+reactions and redactions become outbox rows when the Matrix event is handled; the outbox
+sender delivers them in order, under the portal lock, and records the mapping (the swarm hash
+and the sent timestamp, which is how Session names the message later) right after the send.
+
+Session has no edits in direct chats: a Matrix edit goes out as a new message marked
+:data:`EDIT_MARK`, quoting the original. Only the author of a message may delete it (an unsend);
+a reaction is removed by the same reaction with the remove action. Typing notifications and
+read receipts are ephemeral and are sent at once, never queued.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import json
+import logging
+import re
+from collections.abc import Awaitable, Callable, Mapping
+from typing import Any
+
+from mautrix.errors import MatrixRequestError
+from mautrix.types import MessageEvent, ReactionEvent, RedactionEvent
+
+from bridge.core.convert.matrix_to_text import matrix_to_session_text
+from bridge.core.direct import parse_direct_key
+from bridge.core.direct_media import (
+    MAX_SESSION_FILE_BYTES,
+    MEDIA_MSGTYPES,
+    MediaRefused,
+    media_payload,
+    too_large_text,
+)
+from bridge.core.outbox_sender import PermanentFailure, TemporaryFailure
+from bridge.core.portal_events import Refused
+from bridge.core.router import RoomEvent
+from bridge.core.session_accounts import Account, SessionAccounts
+from bridge.db.records import MessageRecord, OutboxRecord, PortalKind, PortalRecord
+from bridge.db.repos.messages import MessageRepo
+from bridge.db.repos.outbox import OutboxRepo
+from bridge.db.repos.portals import PortalRepo
+from bridge.session.client import SessionClient
+from bridge.session.errors import InvalidInput, SessionError
+from bridge.session.messages import Quote
+from bridge.session.messages.model import VOICE_MESSAGE_FLAG
+
+log = logging.getLogger("bridge.core.direct_outbound")
+
+DM_KIND = "dm_send"
+EDIT_MARK = "✏️ "
+Download = Callable[[str], Awaitable[bytes]]
+
+
+class DirectOutbound:
+    """The :class:`bridge.core.portal_events.PortalHandler` of direct chats, and the outbox
+    deliverer of ``dm_send`` rows."""
+
+    def __init__(
+        self,
+        *,
+        accounts: SessionAccounts,
+        messages: MessageRepo,
+        outbox: OutboxRepo,
+        portals: PortalRepo,
+        ghost_pattern: re.Pattern[str],
+        download: Download,
+        portal_lock: Callable[[int], Any],
+    ) -> None:
+        self._accounts = accounts
+        self._messages = messages
+        self._outbox = outbox
+        self._portals = portals
+        self._ghost_pattern = ghost_pattern
+        self._download = download
+        self._portal_lock = portal_lock
+        self._typing: dict[int, bool] = {}
+        self._tasks: set[asyncio.Task[None]] = set()
+
+    # --- Matrix events ----------------------------------------------------------------------
+
+    def _owner_account(self, portal: PortalRecord, sender: str) -> Account:
+        ours, _ = parse_direct_key(portal.session_key)
+        found = self._accounts.get(ours)
+        if found is None:
+            raise Refused(
+                "This chat's Session account is no longer logged in to the bridge, so nothing "
+                "sent here reaches Session."
+            )
+        account = found[0]
+        if account.owner_mxid != sender:
+            raise Refused(
+                f"Only {account.owner_mxid} can send to Session from this chat: it is their "
+                "Session account."
+            )
+        return account
+
+    async def handle_message(self, portal: PortalRecord, event: MessageEvent, name: str) -> None:
+        """A text or emote message (or an edit of one) from the chat's owner."""
+        account = self._owner_account(portal, str(event.sender))
+        content = event.content.serialize()
+        text = matrix_to_session_text(
+            content, ghost_pattern=self._ghost_pattern, sender_name=name
+        ).text
+        if not text.strip():
+            raise Refused("An empty message cannot be sent to Session.")
+        relates = content.get("m.relates_to")
+        relates = relates if isinstance(relates, Mapping) else {}
+        quote: MessageRecord | None
+        if relates.get("rel_type") == "m.replace":
+            text = EDIT_MARK + text
+            quote = await self._mapped(relates.get("event_id"))
+        else:
+            reply = relates.get("m.in_reply_to")
+            quote = await self._mapped(
+                reply.get("event_id") if isinstance(reply, Mapping) else None
+            )
+        payload: dict[str, Any] = {"op": "text", "text": text}
+        if quote is not None and quote.sender_session_id:
+            payload["quote"] = {"timestamp": quote.timestamp, "author": quote.sender_session_id}
+        await self._enqueue(portal, account, str(event.event_id), str(event.sender), payload)
+
+    async def handle_event(self, portal: PortalRecord, event: RoomEvent) -> None:
+        """Media, reactions and redactions; anything else is logged."""
+        if isinstance(event, MessageEvent):
+            account = self._owner_account(portal, str(event.sender))
+            content = event.content.serialize()
+            if content.get("msgtype") not in MEDIA_MSGTYPES:
+                raise Refused("This kind of message cannot be sent to Session.")
+            try:
+                payload = media_payload(content)
+            except MediaRefused as e:
+                raise Refused(str(e)) from None
+        elif isinstance(event, ReactionEvent):
+            account = self._owner_account(portal, str(event.sender))
+            relates = event.content.relates_to
+            payload = {"op": "react", "target": str(relates.event_id), "emoji": relates.key}
+        elif isinstance(event, RedactionEvent):
+            account = self._owner_account(portal, str(event.sender))
+            payload = {"op": "redact", "target": str(event.redacts)}
+        else:
+            log.debug("%s in direct chat %d not bridged", event.type, portal.id)
+            return
+        await self._enqueue(portal, account, str(event.event_id), str(event.sender), payload)
+
+    async def _mapped(self, event_id: object) -> MessageRecord | None:
+        return await self._messages.get_by_mxid(event_id) if isinstance(event_id, str) else None
+
+    async def _enqueue(
+        self,
+        portal: PortalRecord,
+        account: Account,
+        event_id: str,
+        sender: str,
+        payload: dict[str, Any],
+    ) -> None:
+        payload["sender"] = sender
+        await self._outbox.enqueue(
+            portal.id,
+            DM_KIND,
+            json.dumps(payload),
+            login_id=account.login_id,
+            matrix_event_id=event_id,
+        )
+
+    # --- delivery ---------------------------------------------------------------------------
+
+    async def deliver(self, row: OutboxRecord) -> None:
+        """The outbox deliverer of ``dm_send`` rows."""
+        portal = await self._portals.get_by_id(row.portal_id)
+        if portal is None or portal.unbridged_at is not None:
+            raise PermanentFailure("the chat is no longer bridged")
+        ours, peer = parse_direct_key(portal.session_key)
+        found = self._accounts.get(ours)
+        if found is None:
+            raise TemporaryFailure("the Session account of this chat is not running")
+        client = found[1]
+        payload = json.loads(row.payload)
+        async with self._portal_lock(portal.id):
+            try:
+                await self._deliver(portal, client, peer, row, payload)
+            except InvalidInput as e:
+                raise PermanentFailure(f"Session refused it: {e}") from e
+            except SessionError as e:
+                raise TemporaryFailure(str(e)) from e
+
+    async def _deliver(
+        self,
+        portal: PortalRecord,
+        client: SessionClient,
+        peer: str,
+        row: OutboxRecord,
+        payload: dict[str, Any],
+    ) -> None:
+        op, event_id = payload["op"], row.matrix_event_id or f"outbox:{row.id}"
+        if op in ("text", "media") and await self._messages.get_by_mxid(event_id):
+            return  # sent and recorded before a crash
+        if op == "text":
+            quote = payload.get("quote")
+            sent = await client.send_text(
+                peer,
+                payload["text"],
+                quote=Quote(quote["timestamp"], quote["author"]) if quote else None,
+            )
+        elif op == "media":
+            sent = await self._send_media(client, peer, payload)
+        elif op == "react":
+            await self._react(portal, client, peer, event_id, payload)
+            return
+        else:
+            await self._redact(client, peer, payload)
+            return
+        await self._messages.add_message(
+            portal.id,
+            event_id,
+            sent.hash,
+            timestamp=sent.timestamp,
+            sender_session_id=client.session_id.value,
+            sender_mxid=payload["sender"],
+        )
+        log.info("Sent outbox %d to %s", row.id, peer[:10])
+
+    async def _send_media(self, client: SessionClient, peer: str, payload: dict[str, Any]) -> Any:
+        try:
+            data = await self._download(payload["url"])
+        except MatrixRequestError as e:
+            if e.http_status is not None and 400 <= e.http_status < 500:
+                raise PermanentFailure(f"the file could not be downloaded ({e})") from e
+            raise TemporaryFailure(f"the file could not be downloaded ({e})") from e
+        if len(data) > MAX_SESSION_FILE_BYTES:
+            raise PermanentFailure(too_large_text(len(data)))
+        pointer = await client.upload_attachment(
+            data, payload["filename"], payload["mimetype"], payload.get("caption")
+        )
+        pointer = dataclasses.replace(
+            pointer,
+            flags=VOICE_MESSAGE_FLAG if payload.get("voice") else 0,
+            width=payload.get("width"),
+            height=payload.get("height"),
+        )
+        return await client.send_text(peer, payload.get("caption"), attachments=(pointer,))
+
+    async def _react(
+        self,
+        portal: PortalRecord,
+        client: SessionClient,
+        peer: str,
+        event_id: str,
+        payload: dict[str, Any],
+    ) -> None:
+        target = await self._messages.get_by_mxid(payload["target"])
+        if target is None or target.sender_session_id is None:
+            raise PermanentFailure("the message you reacted to is not on Session")
+        await client.send_reaction(
+            peer, target.sender_session_id, target.timestamp, payload["emoji"]
+        )
+        await self._messages.add_reaction(
+            portal.id, event_id, target.id, payload["sender"], payload["emoji"]
+        )
+
+    async def _redact(self, client: SessionClient, peer: str, payload: dict[str, Any]) -> None:
+        target, sender = payload["target"], payload["sender"]
+        reaction = await self._messages.get_reaction_by_mxid(target)
+        if reaction is not None:
+            message = await self._messages.get_by_id(reaction.target_message_id)
+            if message is not None and message.sender_session_id and reaction.sender == sender:
+                await client.send_reaction(
+                    peer, message.sender_session_id, message.timestamp, reaction.emoji, remove=True
+                )
+            await self._messages.remove_reaction(reaction.id)
+            return
+        message = await self._messages.get_by_mxid(target)
+        if message is None:
+            return  # nothing of it reached Session
+        if message.sender_mxid != sender:
+            raise PermanentFailure(
+                "Session only lets the author delete a message; it was removed here only"
+            )
+        await client.send_unsend(peer, message.timestamp)
+        await self._messages.delete_message(message.id)
+
+    # --- typing and receipts ----------------------------------------------------------------
+
+    async def handle_ephemeral(self, raw: Mapping[str, Any]) -> None:
+        """``m.typing`` and ``m.receipt`` of a direct chat's owner go to the peer at once."""
+        kind, room_id, content = raw.get("type"), raw.get("room_id"), raw.get("content")
+        if kind not in ("m.typing", "m.receipt") or not isinstance(room_id, str):
+            return
+        if not isinstance(content, Mapping):
+            return
+        portal = await self._portals.get_by_mxid(room_id)
+        if portal is None or portal.kind != PortalKind.DIRECT or portal.unbridged_at is not None:
+            return
+        ours, peer = parse_direct_key(portal.session_key)
+        found = self._accounts.get(ours)
+        if found is None or found[0].owner_mxid is None:
+            return
+        client, owner = found[1], found[0].owner_mxid
+        if kind == "m.typing":
+            users = content.get("user_ids")
+            typing = isinstance(users, list) and owner in users
+            if typing != self._typing.get(portal.id, False):
+                self._typing[portal.id] = typing
+                self._spawn(client.send_typing(peer, typing), "typing")
+            return
+        timestamps = []
+        for event_id, receipts in content.items():
+            read = receipts.get("m.read") if isinstance(receipts, Mapping) else None
+            if isinstance(read, Mapping) and owner in read:
+                record = await self._messages.get_by_mxid(str(event_id))
+                if record is not None and record.sender_session_id == peer:
+                    timestamps.append(record.timestamp)
+        if timestamps:
+            self._spawn(client.send_read_receipt(peer, timestamps), "read receipt")
+
+    def _spawn(self, work: Awaitable[Any], what: str) -> None:
+        async def run() -> None:
+            try:
+                await work
+            except SessionError as e:
+                log.info("Could not send a %s to Session: %s", what, e)
+
+        task = asyncio.create_task(run())
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)

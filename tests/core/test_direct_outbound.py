@@ -1,0 +1,253 @@
+"""DirectOutbound with a real SQLite database and a recording fake Session client."""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, cast
+
+import pytest
+
+from bridge.core.direct import direct_key
+from bridge.core.direct_outbound import DM_KIND, EDIT_MARK, DirectOutbound
+from bridge.core.outbox_sender import PermanentFailure
+from bridge.core.portal_events import Refused
+from bridge.core.router import parse_event
+from bridge.core.session_accounts import Account, DbPollState
+from bridge.db import migrate
+from bridge.db.engine import Database
+from bridge.db.records import PortalKind, PortalRecord
+from bridge.db.repos.cursors import CursorRepo
+from bridge.db.repos.messages import MessageRepo
+from bridge.db.repos.outbox import OutboxRepo
+from bridge.db.repos.portals import PortalRepo
+from bridge.db.repos.users import UserRepo
+from bridge.ids import SessionID
+from bridge.session.dm_events import SentMessage
+
+OURS = "05" + "a1" * 32
+PEER = "05" + "b2" * 32
+OWNER = "@alice:example.test"
+GHOSTS = re.compile(r"^@session_.*:example\.test$")
+
+
+@dataclass
+class FakeClient:
+    """Records what is sent; every send gets the next timestamp."""
+
+    session_id: SessionID = field(default_factory=lambda: SessionID.parse(OURS))
+    sent: list[tuple[str, Any]] = field(default_factory=list)
+    clock: int = 1000
+
+    def _next(self, what: str, value: Any) -> SentMessage:
+        self.clock += 1
+        self.sent.append((what, value))
+        return SentMessage(self.clock, f"hash{self.clock}")
+
+    async def send_text(self, to: str, body: str | None, quote: Any = None, **kw: Any) -> Any:
+        return self._next("text", (body, quote))
+
+    async def send_reaction(
+        self, to: str, author: str, ts: int, emoji: str, remove: bool = False
+    ) -> Any:
+        return self._next("reaction", (author, ts, emoji, remove))
+
+    async def send_unsend(self, to: str, ts: int) -> Any:
+        return self._next("unsend", ts)
+
+    async def send_typing(self, to: str, started: bool) -> Any:
+        return self._next("typing", started)
+
+    async def send_read_receipt(self, to: str, timestamps: list[int]) -> Any:
+        return self._next("receipt", list(timestamps))
+
+
+class FakeAccounts:
+    def __init__(self, client: FakeClient) -> None:
+        self.client = client
+
+    def get(self, session_id: str) -> tuple[Account, FakeClient] | None:
+        if session_id != OURS:
+            return None
+        return Account(OURS, 1, OWNER), self.client
+
+
+@dataclass
+class World:
+    db: Database
+    outbound: DirectOutbound
+    client: FakeClient
+    messages: MessageRepo
+    outbox: OutboxRepo
+    portal: PortalRecord
+    cursors: CursorRepo
+
+
+class NoLock:
+    async def __aenter__(self) -> None:
+        return None
+
+    async def __aexit__(self, *exc: object) -> None:
+        return None
+
+
+@pytest.fixture
+async def world(tmp_path: Path) -> AsyncIterator[World]:
+    url = f"sqlite+aiosqlite:///{tmp_path / 'bridge.db'}"
+    await migrate.upgrade_to_head(url)
+    db = Database.from_url(url)
+    portals, messages, outbox = PortalRepo(db), MessageRepo(db), OutboxRepo(db)
+    portal = await portals.get_or_create(PortalKind.DIRECT, direct_key(OURS, PEER))
+    portal = await portals.set_mxid(portal.id, "!dm:example.test")
+    users = UserRepo(db)
+    await users.ensure_user(OWNER)
+    login = await users.add_login(OURS, b"sealed", mxid=OWNER)
+    assert login is not None and login.id == 1
+    client = FakeClient()
+
+    async def download(url: str) -> bytes:
+        return b"data"
+
+    outbound = DirectOutbound(
+        accounts=cast(Any, FakeAccounts(client)),
+        messages=messages,
+        outbox=outbox,
+        portals=portals,
+        ghost_pattern=GHOSTS,
+        download=download,
+        portal_lock=lambda portal_id: NoLock(),
+    )
+    yield World(db, outbound, client, messages, outbox, portal, CursorRepo(db))
+    await db.close()
+
+
+def event(kind: str, content: dict[str, Any], sender: str = OWNER, **extra: Any) -> Any:
+    raw = {
+        "type": kind,
+        "event_id": f"$e{abs(hash(json.dumps(content, sort_keys=True)))}",
+        "room_id": "!dm:example.test",
+        "sender": sender,
+        "origin_server_ts": 1,
+        "content": content,
+        **extra,
+    }
+    return parse_event(raw)
+
+
+async def deliver_all(world: World) -> None:
+    for row in await world.outbox.claim_due(10**15, 100):
+        await world.outbound.deliver(row)
+        await world.outbox.mark_done(row.id)
+
+
+async def test_text_is_queued_then_sent_and_mapped(world: World) -> None:
+    msg = event("m.room.message", {"msgtype": "m.text", "body": "hi", "m.mentions": {}})
+    await world.outbound.handle_message(world.portal, msg, "Alice")
+    (row,) = await world.outbox.claim_due(10**15, 10)
+    assert row.kind == DM_KIND and json.loads(row.payload)["text"] == "hi"
+    await world.outbound.deliver(row)
+    assert world.client.sent == [("text", ("hi", None))]
+    mapped = await world.messages.get_by_mxid(str(msg.event_id))
+    assert mapped is not None and mapped.sender_session_id == OURS and mapped.sender_mxid == OWNER
+    # A re-delivery after a crash between the send and marking the row done sends nothing.
+    await world.outbound.deliver(row)
+    assert len(world.client.sent) == 1
+
+
+async def test_only_the_owner_speaks_for_the_account(world: World) -> None:
+    msg = event("m.room.message", {"msgtype": "m.text", "body": "hi"}, sender="@eve:example.test")
+    with pytest.raises(Refused, match="Only @alice"):
+        await world.outbound.handle_message(world.portal, msg, "Eve")
+
+
+async def test_reply_and_edit_quote_the_original(world: World) -> None:
+    await world.messages.add_message(
+        world.portal.id, "$from-peer", "h1", timestamp=77, sender_session_id=PEER
+    )
+    reply = event(
+        "m.room.message",
+        {
+            "msgtype": "m.text",
+            "body": "yes",
+            "m.relates_to": {"m.in_reply_to": {"event_id": "$from-peer"}},
+        },
+    )
+    await world.outbound.handle_message(world.portal, reply, "Alice")
+    await deliver_all(world)
+    (_, (body, quote)) = world.client.sent[-1]
+    assert body == "yes" and (quote.author, quote.timestamp) == (PEER, 77)
+
+    edit = event(
+        "m.room.message",
+        {
+            "msgtype": "m.text",
+            "body": "* yes!",
+            "m.new_content": {"msgtype": "m.text", "body": "yes!"},
+            "m.relates_to": {"rel_type": "m.replace", "event_id": str(reply.event_id)},
+        },
+    )
+    await world.outbound.handle_message(world.portal, edit, "Alice")
+    await deliver_all(world)
+    (_, (body, quote)) = world.client.sent[-1]
+    assert body == EDIT_MARK + "yes!" and quote.author == OURS
+
+
+async def test_reactions_and_redactions(world: World) -> None:
+    await world.messages.add_message(
+        world.portal.id, "$from-peer", "h1", timestamp=77, sender_session_id=PEER
+    )
+    react = event(
+        "m.reaction",
+        {"m.relates_to": {"rel_type": "m.annotation", "event_id": "$from-peer", "key": "👍"}},
+    )
+    await world.outbound.handle_event(world.portal, react)
+    await deliver_all(world)
+    assert world.client.sent[-1] == ("reaction", (PEER, 77, "👍", False))
+
+    unreact = event("m.room.redaction", {}, redacts=str(react.event_id))
+    await world.outbound.handle_event(world.portal, unreact)
+    await deliver_all(world)
+    assert world.client.sent[-1] == ("reaction", (PEER, 77, "👍", True))
+
+    # Only the author may delete: the peer's message cannot be unsent by us.
+    delete_theirs = event("m.room.redaction", {"reason": "x"}, redacts="$from-peer")
+    await world.outbound.handle_event(world.portal, delete_theirs)
+    (row,) = await world.outbox.claim_due(10**15, 10)
+    with pytest.raises(PermanentFailure, match="only lets the author"):
+        await world.outbound.deliver(row)
+
+
+async def test_reaction_to_an_unbridged_message_fails_for_good(world: World) -> None:
+    react = event(
+        "m.reaction",
+        {"m.relates_to": {"rel_type": "m.annotation", "event_id": "$unknown", "key": "x"}},
+    )
+    await world.outbound.handle_event(world.portal, react)
+    (row,) = await world.outbox.claim_due(10**15, 10)
+    with pytest.raises(PermanentFailure, match="not on Session"):
+        await world.outbound.deliver(row)
+
+
+async def test_typing_is_sent_on_change_only(world: World) -> None:
+    typing = {"type": "m.typing", "room_id": "!dm:example.test", "content": {"user_ids": [OWNER]}}
+    await world.outbound.handle_ephemeral(typing)
+    await world.outbound.handle_ephemeral(typing)
+    stopped = {**typing, "content": {"user_ids": []}}
+    await world.outbound.handle_ephemeral(stopped)
+    for task in list(world.outbound._tasks):
+        await task
+    assert [v for what, v in world.client.sent if what == "typing"] == [True, False]
+
+
+async def test_poll_state_persists_cursors_and_seen_hashes(world: World) -> None:
+    state = DbPollState(world.cursors)
+    assert await state.get_last_hash("node", OURS, 0) is None
+    await state.set_last_hash("node", OURS, 0, "h1")
+    await state.mark_seen(OURS, "h1", 0)
+    again = DbPollState(world.cursors)
+    assert await again.get_last_hash("node", OURS, 0) == "h1"
+    assert await again.seen(OURS, ["h1", "h2"]) == {"h1"}
+    assert await again.seen(PEER, ["h1"]) == set()
