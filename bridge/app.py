@@ -23,7 +23,7 @@ from bridge.commands.builtin import builtin_commands
 from bridge.commands.portals import PortalCommandDeps, portal_commands
 from bridge.commands.registry import CommandRegistry
 from bridge.config import Config
-from bridge.core.communities import Communities
+from bridge.core.communities import Communities, parse_community_key
 from bridge.core.community_portal import build_community
 from bridge.core.direct_outbound import DM_KIND
 from bridge.core.downloads import AllowedDownloads
@@ -51,6 +51,7 @@ from bridge.matrix.appservice import BridgeAppService
 from bridge.matrix.startup import check_bot, ping_homeserver, wait_for_homeserver
 from bridge.registration import ghost_user_regex
 from bridge.session.files import FileServerClient
+from bridge.session.sogs.urls import CommunityServerRef
 
 log = logging.getLogger("bridge.app")
 
@@ -99,7 +100,7 @@ class BridgeApp:
         prefix = config.bridge.command_prefix
         for command in [
             *builtin_commands(lambda: self.registry, prefix, VERSION_TEXT),
-            *account_commands(self.logins, self.prompts, prefix),
+            *account_commands(self.logins, self.prompts, prefix, self._community_servers),
         ]:
             self.registry.register(command)
         self.inbox = MatrixInbox(self.inbox_repo, self._handle_event, self._handle_ephemeral)
@@ -189,6 +190,14 @@ class BridgeApp:
             await self.appservice.stop()
             self._listening = False
         await self.db.close()
+
+    async def _community_servers(self) -> list[CommunityServerRef]:
+        """The servers of the bridged community rooms, each once."""
+        servers: dict[str, CommunityServerRef] = {}
+        for portal in await self.portals.list_active(PortalKind.COMMUNITY):
+            server, _ = parse_community_key(portal.session_key)
+            servers.setdefault(server.base_url, server)
+        return list(servers.values())
 
     @property
     def communities(self) -> Communities | None:

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
+
 from bridge.commands.permissions import Level
 from bridge.commands.registry import Command, CommandEvent
-from bridge.core.logins import LoginError, LoginManager
+from bridge.core.logins import LoginError, LoginManager, blinded_id
 from bridge.core.prompts import Prompts
+from bridge.session.sogs.urls import CommunityServerRef
 
 SECTION = "Account"
 PHRASE_PROMPT = "phrase"
@@ -31,8 +34,18 @@ async def finish_phrase_login(logins: LoginManager, evt: CommandEvent, phrase: s
     await evt.reply(f"{note}\n\nLogged in as Session account `{login.session_id}`.")
 
 
-def account_commands(logins: LoginManager, prompts: Prompts, prefix: str) -> list[Command]:
-    """The account section; ``prompts`` carries the wait for a phrase sent on its own."""
+async def _no_servers() -> list[CommunityServerRef]:
+    return []
+
+
+def account_commands(
+    logins: LoginManager,
+    prompts: Prompts,
+    prefix: str,
+    community_servers: Callable[[], Awaitable[list[CommunityServerRef]]] = _no_servers,
+) -> list[Command]:
+    """The account section; ``prompts`` carries the wait for a phrase sent on its own, and
+    ``community_servers`` lists the servers of bridged communities (for blinded ids)."""
 
     async def login(evt: CommandEvent) -> None:
         if not evt.in_management_room:
@@ -74,7 +87,14 @@ def account_commands(logins: LoginManager, prompts: Prompts, prefix: str) -> lis
                 f"You have no Session login. Use `{prefix} login` in your management room."
             )
             return
-        lines = ["Your Session accounts:"] + [f"- `{login.session_id}`" for login in mine]
+        servers = await community_servers()
+        lines = ["Your Session accounts:"]
+        for login in mine:
+            lines.append(f"- `{login.session_id}`")
+            lines += [
+                f"  - on {server.base_url}: `{blinded_id(login, server.pubkey)}`"
+                for server in servers
+            ]
         await evt.reply("\n".join(lines))
 
     return [

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from bridge.core.secrets import SeedVault
 from bridge.db.records import LoginRecord
 from bridge.db.repos.users import UserRepo
+from bridge.session.blinding import blind15_id
 from bridge.session.keys import Identity
 from bridge.session.mnemonic import (
     MnemonicError,
@@ -24,6 +25,11 @@ from bridge.session.mnemonic import (
 log = logging.getLogger("bridge.core.logins")
 
 LoginHook = Callable[["Login"], Awaitable[None]]
+
+
+def blinded_id(login: Login, server_pubkey: bytes) -> str:
+    """The ``15…`` id ``login`` has on the community server with ``server_pubkey`` (§1.5)."""
+    return blind15_id(login.identity, server_pubkey).value
 
 
 class LoginError(Exception):

@@ -170,6 +170,8 @@ async def test_logged_in_user_posts_as_themselves_and_permissions_hold(
         await sam.join(room)
         seen = await session_sees(sam, room, "^from my own account$")
         assert str(seen.author) == blind15_id(login.identity, sam.server.pubkey).value
+        await alice.send_text(room_id, "!session whoami")
+        await bot_says(alice, room_id, bot, f"`{seen.author}`")
 
         # bob (relay level) can neither unbridge, nor turn relay on, nor bridge a room.
         await alice.invite_user(room_id, bob.mxid)
