@@ -137,9 +137,9 @@ async def relay(
         for i in range(n):
             sent[f"s-{i}"] = time.monotonic()
             await sam.post("lobby", VisibleMessage(body=f"s-{i}"))
-        await wait_until(lambda: len(to_matrix) >= n)
+        await wait_until(lambda: all(k in to_matrix for k in sent))
         watcher.cancel()
-        inbound = summary("Session -> Matrix", sent, to_matrix)
+        inbound = summary("Session -> Matrix", sent, {k: to_matrix[k] for k in sent})
         reader, _ = CommunityClient.from_url(http, Identity.generate(), url)
         await reader.join("lobby")
         await reader.commit(await reader.poll())

@@ -70,16 +70,54 @@ class PortalRooms:
         assert isinstance(content, PowerLevelStateEventContent)
         return content
 
-    async def send_bridge_info(self, room_id: str, channel: Channel) -> None:
+    async def send_bridge_info(
+        self, room_id: str, channel: Channel, *, sender: IntentAPI | None = None
+    ) -> None:
+        """The bridge-info state, under both event types, sent by ``sender`` (the bot)."""
         content = bridge_info_content(self._bot_mxid, PROTOCOL, channel)
         state_key = bridge_info_state_key(PROTOCOL["id"], channel)
         for event_type in BRIDGE_INFO_TYPES:
-            await self._bot.send_state_event(
+            await (sender or self._bot).send_state_event(
                 RoomID(room_id),
                 EventType.find(event_type, EventType.Class.STATE),
                 content,
                 state_key,
             )
+
+    async def create_room(
+        self,
+        channel: Channel,
+        *,
+        creator: IntentAPI | None = None,
+        name: str | None = None,
+        topic: str = "",
+        is_direct: bool = False,
+        invitees: Sequence[str] = (),
+    ) -> str:
+        """A new private room created by ``creator`` (the bot), with the bridge-info state.
+
+        A ghost that creates a room is empowered by the create event (in room v12 creators
+        have unlimited power and must not be listed in ``users``), so the levels name the bot.
+        """
+        info = bridge_info_content(self._bot_mxid, PROTOCOL, channel)
+        state_key = bridge_info_state_key(PROTOCOL["id"], channel)
+        room_id = await (creator or self._bot).create_room(
+            name=name,
+            topic=topic,
+            preset=RoomCreatePreset.PRIVATE,
+            is_direct=is_direct,
+            invitees=[UserID(m) for m in invitees],
+            power_level_override=portal_power_levels(self._bot_mxid),
+            initial_state=[
+                *({"type": t, "state_key": state_key, "content": info} for t in BRIDGE_INFO_TYPES),
+                {
+                    "type": "io.element.functional_members",
+                    "state_key": "",
+                    "content": {"service_members": [self._bot_mxid]},
+                },
+            ],
+        )
+        return str(room_id)
 
     async def create(
         self,
@@ -101,7 +139,7 @@ class PortalRooms:
             topic=topic,
             preset=RoomCreatePreset.PRIVATE,
             invitees=[UserID(m) for m in invitees],
-            power_level_override=portal_power_levels(self._bot_mxid),
+            power_level_override=portal_power_levels(self._bot_mxid, bot_is_creator=True),
             initial_state=[
                 *({"type": t, "state_key": state_key, "content": info} for t in BRIDGE_INFO_TYPES),
                 {

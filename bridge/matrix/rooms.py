@@ -45,11 +45,17 @@ def bridge_info_content(
     return content
 
 
-def portal_power_levels(bot_mxid: str, *, announcement_only: bool = False) -> dict[str, Any]:
-    """Power levels for a portal the bot creates: the bot rules, everyone may talk and react;
-    encryption stays with the bot until end-to-bridge encryption exists."""
-    return {
-        "users": {bot_mxid: BOT_POWER},
+def portal_power_levels(
+    bot_mxid: str, *, bot_is_creator: bool = False, announcement_only: bool = False
+) -> dict[str, Any]:
+    """Power level overrides for a portal: everyone may talk and react; the bot rules; the
+    encryption switch stays with the bot until end-to-bridge encryption exists.
+
+    When the bot creates the room it is not listed in ``users``: the homeserver's defaults
+    give the creator 100 in rooms up to v11, and in v12 the creator has unlimited power and
+    must not be listed (Synapse refuses the room otherwise; matrix-side.md §2.6).
+    """
+    levels: dict[str, Any] = {
         "events_default": 50 if announcement_only else 0,
         "events": {
             "m.reaction": 0,
@@ -62,3 +68,6 @@ def portal_power_levels(bot_mxid: str, *, announcement_only: bool = False) -> di
         },
         "redact": 50,
     }
+    if not bot_is_creator:
+        levels["users"] = {bot_mxid: BOT_POWER}
+    return levels

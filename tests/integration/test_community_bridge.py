@@ -220,3 +220,31 @@ async def test_a_post_interrupted_before_it_was_recorded_is_not_posted_twice(
         assert bodies.count("alice: only once") == 1
     finally:
         await app.stop()
+
+
+async def test_open_creates_a_new_portal_room_and_invites_the_user(
+    bridge_config: Config, matrix_users: MatrixUsers, community: Community
+) -> None:
+    carol = await matrix_users.new("carol")
+    app = await start_bridge(bridge_config, "@nobody:localhost")
+    try:
+        bot = bridge_config.bot_mxid
+        dm = await carol.create_room(is_direct=True, invitees=[UserID(bot)])
+        await bot_says(carol, dm, bot, "management room")
+        await carol.send_text(dm, f"open {community.url}")
+        answer = await bot_says(carol, dm, bot, "Created")
+        room_id = RoomID(re.search(r"https://matrix.to/#/(![^)\s]+)", answer).group(1))  # type: ignore[union-attr]
+
+        async def invited() -> bool:
+            return room_id in (await carol.sync(timeout=0)).get("rooms", {}).get("invite", {})
+
+        await wait_for(invited, "the invite to the new portal")
+        await carol.join_room(room_id)
+        sam = community.member()
+        room = community.url.rsplit("/", 1)[1].split("?")[0]
+        await sam.join(room)
+        await sam.post(room, VisibleMessage(body="welcome to the new room"))
+        await matrix_sees(carol, room_id, "^welcome to the new room$")
+        assert await app.portals.get_by_mxid(str(room_id)) is not None
+    finally:
+        await app.stop()
