@@ -68,6 +68,9 @@ from bridge.session.snode.rpc import SnodeClient
 
 log = logging.getLogger("bridge.session.client")
 
+# Longest wait between polls while the Session network cannot be reached.
+MAX_BACKOFF_S = 300.0
+
 
 #: Storage TTL of typing indicators, as desktop sends them (§2.7, §6.12).
 TYPING_TTL_MS = 20_000
@@ -112,6 +115,7 @@ class SessionClient:
         self._files = files
         self.profile = profile
         self.poll_interval = poll_interval
+        self._failures = 0
         self._sync_copies = sync_copies
         self._max_count = max_count
         self._last_timestamp = 0
@@ -361,15 +365,23 @@ class SessionClient:
                 poller = self._new_poller()
             if not poller.more and not self._stopping:
                 with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(self._wake.wait(), self.poll_interval)
+                    await asyncio.wait_for(self._wake.wait(), self._next_wait())
                 self._wake.clear()
+
+    def _next_wait(self) -> float:
+        """The poll interval, doubled per failure in a row while the network is unreachable."""
+        return min(self.poll_interval * float(2 ** min(self._failures, 10)), MAX_BACKOFF_S)
 
     async def _poll_and_deliver(self, poller: Poller[DirectMessage]) -> None:
         try:
             events = await poller.poll_once()
         except SessionError as e:
-            log.warning("%s: poll failed: %s", self, e)
+            self._failures += 1
+            if self._failures & (self._failures - 1) == 0:  # 1st, 2nd, 4th, 8th... in a row
+                log.warning("%s: poll failed (%d in a row): %s", self, self._failures, e)
             events, poller.more = [], False
+        else:
+            self._failures = 0
         for item in events:
             if self._stopping:
                 return

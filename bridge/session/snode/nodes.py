@@ -161,7 +161,7 @@ class NodePool:
             try:
                 nodes = await self._ask_seed(seed)
             except SnodeError as e:
-                log.warning("seed %s failed: %s", seed.url, e)
+                log.info("seed %s failed: %s", seed.url, e)
                 continue
             self._nodes = nodes
             self._fetched_at = self._monotonic()
