@@ -237,11 +237,13 @@ class BridgeApp:
         self._communities = community.communities
         outbound = community.outbound
         assert self._files is not None
+        rooms = PortalRooms(bot, self.portals, self.config.bot_mxid)
         direct = self._direct = build_direct(
             config=self.config,
             http=self._http,
             files=self._files,
             bot=bot,
+            rooms=rooms,
             portals=self.portals,
             messages=self.messages,
             cursors=self.cursors,
@@ -267,7 +269,7 @@ class BridgeApp:
             )
         )
         deps = PortalCommandDeps(
-            rooms=PortalRooms(bot, self.portals, self.config.bot_mxid),
+            rooms=rooms,
             portals=self.portals,
             communities=self._communities,
             bot=bot,

@@ -15,7 +15,7 @@ from typing import Any
 
 import aiohttp
 from mautrix.appservice import IntentAPI
-from mautrix.types import ContentURI, StateEvent
+from mautrix.types import StateEvent
 
 from bridge.commands.direct import direct_commands
 from bridge.commands.registry import Command
@@ -25,6 +25,7 @@ from bridge.core.direct_inbound import DirectInbound
 from bridge.core.direct_outbound import DirectOutbound
 from bridge.core.ghosts import GhostManager
 from bridge.core.logins import Login, LoginManager
+from bridge.core.portal_rooms import PortalRooms
 from bridge.core.router import RoomEvent
 from bridge.core.session_accounts import SessionAccounts, build_snode_client
 from bridge.db.repos.cursors import CursorRepo
@@ -32,6 +33,7 @@ from bridge.db.repos.messages import MessageRepo
 from bridge.db.repos.outbox import OutboxRepo
 from bridge.db.repos.portals import PortalRepo
 from bridge.db.repos.users import UserRepo
+from bridge.matrix.reads import media_download
 from bridge.session.files import FileServerClient
 
 log = logging.getLogger("bridge.app_direct")
@@ -75,6 +77,7 @@ def build_direct(
     http: aiohttp.ClientSession,
     files: FileServerClient,
     bot: IntentAPI,
+    rooms: PortalRooms,
     portals: PortalRepo,
     messages: MessageRepo,
     cursors: CursorRepo,
@@ -103,6 +106,7 @@ def build_direct(
         accounts=accounts,
         logins=logins,
         cursors=cursors,
+        rooms=rooms,
         bot=bot,
         bot_mxid=config.bot_mxid,
         domain=config.homeserver.domain,
@@ -118,17 +122,13 @@ def build_direct(
     )
     holder.append(inbound)
 
-    async def download(url: str) -> bytes:
-        data: bytes = await bot.download_media(ContentURI(url))
-        return data
-
     outbound = DirectOutbound(
         accounts=accounts,
         messages=messages,
         outbox=outbox,
         portals=portals,
         ghost_pattern=ghost_pattern,
-        download=download,
+        download=media_download(bot),
         portal_lock=portal_lock,
     )
     commands = direct_commands(chats, logins, accounts, config.bridge.command_prefix)

@@ -17,11 +17,10 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
-from typing import Any, cast
+from typing import Any
 
 from mautrix.appservice import IntentAPI
-from mautrix.errors import MatrixRequestError
-from mautrix.types import EventID, EventType, RoomID
+from mautrix.types import EventID
 
 from bridge.core.communities import parse_community_key
 from bridge.core.community_media import CommunityMediaIn
@@ -36,7 +35,7 @@ from bridge.core.ghosts import GhostHandle, GhostManager, GhostProfile
 from bridge.db.records import MessageRecord, PortalRecord
 from bridge.db.repos.cursors import CursorRepo
 from bridge.db.repos.messages import MessageRepo
-from bridge.matrix.send import derived_txn_id
+from bridge.matrix.send import derived_txn_id, redact_quietly, send_content
 from bridge.session.messages import VisibleMessage
 from bridge.session.sogs.models import CommunityMessage, ReactionUpdate
 
@@ -200,10 +199,7 @@ class CommunityInbound:
         # Our own posts deleted on Session (by us or a moderator) are redacted by the bot.
         intent = self._bot if own or sender is None else (await self._ghosts.ensure(sender)).intent
         for part in parts:
-            try:
-                await intent.redact(RoomID(portal.mxid), EventID(part.mxid), reason="Deleted")
-            except MatrixRequestError as e:
-                log.warning("Could not redact %s: %s", part.mxid, e)
+            await redact_quietly(intent, portal.mxid, part.mxid, "Deleted")
         await self._cursors.claim_inbound(key, portal_id=portal.id)
 
     async def _send(
@@ -215,14 +211,13 @@ class CommunityInbound:
         item: CommunityMessage,
     ) -> EventID:
         assert portal.mxid is not None
-        event_id: EventID = await intent.send_message_event(
-            RoomID(portal.mxid),
-            EventType.ROOM_MESSAGE,
-            cast(Any, content),  # mautrix serializes plain dicts as they are
+        return await send_content(
+            intent,
+            portal.mxid,
+            content,
             txn_id=derived_txn_id("sogs", f"{portal.id}:{purpose}"),
             timestamp=int((item.edited or item.posted) * 1000),
         )
-        return event_id
 
 
 def _file_first_key(portal: PortalRecord, message_id: int) -> str:

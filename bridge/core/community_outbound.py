@@ -38,6 +38,7 @@ from bridge.core.router import RoomEvent
 from bridge.db.records import OutboxRecord, PortalRecord
 from bridge.db.repos.messages import MessageRepo
 from bridge.db.repos.outbox import OutboxRepo
+from bridge.matrix.reads import MediaDownload
 from bridge.session.messages import Attachment, Profile, Quote, VisibleMessage
 from bridge.session.messages.model import VOICE_MESSAGE_FLAG
 from bridge.session.sogs.client import CommunityClient
@@ -48,7 +49,6 @@ log = logging.getLogger("bridge.core.community_outbound")
 RECENT_CHECK = 100
 
 POST_KIND = "sogs_post"
-MediaDownload = Callable[[str], Awaitable[bytes]]  # mxc:// → bytes, as the bot
 DisplayName = Callable[[str, str], Awaitable[str]]  # (room, mxid) → display name
 NO_LOGIN = (
     "Your message was not sent to Session: you have no Session login and relay is off in this "

@@ -8,13 +8,13 @@ handler for Matrix events, and the outbox deliverers of every community row kind
 from __future__ import annotations
 
 import asyncio
+import functools
 import re
 from collections.abc import Callable
 from dataclasses import dataclass
 
 import aiohttp
 from mautrix.appservice import IntentAPI
-from mautrix.types import ContentURI, RoomID, UserID
 
 from bridge.core.communities import Communities
 from bridge.core.community_inbound import CommunityInbound
@@ -33,6 +33,7 @@ from bridge.db.repos.kv import KVRepo
 from bridge.db.repos.messages import MessageRepo
 from bridge.db.repos.outbox import OutboxRepo
 from bridge.db.repos.portals import PortalRepo
+from bridge.matrix.reads import media_download, member_display_name
 from bridge.session.keys import Identity
 
 
@@ -103,16 +104,6 @@ def build_community(
         portal_lock=portal_lock,
     )
 
-    async def download_media(mxc: str) -> bytes:
-        return await bot.download_media(ContentURI(mxc))
-
-    async def display_name(room_id: str, mxid: str) -> str:
-        try:
-            member = await bot.get_room_member_info(RoomID(room_id), UserID(mxid))
-        except Exception:  # a missing name only makes the relay label plainer
-            return mxid
-        return (member.displayname if member and member.displayname else None) or mxid
-
     outbound = CommunityOutbound(
         actors=actors,
         relations=relations,
@@ -121,7 +112,7 @@ def build_community(
         ghost_pattern=ghost_pattern,
         relay_template=relay_template,
         portal_lock=portal_lock,
-        download_media=download_media,
-        display_name=display_name,
+        download_media=media_download(bot),
+        display_name=functools.partial(member_display_name, bot),
     )
     return CommunityPortal(communities, outbound, outbound.deliverers())

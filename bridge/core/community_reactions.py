@@ -19,7 +19,6 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
-from typing import Any, cast
 
 from mautrix.errors import MatrixRequestError
 from mautrix.types import EventID, EventType, RoomID
@@ -30,7 +29,7 @@ from bridge.core.ghosts import GhostManager
 from bridge.db.records import PortalRecord, ReactionRecord
 from bridge.db.repos.messages import MessageRepo
 from bridge.ids import InvalidId
-from bridge.matrix.send import derived_txn_id
+from bridge.matrix.send import derived_txn_id, reaction_content, send_content
 from bridge.session.sogs.models import ReactionSummary
 
 log = logging.getLogger("bridge.core.community_reactions")
@@ -131,14 +130,12 @@ class CommunityReactionsIn:
         except InvalidId:
             log.warning("Ignoring a reaction by malformed id %r", reactor[:80])
             return
-        content: dict[str, Any] = {
-            "m.relates_to": {"rel_type": "m.annotation", "event_id": target_mxid, "key": emoji}
-        }
         try:
-            event_id = await ghost.intent.send_message_event(
+            event_id = await send_content(
+                ghost.intent,
                 room,
-                EventType.REACTION,
-                cast(Any, content),  # mautrix serializes plain dicts as they are
+                reaction_content(target_mxid, emoji),
+                event_type=EventType.REACTION,
                 txn_id=derived_txn_id(
                     "sogs-react", f"{portal.id}:{target_id}:{reactor}:{emoji}:{seqno}"
                 ),

@@ -25,7 +25,6 @@ from mautrix.types import (
     EventType,
     Membership,
     MemberStateEventContent,
-    RoomCreatePreset,
     RoomID,
     StateEvent,
     UserID,
@@ -33,19 +32,13 @@ from mautrix.types import (
 
 from bridge.core.ghosts import GhostManager, GhostProfile
 from bridge.core.logins import LoginManager
-from bridge.core.portal_rooms import PROTOCOL
+from bridge.core.portal_rooms import PortalRooms
 from bridge.core.session_accounts import Account, SessionAccounts
 from bridge.db.records import PortalKind, PortalRecord
 from bridge.db.repos.cursors import CursorRepo
 from bridge.db.repos.portals import PortalRepo
 from bridge.ids import InvalidId, SessionID
-from bridge.matrix.rooms import (
-    BRIDGE_INFO_TYPES,
-    Channel,
-    bridge_info_content,
-    bridge_info_state_key,
-    portal_power_levels,
-)
+from bridge.matrix.rooms import Channel
 from bridge.matrix.send import derived_txn_id, send_notice
 from bridge.session.client import SessionClient
 from bridge.session.dm_events import DirectMessageEvent
@@ -94,6 +87,7 @@ class DirectChats:
         accounts: SessionAccounts,
         logins: LoginManager,
         cursors: CursorRepo,
+        rooms: PortalRooms,
         bot: IntentAPI,
         bot_mxid: str,
         domain: str,
@@ -104,6 +98,7 @@ class DirectChats:
         self._accounts = accounts
         self._logins = logins
         self._cursors = cursors
+        self._rooms = rooms
         self._bot = bot
         self._bot_mxid = bot_mxid
         self._domain = domain
@@ -145,26 +140,12 @@ class DirectChats:
     async def _create_room(self, owner: str, peer: str, profile: GhostProfile | None) -> str:
         ghost = await self._ghosts.ensure(peer, profile)
         channel = Channel(id=peer, displayname=ghost.record.displayname or peer)
-        info = bridge_info_content(self._bot_mxid, PROTOCOL, channel)
-        state_key = bridge_info_state_key(PROTOCOL["id"], channel)
-        # The ghost creates the room: in room v12 creators have unlimited power and must not
-        # be listed in ``users``; in older versions the create event empowers them too.
-        levels = portal_power_levels(self._bot_mxid)
-        room_id = await ghost.intent.create_room(
-            preset=RoomCreatePreset.PRIVATE,
+        return await self._rooms.create_room(
+            channel,
+            creator=ghost.intent,
             is_direct=True,
-            invitees=[UserID(owner), UserID(self._bot_mxid)],
-            power_level_override=levels,
-            initial_state=[
-                *({"type": t, "state_key": state_key, "content": info} for t in BRIDGE_INFO_TYPES),
-                {
-                    "type": "io.element.functional_members",
-                    "state_key": "",
-                    "content": {"service_members": [self._bot_mxid]},
-                },
-            ],
+            invitees=[owner, self._bot_mxid],
         )
-        return str(room_id)
 
     async def start_chat(self, account: Account, peer: str) -> PortalRecord:
         """``pm``: the portal of (account, peer), with its owner invited again if they left."""
@@ -272,20 +253,11 @@ class DirectChats:
             await self._bot.join_room(RoomID(room_id))
         except MatrixError as e:
             log.info("The bot could not join the direct chat %s: %s", room_id, e)
-        channel = Channel(id=peer, displayname=name)
-        info = bridge_info_content(self._bot_mxid, PROTOCOL, channel)
-        state_key = bridge_info_state_key(PROTOCOL["id"], channel)
-        for event_type in BRIDGE_INFO_TYPES:
-            try:
-                await ghost.send_state_event(
-                    RoomID(room_id),
-                    EventType.find(event_type, EventType.Class.STATE),
-                    info,
-                    state_key,
-                )
-            except MatrixError as e:
-                log.info("No bridge info in %s: %s", room_id, e)
-                break
+        try:
+            channel = Channel(id=peer, displayname=name)
+            await self._rooms.send_bridge_info(room_id, channel, sender=ghost)
+        except MatrixError as e:
+            log.info("No bridge info in %s: %s", room_id, e)
         await send_notice(
             ghost,
             room_id,

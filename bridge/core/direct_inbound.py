@@ -14,12 +14,13 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable
-from typing import Any, cast
+from typing import Any
 
 from mautrix.appservice import IntentAPI
 from mautrix.errors import MatrixRequestError
 from mautrix.types import EventID, EventType, RoomID
 
+from bridge.core.convert.media import MAX_SESSION_FILE_BYTES
 from bridge.core.convert.text_to_matrix import (
     MentionTarget,
     disappearing_notice,
@@ -28,7 +29,6 @@ from bridge.core.convert.text_to_matrix import (
 )
 from bridge.core.direct import DirectChats
 from bridge.core.direct_media import (
-    MAX_SESSION_FILE_BYTES,
     attachment_content,
     attachment_failed_notice,
     attachment_name,
@@ -39,7 +39,12 @@ from bridge.core.session_accounts import Account
 from bridge.db.records import PortalRecord
 from bridge.db.repos.cursors import CursorRepo
 from bridge.db.repos.messages import MessageRepo
-from bridge.matrix.send import derived_txn_id
+from bridge.matrix.send import (
+    derived_txn_id,
+    reaction_content,
+    redact_quietly,
+    send_content,
+)
 from bridge.session.client import SessionClient
 from bridge.session.dm_events import ClientEvent, DirectMessageEvent, SwarmGapEvent
 from bridge.session.errors import SessionError
@@ -255,18 +260,12 @@ class DirectInbound:
             return
         if existing is not None:
             return
-        content = {
-            "m.relates_to": {
-                "rel_type": "m.annotation",
-                "event_id": target.mxid,
-                "key": reaction.emoji,
-            }
-        }
         assert portal.mxid is not None
-        event_id = await ghost.intent.send_message_event(
-            RoomID(portal.mxid),
-            EventType.REACTION,
-            cast(Any, content),
+        event_id = await send_content(
+            ghost.intent,
+            portal.mxid,
+            reaction_content(target.mxid, reaction.emoji),
+            event_type=EventType.REACTION,
             txn_id=derived_txn_id("dm", f"{portal.id}:{hash_}:react"),
         )
         await self._messages.add_reaction(
@@ -313,12 +312,7 @@ class DirectInbound:
 
     async def _redact(self, intent: IntentAPI, portal: PortalRecord, event_id: str) -> None:
         assert portal.mxid is not None
-        try:
-            await intent.redact(
-                RoomID(portal.mxid), EventID(event_id), reason="Deleted in Session"
-            )
-        except MatrixRequestError as e:
-            log.warning("Could not redact %s: %s", event_id, e)
+        await redact_quietly(intent, portal.mxid, event_id, "Deleted in Session")
 
     async def _send(
         self,
@@ -329,14 +323,13 @@ class DirectInbound:
         timestamp: int,
     ) -> EventID:
         assert portal.mxid is not None
-        event_id: EventID = await intent.send_message_event(
-            RoomID(portal.mxid),
-            EventType.ROOM_MESSAGE,
-            cast(Any, content),  # mautrix serializes plain dicts as they are
+        return await send_content(
+            intent,
+            portal.mxid,
+            content,
             txn_id=derived_txn_id("dm", f"{portal.id}:{purpose}"),
             timestamp=timestamp,
         )
-        return event_id
 
 
 def _kind(event: DirectMessageEvent) -> str:

@@ -25,14 +25,9 @@ from mautrix.errors import MatrixRequestError
 from mautrix.types import MessageEvent, ReactionEvent, RedactionEvent
 
 from bridge.core.convert.matrix_to_text import matrix_to_session_text
+from bridge.core.convert.media import MAX_SESSION_FILE_BYTES, MEDIA_MSGTYPES
 from bridge.core.direct import parse_direct_key
-from bridge.core.direct_media import (
-    MAX_SESSION_FILE_BYTES,
-    MEDIA_MSGTYPES,
-    MediaRefused,
-    media_payload,
-    too_large_text,
-)
+from bridge.core.direct_media import MediaRefused, media_payload, too_large_text
 from bridge.core.outbox_sender import PermanentFailure, TemporaryFailure
 from bridge.core.portal_events import Refused
 from bridge.core.router import RoomEvent
@@ -41,6 +36,7 @@ from bridge.db.records import MessageRecord, OutboxRecord, PortalKind, PortalRec
 from bridge.db.repos.messages import MessageRepo
 from bridge.db.repos.outbox import OutboxRepo
 from bridge.db.repos.portals import PortalRepo
+from bridge.matrix.reads import MediaDownload
 from bridge.session.client import SessionClient
 from bridge.session.errors import InvalidInput, SessionError
 from bridge.session.messages import Quote
@@ -50,7 +46,6 @@ log = logging.getLogger("bridge.core.direct_outbound")
 
 DM_KIND = "dm_send"
 EDIT_MARK = "✏️ "
-Download = Callable[[str], Awaitable[bytes]]
 
 
 class DirectOutbound:
@@ -65,7 +60,7 @@ class DirectOutbound:
         outbox: OutboxRepo,
         portals: PortalRepo,
         ghost_pattern: re.Pattern[str],
-        download: Download,
+        download: MediaDownload,
         portal_lock: Callable[[int], Any],
     ) -> None:
         self._accounts = accounts

@@ -29,6 +29,7 @@ from mautrix.appservice import IntentAPI
 from mautrix.errors import MatrixError
 from mautrix.types import ContentURI
 
+from bridge.core.convert.media import image_mime_type
 from bridge.core.convert.names import ghost_displayname
 from bridge.db.records import GhostRecord
 from bridge.db.repos.ghosts import GhostRepo
@@ -118,21 +119,6 @@ def ghost_session_id(username_template: str, domain: str, mxid: str) -> str | No
     pattern = f"@{re.escape(before)}{_GHOST_ID}{re.escape(after)}:{re.escape(domain)}"
     match = re.fullmatch(pattern, mxid, re.ASCII)
     return match.group("session_id") if match else None
-
-
-def image_mime_type(data: bytes) -> str | None:
-    """The MIME type of an avatar image from its magic bytes, or ``None`` if not an image."""
-    if data.startswith(b"\x89PNG\r\n\x1a\n"):
-        return "image/png"
-    if data.startswith(b"\xff\xd8\xff"):
-        return "image/jpeg"
-    if data.startswith((b"GIF87a", b"GIF89a")):
-        return "image/gif"
-    if data[:4] == b"RIFF" and data[8:12] == b"WEBP":
-        return "image/webp"
-    if data[4:8] == b"ftyp" and data[8:12] in (b"avif", b"avis"):
-        return "image/avif"
-    return None
 
 
 def _avatar_fingerprint(url: str, key: bytes) -> str:

@@ -6,7 +6,7 @@ from __future__ import annotations
 import json
 import logging
 from collections.abc import Awaitable, Callable, Mapping
-from typing import Any, Protocol, cast
+from typing import Protocol
 
 from mautrix.appservice import IntentAPI
 from mautrix.types import EventType, MessageEvent, RoomID, StateEvent
@@ -15,10 +15,12 @@ from bridge.core.outbox_sender import OutboxSender
 from bridge.core.router import RoomEvent
 from bridge.db.records import OutboxRecord, PortalKind, PortalRecord
 from bridge.db.repos.portals import PortalRepo
+from bridge.matrix.reads import member_display_name
 from bridge.matrix.send import (
     MSS_EVENT_TYPE,
     derived_txn_id,
     notice_content,
+    send_content,
     send_notice,
     send_status_content,
 )
@@ -81,7 +83,7 @@ class PortalEvents:
         if portal is None:
             await self._outside_portals(event)
             return
-        name = await self.display_name(str(event.room_id), str(event.sender))
+        name = await member_display_name(self._bot, str(event.room_id), str(event.sender))
         await self._run(portal, event, self._handler(portal).handle_message(portal, event, name))
 
     async def handle_event(self, event: RoomEvent) -> None:
@@ -118,13 +120,6 @@ class PortalEvents:
             return
         self._sender.wake()
 
-    async def display_name(self, room_id: str, mxid: str) -> str:
-        try:
-            member = await self._bot.get_room_member_info(RoomID(room_id), mxid)  # type: ignore[arg-type]
-        except Exception:  # a missing name only makes the relay label plainer
-            return mxid
-        return (member.displayname if member and member.displayname else None) or mxid
-
     async def on_outbox_failed(self, row: OutboxRecord, reason: str) -> None:
         """The outbox gave up on ``row``: tell its sender in the room."""
         portal = await self._portals.get_by_id(row.portal_id)
@@ -144,11 +139,8 @@ class PortalEvents:
             RoomID(room_id), content, txn_id=derived_txn_id("fail-notice", event_id)
         )
         status = send_status_content(event_id, ok=False, message=text)
-        await self._bot.send_message_event(
-            RoomID(room_id),
-            MSS,
-            cast(Any, status),  # mautrix serializes plain dicts as they are
-            txn_id=derived_txn_id("mss", event_id),
+        await send_content(
+            self._bot, room_id, status, event_type=MSS, txn_id=derived_txn_id("mss", event_id)
         )
 
 

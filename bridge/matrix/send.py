@@ -3,10 +3,23 @@
 from __future__ import annotations
 
 import hashlib
+import logging
+from collections.abc import Mapping
+from typing import Any, cast
 
 import commonmark  # type: ignore[import-untyped]
 from mautrix.appservice import IntentAPI
-from mautrix.types import EventID, Format, MessageType, RoomID, TextMessageEventContent
+from mautrix.errors import MatrixRequestError
+from mautrix.types import (
+    EventID,
+    EventType,
+    Format,
+    MessageType,
+    RoomID,
+    TextMessageEventContent,
+)
+
+log = logging.getLogger("bridge.matrix.send")
 
 
 def notice_content(markdown: str) -> TextMessageEventContent:
@@ -34,6 +47,39 @@ async def send_notice(
         RoomID(room_id), notice_content(markdown), txn_id=txn_id
     )
     return event_id
+
+
+async def send_content(
+    intent: IntentAPI,
+    room_id: str,
+    content: Mapping[str, Any],
+    *,
+    txn_id: str,
+    event_type: EventType = EventType.ROOM_MESSAGE,
+    timestamp: int | None = None,
+) -> EventID:
+    """Send a plain content dict as ``intent`` (mautrix serializes dicts as they are).
+
+    ``txn_id`` should come from :func:`derived_txn_id`; ``timestamp`` (ms) is the
+    appservice's timestamp massaging, so the event shows when it was sent on the other side.
+    """
+    event_id: EventID = await intent.send_message_event(
+        RoomID(room_id), event_type, cast(Any, content), txn_id=txn_id, timestamp=timestamp
+    )
+    return event_id
+
+
+async def redact_quietly(intent: IntentAPI, room_id: str, event_id: str, reason: str) -> None:
+    """Redact ``event_id`` as ``intent``; a refusal (gone already, no power) is only logged."""
+    try:
+        await intent.redact(RoomID(room_id), EventID(event_id), reason=reason)
+    except MatrixRequestError as e:
+        log.warning("Could not redact %s: %s", event_id, e)
+
+
+def reaction_content(event_id: str, key: str) -> dict[str, Any]:
+    """An ``m.reaction`` to ``event_id`` (MSC2677, matrix-side.md §2.8)."""
+    return {"m.relates_to": {"rel_type": "m.annotation", "event_id": event_id, "key": key}}
 
 
 MSS_EVENT_TYPE = "com.beeper.message_send_status"

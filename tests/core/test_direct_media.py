@@ -4,15 +4,14 @@ from __future__ import annotations
 
 import pytest
 
+from bridge.core.convert.media import MAX_SESSION_FILE_BYTES, msgtype_for
 from bridge.core.direct import direct_key, parse_direct_key
 from bridge.core.direct_media import (
-    MAX_SESSION_FILE_BYTES,
     MediaRefused,
     attachment_content,
     attachment_failed_notice,
     human_size,
     media_payload,
-    msgtype_for,
 )
 from bridge.session.messages import Attachment
 from bridge.session.messages.model import VOICE_MESSAGE_FLAG

@@ -22,6 +22,7 @@ from mautrix.types import PaginationDirection, RoomID
 
 from bridge.app import BridgeApp
 from bridge.config import Config, load_config
+from tests.sessionnet.extras import CommunityAndFiles
 
 T = TypeVar("T")
 WAIT_TIMEOUT = 30.0
@@ -120,6 +121,15 @@ class MatrixUsers:
     async def close(self) -> None:
         for client in self.clients:
             await client.api.session.close()
+
+
+@pytest.fixture
+async def servers() -> AsyncIterator[CommunityAndFiles]:
+    """The devnet's community server and file server."""
+    extras = CommunityAndFiles()
+    await extras.start()
+    yield extras
+    await extras.stop()
 
 
 @pytest.fixture

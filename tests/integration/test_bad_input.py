@@ -5,12 +5,10 @@ from __future__ import annotations
 
 import logging
 import os
-from collections.abc import AsyncIterator
 
 import aiohttp
 import pytest
-from mautrix.client import Client
-from mautrix.types import EventType, RoomID, UserID
+from mautrix.types import EventType, UserID
 
 from bridge.app import BridgeApp
 from bridge.config import Config
@@ -20,33 +18,8 @@ from bridge.session.messages import Typing, VisibleMessage, content_to_proto
 from bridge.session.padding import pad_message
 from bridge.session.sogs.posts import sign_post
 from tests.integration.conftest import MatrixUsers, messages_from, room_events, wait_for
+from tests.integration.helpers import bridged_room
 from tests.sessionnet.extras import CommunityAndFiles
-
-
-@pytest.fixture
-async def servers() -> AsyncIterator[CommunityAndFiles]:
-    extras = CommunityAndFiles()
-    await extras.start()
-    yield extras
-    await extras.stop()
-
-
-async def bridge_room(user: Client, bot: str, url: str) -> RoomID:
-    room_id = await user.create_room(
-        invitees=[UserID(bot)], power_level_override={"users": {bot: 50}}
-    )
-
-    async def joined() -> bool:
-        return UserID(bot) in await user.get_joined_members(room_id)
-
-    await wait_for(joined, "the bot to join")
-    await user.send_text(room_id, f"!session bridge {url}")
-
-    async def bridged() -> bool:
-        return any("now bridged" in b for b in await messages_from(user, str(room_id), bot))
-
-    await wait_for(bridged, "the room to be bridged")
-    return room_id
 
 
 async def test_bad_community_posts_are_dropped_with_one_log_line(
@@ -63,7 +36,9 @@ async def test_bad_community_posts_are_dropped_with_one_log_line(
         alice = await matrix_users.new("alice")
         server = servers.community
         room_url = f"{servers.community_url}/lobby?public_key={server.pubkey_hex}"
-        room_id = await bridge_room(alice, bridge_config.bot_mxid, room_url)
+        room_id = await bridged_room(
+            alice, bridge_config.bot_mxid, room_url, rights_at_creation=True
+        )
         state, room = server.state, server.state.room("lobby")
         sam, mallory = Identity.generate(), Identity.generate()
         sam_id = blind15_id(sam, server.pubkey).value

@@ -7,22 +7,12 @@ import uuid
 from typing import Any
 
 import aiohttp
-from mautrix.client import Client
 from mautrix.types import EventType, Membership, RoomID, UserID
 
 from bridge.app import BridgeApp
 from bridge.config import Config
 from tests.integration.conftest import MatrixUsers, messages_from, wait_for
-
-
-async def open_management_room(user: Client, bot_mxid: str) -> str:
-    room_id = await user.create_room(is_direct=True, invitees=[UserID(bot_mxid)])
-
-    async def welcomed() -> bool:
-        return any("management room" in b for b in await messages_from(user, room_id, bot_mxid))
-
-    await wait_for(welcomed, "the bot to join and welcome us")
-    return str(room_id)
+from tests.integration.helpers import has_member, open_management_room
 
 
 async def test_user_dms_the_bot_and_gets_help(
@@ -48,11 +38,7 @@ async def test_prefix_is_needed_outside_the_management_room(
     bob = await matrix_users.new("bob")
     room_id = await bob.create_room(invitees=[UserID(bot)])  # not a DM
 
-    async def bot_joined() -> bool:
-        members = await bob.get_joined_members(room_id)
-        return UserID(bot) in members
-
-    await wait_for(bot_joined, "the bot to join the group room")
+    await wait_for(lambda: has_member(bob, room_id, bot), "the bot to join the group room")
     await bob.send_text(room_id, "ping")  # no prefix: ordinary chat, ignored
     await bob.send_text(room_id, "!session ping")
 

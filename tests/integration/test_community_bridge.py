@@ -12,16 +12,21 @@ from typing import Any
 import aiohttp
 import pytest
 from mautrix.client import Client
-from mautrix.types import EventType, RoomID, UserID
+from mautrix.types import RoomID, UserID
 
-from bridge.app import BridgeApp
 from bridge.config import Config
 from bridge.session.blinding import blind15_id
 from bridge.session.keys import Identity
 from bridge.session.messages import VisibleMessage
 from bridge.session.sogs.client import CommunityClient
-from bridge.session.sogs.models import CommunityMessage
-from tests.integration.conftest import MatrixUsers, messages_from, room_events, wait_for
+from tests.integration.conftest import MatrixUsers, room_events, wait_for
+from tests.integration.helpers import (
+    bot_says,
+    bridged_room,
+    matrix_sees,
+    session_sees,
+    start_bridge,
+)
 from tests.sessionnet.extras import start_community_and_files
 
 
@@ -43,61 +48,6 @@ async def community() -> AsyncIterator[Community]:
     async with aiohttp.ClientSession() as http:
         yield Community(url, http)
     await cleanup()
-
-
-async def start_bridge(config: Config, admin: str) -> BridgeApp:
-    config.bridge.permissions = {"localhost": "user", admin: "admin"}
-    config.session.community_poll_interval = 0.2
-    app = BridgeApp(config)
-    await app.start()
-    return app
-
-
-async def bridged_room(user: Client, bot: str, url: str) -> RoomID:
-    room_id = await user.create_room(invitees=[UserID(bot)])
-
-    async def joined() -> bool:
-        return UserID(bot) in await user.get_joined_members(room_id)
-
-    await wait_for(joined, "the bot to join")
-    await user.send_text(room_id, f"!session bridge {url}")
-    await bot_says(user, room_id, bot, "I need moderator rights")
-    levels = await user.get_state_event(room_id, EventType.ROOM_POWER_LEVELS)
-    levels.set_user_level(UserID(bot), 50)
-    await user.send_state_event(room_id, EventType.ROOM_POWER_LEVELS, levels)
-    await user.send_text(room_id, f"!session bridge {url}")
-    await bot_says(user, room_id, bot, "now bridged")
-    return room_id
-
-
-async def bot_says(user: Client, room_id: RoomID, bot: str, pattern: str) -> str:
-    async def find() -> str | None:
-        bodies = await messages_from(user, str(room_id), bot)
-        return next((b for b in bodies if re.search(pattern, b)), None)
-
-    return await wait_for(find, f"the bot to say {pattern!r}")
-
-
-async def session_sees(client: CommunityClient, room: str, pattern: str) -> CommunityMessage:
-    async def find() -> CommunityMessage | None:
-        for msg in await client.recent(room, 50):
-            content = msg.content
-            if isinstance(content, VisibleMessage) and re.search(pattern, content.body or ""):
-                return msg
-        return None
-
-    return await wait_for(find, f"Session to see {pattern!r}")
-
-
-async def matrix_sees(user: Client, room_id: RoomID, pattern: str) -> Any:
-    async def find() -> Any:
-        for event in await room_events(user, str(room_id)):
-            body = getattr(event.content, "body", None)
-            if str(event.type) == "m.room.message" and body and re.search(pattern, body):
-                return event
-        return None
-
-    return await wait_for(find, f"Matrix to see {pattern!r}")
 
 
 async def matrix_edit(user: Client, room_id: RoomID, new_body: str) -> dict[str, Any]:

@@ -9,12 +9,10 @@ from typing import Any
 
 import aiohttp
 import pytest
-from mautrix.api import Method, Path
 from mautrix.client import Client
 from mautrix.errors import MNotFound
 from mautrix.types import (
     ContentURI,
-    EventID,
     EventType,
     MediaMessageEventContent,
     MessageType,
@@ -32,9 +30,10 @@ from bridge.session.sogs.client import CommunityClient
 from bridge.session.sogs.models import CommunityMessage, ReactionSummary
 from tests.images import tiny_png
 from tests.integration.conftest import MatrixUsers, room_events, wait_for
-from tests.integration.test_community_bridge import (
+from tests.integration.helpers import (
     bot_says,
     bridged_room,
+    is_redacted,
     matrix_sees,
     session_sees,
     start_bridge,
@@ -106,11 +105,6 @@ async def matrix_reaction(user: Client, room_id: RoomID, target: str, key: str) 
         return None
 
     return await wait_for(find, f"a {key} reaction on {target}")
-
-
-async def is_redacted(user: Client, room_id: RoomID, event_id: str) -> bool:
-    raw = await user.api.request(Method.GET, Path.v3.rooms[room_id].event[EventID(event_id)])
-    return "redacted_because" in raw.get("unsigned", {})
 
 
 async def test_reactions_edits_and_deletions_both_ways(

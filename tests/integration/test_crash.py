@@ -7,11 +7,9 @@ from __future__ import annotations
 import asyncio
 import signal
 import sys
-from collections.abc import AsyncIterator
 from pathlib import Path
 
 import aiohttp
-import pytest
 from mautrix.client import Client
 from mautrix.types import EventType, RoomID, UserID
 
@@ -28,18 +26,11 @@ from tests.integration.conftest import (
     room_events,
     wait_for,
 )
+from tests.integration.helpers import has_member
 from tests.sessionnet.extras import CommunityAndFiles
 
 N = 30
 ROOT = Path(__file__).resolve().parents[2]
-
-
-@pytest.fixture
-async def servers() -> AsyncIterator[CommunityAndFiles]:
-    extras = CommunityAndFiles()
-    await extras.start()
-    yield extras
-    await extras.stop()
 
 
 async def write_config(tmp_path: Path, admin: str) -> tuple[Path, str]:
@@ -124,10 +115,7 @@ async def test_kill_9_mid_traffic_loses_nothing_and_repeats_nothing(
             invitees=[UserID(bot)], power_level_override={"users": {bot: 50}}
         )
 
-        async def joined() -> bool:
-            return UserID(bot) in await alice.get_joined_members(room_id)
-
-        await wait_for(joined, "the bot to join")
+        await wait_for(lambda: has_member(alice, room_id, bot), "the bot to join")
         for command, answer in ((f"bridge {url}", "now bridged"), ("relay on", "Relay is on")):
             await alice.send_text(room_id, f"!session {command}")
 

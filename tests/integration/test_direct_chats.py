@@ -5,12 +5,10 @@ independent ``session-python``."""
 from __future__ import annotations
 
 import asyncio
-import re
 from collections.abc import AsyncIterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
-import aiohttp
 import pytest
 from mautrix.client import Client
 from mautrix.types import (
@@ -27,7 +25,6 @@ from bridge.config import Config
 from bridge.core.direct import direct_key
 from bridge.db.records import PortalKind
 from bridge.session.client import SessionClient
-from bridge.session.files import FileServerClient
 from bridge.session.keys import Identity
 from bridge.session.messages import (
     MessageRequestResponse,
@@ -37,14 +34,10 @@ from bridge.session.messages import (
     Typing,
     Unsend,
 )
-from bridge.session.poller import MemoryPollState
-from bridge.session.snode.rpc import SnodeClient
 from tests.images import tiny_png
-from tests.integration.conftest import MatrixUsers, messages_from, room_events, wait_for
-from tests.sessionnet.dm_setup import Inbox
-from tests.sessionnet.extras import serve
-from tests.sessionnet.fileserver import FileServer
-from tests.sessionnet.helpers import devnet_client, running_devnet
+from tests.integration.conftest import MatrixUsers, room_events, wait_for
+from tests.integration.helpers import bot_says, has_member, matrix_event
+from tests.sessionnet.dm_setup import DmWorld, Inbox, dm_world
 from tests.sessionnet.net import Devnet
 from tests.sessionnet.test_interop_session_python import sp_session
 
@@ -57,20 +50,17 @@ class DmEnv:
     """A running bridge wired to a running devnet, and a factory of Session users on it."""
 
     app: BridgeApp
-    net: Devnet
-    snode: SnodeClient
-    files: FileServerClient
-    clients: list[SessionClient] = field(default_factory=list)
+    world: DmWorld
+
+    @property
+    def net(self) -> Devnet:
+        return self.world.net
 
     async def session_user(self, name: str) -> tuple[SessionClient, Inbox]:
         inbox = Inbox()
-        client = SessionClient(
-            Identity.generate(), self.snode, MemoryPollState(), self.files, poll_interval=0.05
-        )
+        client = await self.world.client(inbox=inbox, start=False)
         await client.set_profile(name)
-        client.subscribe(inbox)
         await client.start()
-        self.clients.append(client)
         return client, inbox
 
     async def portal_room(self, ours: str, peer: str) -> RoomID:
@@ -83,39 +73,21 @@ class DmEnv:
 
 @pytest.fixture
 async def dm_env(bridge_config: Config) -> AsyncIterator[DmEnv]:
-    async with running_devnet(seed_http=True) as net, devnet_client(net) as snode:
+    async with dm_world(seed_http=True) as world:
+        net = world.net
         assert net.seed_cert is not None
-        runner, files_url = await serve(net.host, FileServer().make_app())
         session = bridge_config.session
         session.seed_nodes = [net.seed_url]
         session.seed_cert_sha256 = {net.seed_url: net.seed_cert.sha256_hex}
-        session.file_server = files_url
+        session.file_server = world.files.base_url
         session.poll_interval = 0.1
         bridge_config.bridge.permissions = {"localhost": "user"}
         app = BridgeApp(bridge_config)
         await app.start()
         try:
-            async with aiohttp.ClientSession() as http:
-                env = DmEnv(app, net, snode, FileServerClient(http, files_url))
-                try:
-                    yield env
-                finally:
-                    for client in env.clients:
-                        await client.stop(timeout=2)
+            yield DmEnv(app, world)
         finally:
             await app.stop()
-            await runner.cleanup()
-
-
-async def matrix_event(
-    user: Client, room_id: RoomID, what: str, match: Any, timeout: float = TIMEOUT
-) -> Any:
-    """The first room event for which ``match(event)`` is true."""
-
-    async def find() -> Any:
-        return next((e for e in await room_events(user, str(room_id)) if match(e)), None)
-
-    return await wait_for(find, what, timeout)
 
 
 def body_is(text: str) -> Any:
@@ -285,12 +257,12 @@ async def test_pm_and_inviting_a_ghost_start_direct_chats(
     # `pm` in a room with the bot.
     management = await alice.create_room(is_direct=True, invitees=[UserID(bot)])
     await wait_for(
-        lambda: _has_member(alice, management, bot), "the bot to join the management room"
+        lambda: has_member(alice, management, bot), "the bot to join the management room"
     )
     await alice.send_text(management, "!session pm 05nothex")
-    await _bot_says(alice, management, bot, "is not a Session ID")
+    await bot_says(alice, management, bot, "is not a Session ID", TIMEOUT)
     await alice.send_text(management, f"!session pm {sam.session_id.value}")
-    await _bot_says(alice, management, bot, "direct chat with .* is ready")
+    await bot_says(alice, management, bot, "direct chat with .* is ready", TIMEOUT)
     room_id = await joined_portal(dm_env, alice, login.session_id, sam.session_id.value)
     await alice.send_text(room_id, "hello Sam, from Matrix")
     got = await session_gets(
@@ -303,7 +275,7 @@ async def test_pm_and_inviting_a_ghost_start_direct_chats(
     invited = await alice.create_room(
         is_direct=True, invitees=[UserID(tom_ghost)], preset=RoomCreatePreset.TRUSTED_PRIVATE
     )
-    await wait_for(lambda: _has_member(alice, invited, tom_ghost), "Tom's ghost to join")
+    await wait_for(lambda: has_member(alice, invited, tom_ghost), "Tom's ghost to join")
     assert await dm_env.portal_room(login.session_id, tom.session_id.value) == invited
     await alice.send_text(invited, "hello Tom")
     await session_gets(tom_inbox, "the message", lambda c: getattr(c, "body", "") == "hello Tom")
@@ -358,15 +330,3 @@ async def test_session_python_user_chats_with_a_bridged_user(
         assert reply["from"] == login.session_id
     finally:
         sp.close()
-
-
-async def _has_member(user: Client, room_id: RoomID, mxid: str) -> bool:
-    return UserID(mxid) in await user.get_joined_members(room_id)
-
-
-async def _bot_says(user: Client, room_id: RoomID, bot: str, pattern: str) -> str:
-    async def find() -> str | None:
-        bodies = await messages_from(user, str(room_id), bot)
-        return next((b for b in bodies if re.search(pattern, b)), None)
-
-    return await wait_for(find, f"the bot to say {pattern!r}", TIMEOUT)

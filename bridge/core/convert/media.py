@@ -16,9 +16,12 @@ from typing import Any
 
 __all__ = [
     "MAX_SESSION_FILE_BYTES",
+    "MEDIA_MSGTYPES",
+    "OCTET_STREAM",
     "MatrixMedia",
     "default_filename",
     "human_size",
+    "image_mime_type",
     "image_size",
     "matrix_media",
     "media_content",
@@ -48,9 +51,12 @@ _EXTENSIONS = {
 }
 
 
-def msgtype_for(mimetype: str) -> str:
-    """``m.image``, ``m.video``, ``m.audio`` or ``m.file`` for a MIME type."""
-    major = mimetype.split("/", 1)[0].lower()
+def msgtype_for(mimetype: str | None, voice: bool = False) -> str:
+    """``m.image``, ``m.video``, ``m.audio`` or ``m.file`` for a MIME type (a Session voice
+    note is always ``m.audio``)."""
+    if voice:
+        return "m.audio"
+    major = (mimetype or "").split("/", 1)[0].lower()
     return {"image": "m.image", "video": "m.video", "audio": "m.audio"}.get(major, "m.file")
 
 
@@ -84,6 +90,13 @@ def sniff_mimetype(data: bytes) -> str | None:
     if data.startswith(b"%PDF-"):
         return "application/pdf"
     return None
+
+
+def image_mime_type(data: bytes) -> str | None:
+    """The MIME type of an image (PNG, JPEG, GIF, WebP, AVIF) from its magic bytes, or
+    ``None`` if ``data`` is not one."""
+    mimetype = sniff_mimetype(data)
+    return mimetype if mimetype is not None and mimetype.startswith("image/") else None
 
 
 def _jpeg_size(data: bytes) -> tuple[int, int] | None:
@@ -144,12 +157,13 @@ def default_filename(mimetype: str, index: int = 0) -> str:
     return f"{kind}{'-' + str(index + 1) if index else ''}.{extension}"
 
 
-def human_size(size: int) -> str:
-    """``532 bytes``, ``12.3 kB``, ``10.5 MB`` (decimal units, as Session states its limit)."""
+def human_size(size: int, *, kb_digits: int = 1) -> str:
+    """``532 bytes``, ``12.3 kB``, ``10.5 MB`` (decimal units, as Session states its limit);
+    ``kb_digits`` is how many decimals kilobytes get."""
     if size < 1000:
         return f"{size} bytes"
     if size < 1_000_000:
-        return f"{size / 1000:.1f} kB"
+        return f"{size / 1000:.{kb_digits}f} kB"
     return f"{size / 1_000_000:.1f} MB"
 
 
@@ -162,25 +176,26 @@ def media_content(
     width: int | None = None,
     height: int | None = None,
     voice: bool = False,
+    caption: str | None = None,
 ) -> dict[str, Any]:
     """A Matrix media message for an uploaded file (matrix-side.md §2.8, §7).
 
-    ``body`` is the file name (no caption: Session text goes in its own event), ``m.mentions``
-    is empty. Dimensions are set for images and videos when both are known and positive.
+    ``body`` is the ``caption`` if any (MSC2530), else the file name; ``m.mentions`` is
+    empty. Dimensions are set for images and videos when both are known and positive.
     """
-    msgtype = msgtype_for(mimetype)
+    msgtype = msgtype_for(mimetype, voice)
     info: dict[str, Any] = {"mimetype": mimetype, "size": size}
     if msgtype in ("m.image", "m.video") and width and height and width > 0 and height > 0:
         info["w"], info["h"] = width, height
     content: dict[str, Any] = {
         "msgtype": msgtype,
-        "body": filename,
+        "body": caption or filename,
         "filename": filename,
         "url": mxc,
         "info": info,
         "m.mentions": {},
     }
-    if voice and msgtype == "m.audio":
+    if voice:
         # MSC3245 voice message, as Element recognises it; the waveform is unknown.
         content["org.matrix.msc1767.audio"] = {"waveform": []}
         content["org.matrix.msc3245.voice"] = {}

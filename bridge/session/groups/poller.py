@@ -27,7 +27,7 @@ import logging
 from collections import deque
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Any
 
 from bridge.session.groups.events import (
     GroupEvent,
@@ -52,44 +52,18 @@ from bridge.session.groups.poll_plan import (
     pack,
 )
 from bridge.session.groups.store import GroupStore, RawGroupMessage
-from bridge.session.snode.clock import NetworkClock
 from bridge.session.snode.errors import SnodeError
 from bridge.session.snode.nodes import ServiceNode
 from bridge.session.snode.results import Call, SubResult, parse_retrieve
+from bridge.session.snode.rpc import SnodeClient
 
 log = logging.getLogger("bridge.session.groups.poller")
 
-__all__ = ["GROUPS_PER_BATCH", "GroupPoller", "GroupSnode", "RequestSigner"]
+__all__ = ["GROUPS_PER_BATCH", "GroupPoller", "RequestSigner"]
 
 #: ``max_size`` per namespace as desktop asks (fractions of the node's limit, §6.2).
 _MAX_SIZE = {NS_MESSAGES: -2}
 _MAX_SIZE_OTHER = -8
-
-
-class GroupSnode(Protocol):
-    """What the poller needs from :class:`~bridge.session.snode.rpc.SnodeClient`."""
-
-    clock: NetworkClock
-
-    async def get_swarm(self, account: str, *, refresh: bool = False) -> list[ServiceNode]:
-        """The swarm of an account."""
-        ...
-
-    async def batch(
-        self,
-        account: str,
-        requests: Sequence[Call],
-        *,
-        sequence: bool = False,
-        prefer: ServiceNode | None = None,
-        mixed_accounts: bool = False,
-    ) -> tuple[ServiceNode, list[SubResult]]:
-        """One ``batch`` to ``account``'s swarm (``mixed_accounts``: 421s stay per call)."""
-        ...
-
-    def update_swarm(self, account: str, body: object) -> list[ServiceNode]:
-        """Remember ``account``'s swarm from a 421 body."""
-        ...
 
 
 @dataclass
@@ -116,7 +90,7 @@ class GroupPoller:
 
     def __init__(
         self,
-        snode: GroupSnode,
+        snode: SnodeClient,
         store: GroupStore,
         *,
         schedule: PollSchedule = DESKTOP_SCHEDULE,

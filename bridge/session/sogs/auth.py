@@ -234,23 +234,17 @@ def _parse_nonce(text: str) -> bytes:
     # Base64 (24 chars) or hex (32 chars), §5.2.
     if _HEX_NONCE.fullmatch(text):
         return bytes.fromhex(text)
-    try:
-        nonce = b64decode_strict(text)
-    except DecodeError as exc:
-        raise MalformedAuthHeaderError(f"invalid {NONCE_HEADER}") from exc
-    if len(nonce) != NONCE_LENGTH:
-        raise MalformedAuthHeaderError(f"{NONCE_HEADER} must be 16 bytes")
-    return nonce
+    return _b64_header(text, NONCE_HEADER, NONCE_LENGTH)
 
 
-def _parse_signature(text: str) -> bytes:
+def _b64_header(text: str, header: str, length: int) -> bytes:
     try:
-        signature = b64decode_strict(text)
+        value = b64decode_strict(text)
     except DecodeError as exc:
-        raise MalformedAuthHeaderError(f"invalid {SIGNATURE_HEADER}") from exc
-    if len(signature) != SIGNATURE_LENGTH:
-        raise MalformedAuthHeaderError(f"{SIGNATURE_HEADER} must be 64 bytes")
-    return signature
+        raise MalformedAuthHeaderError(f"invalid {header}") from exc
+    if len(value) != length:
+        raise MalformedAuthHeaderError(f"{header} must be {length} bytes")
+    return value
 
 
 def verify_request(
@@ -270,7 +264,7 @@ def verify_request(
     if not _TIMESTAMP.fullmatch(auth.timestamp):
         raise MalformedAuthHeaderError(f"{TIMESTAMP_HEADER} must be decimal Unix seconds")
     nonce = _parse_nonce(auth.nonce)
-    signature = _parse_signature(auth.signature)
+    signature = _b64_header(auth.signature, SIGNATURE_HEADER, SIGNATURE_LENGTH)
     if not _METHOD.fullmatch(method):
         raise MalformedAuthHeaderError("HTTP method must be uppercase letters")
     # The timestamp is signed exactly as sent.
