@@ -152,8 +152,9 @@ class BridgeApp:
         self._files = FileServerClient(self._http, self.config.session.file_server)
         self._build_portals(bot_login)
         assert self._direct is not None
+        appservice = self.config.appservice
         await self._direct.start(
-            bot_login, self.config.appservice.bot_displayname, self.logins, self.users
+            bot_login, appservice.bot_displayname, appservice.bot_avatar, self.logins, self.users
         )
         self._spawn(self.inbox.run(), "matrix-inbox")
         await ping_homeserver(intent, self.config.appservice.id, self.config.appservice.address)
@@ -248,6 +249,7 @@ class BridgeApp:
             messages=self.messages,
             cursors=self.cursors,
             outbox=self.outbox,
+            kv=KVRepo(self.db),
             ghosts=self.ghosts,
             logins=self.logins,
             ghost_pattern=self.ghost_pattern,

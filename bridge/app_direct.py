@@ -28,7 +28,9 @@ from bridge.core.logins import Login, LoginManager
 from bridge.core.portal_rooms import PortalRooms
 from bridge.core.router import RoomEvent
 from bridge.core.session_accounts import SessionAccounts, build_snode_client
+from bridge.core.session_profiles import SessionProfiles
 from bridge.db.repos.cursors import CursorRepo
+from bridge.db.repos.kv import KVRepo
 from bridge.db.repos.messages import MessageRepo
 from bridge.db.repos.outbox import OutboxRepo
 from bridge.db.repos.portals import PortalRepo
@@ -49,18 +51,30 @@ class DirectBridge:
     outbound: DirectOutbound
     commands: list[Command]
 
+    profiles: SessionProfiles
+
     async def start(
-        self, bot_login: Login, bot_name: str, logins: LoginManager, users: UserRepo
+        self,
+        bot_login: Login,
+        bot_name: str,
+        bot_avatar: str,
+        logins: LoginManager,
+        users: UserRepo,
     ) -> None:
-        """Start the bot's Session client and every stored login's."""
-        await self.accounts.start_bot(bot_login.identity, bot_name)
+        """Start the bot's Session client (with its name and picture) and every stored
+        login's (with its owner's Matrix name)."""
+        profile = await self.profiles.bot_profile(bot_name, bot_avatar)
+        bot = await self.accounts.start_bot(bot_login.identity, profile)
+        await self.profiles.refresh_bot_avatar(bot, bot_avatar)
         for record in await users.list_user_logins():
             login = await logins.login_by_id(record.id)
             if login is not None:
-                await self.accounts.start_login(login)
+                await self.on_login(login)
 
     async def on_login(self, login: Login) -> None:
-        await self.accounts.start_login(login)
+        owner = login.record.mxid
+        name = await self.profiles.owner_name(owner) if owner is not None else None
+        await self.accounts.start_login(login, name)
 
     async def on_logout(self, login: Login) -> None:
         await self.accounts.stop_login(login)
@@ -82,6 +96,7 @@ def build_direct(
     messages: MessageRepo,
     cursors: CursorRepo,
     outbox: OutboxRepo,
+    kv: KVRepo,
     ghosts: GhostManager,
     logins: LoginManager,
     ghost_pattern: re.Pattern[str],
@@ -132,4 +147,5 @@ def build_direct(
         portal_lock=portal_lock,
     )
     commands = direct_commands(chats, logins, accounts, config.bridge.command_prefix)
-    return DirectBridge(accounts, chats, inbound, outbound, commands)
+    profiles = SessionProfiles(bot, kv, media_download(bot))
+    return DirectBridge(accounts, chats, inbound, outbound, commands, profiles)

@@ -4,6 +4,8 @@ Only the Matrix user who owns the portal's Session identity speaks for it. Messa
 reactions and redactions become outbox rows when the Matrix event is handled; the outbox
 sender delivers them in order, under the portal lock, and records the mapping (the swarm hash
 and the sent timestamp, which is how Session names the message later) right after the send.
+The encoded message is kept in the row before it is stored: a retry stores the same bytes, the
+same message for Session (:mod:`bridge.session.outgoing`).
 
 Session has no edits in direct chats: a Matrix edit goes out as a new message marked
 :data:`EDIT_MARK`, quoting the original. Only the author of a message may delete it (an unsend);
@@ -18,11 +20,20 @@ import dataclasses
 import json
 import logging
 import re
+import time
 from collections.abc import Awaitable, Callable, Mapping
 from typing import Any
 
 from mautrix.errors import MatrixRequestError
-from mautrix.types import MessageEvent, ReactionEvent, RedactionEvent
+from mautrix.types import (
+    EventType,
+    Membership,
+    MemberStateEventContent,
+    MessageEvent,
+    ReactionEvent,
+    RedactionEvent,
+    StateEvent,
+)
 
 from bridge.core.convert.matrix_to_text import matrix_to_session_text
 from bridge.core.convert.media import MAX_SESSION_FILE_BYTES, MEDIA_MSGTYPES
@@ -32,20 +43,24 @@ from bridge.core.outbox_sender import PermanentFailure, TemporaryFailure
 from bridge.core.portal_events import Refused
 from bridge.core.router import RoomEvent
 from bridge.core.session_accounts import Account, SessionAccounts
+from bridge.core.session_profiles import SessionProfiles
 from bridge.db.records import MessageRecord, OutboxRecord, PortalKind, PortalRecord
 from bridge.db.repos.messages import MessageRepo
 from bridge.db.repos.outbox import OutboxRepo
 from bridge.db.repos.portals import PortalRepo
 from bridge.matrix.reads import MediaDownload
 from bridge.session.client import SessionClient
+from bridge.session.dm_events import SentMessage
 from bridge.session.errors import InvalidInput, SessionError
 from bridge.session.messages import Quote
 from bridge.session.messages.model import VOICE_MESSAGE_FLAG
+from bridge.session.outgoing import OutgoingMessage
 
 log = logging.getLogger("bridge.core.direct_outbound")
 
 DM_KIND = "dm_send"
 EDIT_MARK = "✏️ "
+EXPIRY_MARGIN_MS = 60_000  # a kept message is stored again only while nodes still accept it
 
 
 class DirectOutbound:
@@ -134,10 +149,30 @@ class DirectOutbound:
         elif isinstance(event, RedactionEvent):
             account = self._owner_account(portal, str(event.sender))
             payload = {"op": "redact", "target": str(event.redacts)}
+        elif isinstance(event, StateEvent) and event.type == EventType.ROOM_MEMBER:
+            await self._member_changed(portal, event)
+            return
         else:
             log.debug("%s in direct chat %d not bridged", event.type, portal.id)
             return
         await self._enqueue(portal, account, str(event.event_id), str(event.sender), payload)
+
+    async def _show_name(self, account: Account, name: str | None) -> None:
+        found = self._accounts.get(account.session_id)
+        if found is not None:
+            await SessionProfiles.update_name(found[1], name)
+
+    async def _member_changed(self, portal: PortalRecord, event: StateEvent) -> None:
+        """The owner's new display name in the chat becomes their Session name."""
+        content, sender = event.content, str(event.sender)
+        found = self._accounts.get(parse_direct_key(portal.session_key)[0])
+        if (
+            found is not None
+            and found[0].owner_mxid == sender == event.state_key
+            and isinstance(content, MemberStateEventContent)
+            and content.membership == Membership.JOIN
+        ):
+            await self._show_name(found[0], content.displayname)
 
     async def _mapped(self, event_id: object) -> MessageRecord | None:
         return await self._messages.get_by_mxid(event_id) if isinstance(event_id, str) else None
@@ -193,18 +228,21 @@ class DirectOutbound:
             return  # sent and recorded before a crash
         if op == "text":
             quote = payload.get("quote")
-            sent = await client.send_text(
-                peer,
-                payload["text"],
-                quote=Quote(quote["timestamp"], quote["author"]) if quote else None,
-            )
+            quoted = Quote(quote["timestamp"], quote["author"]) if quote else None
+
+            async def text() -> OutgoingMessage:
+                return client.prepare_text(peer, payload["text"], quoted)
+
+            sent = await self._send_once(row, payload, client, text)
         elif op == "media":
-            sent = await self._send_media(client, peer, payload)
+            sent = await self._send_once(
+                row, payload, client, lambda: self._media(client, peer, payload)
+            )
         elif op == "react":
-            await self._react(portal, client, peer, event_id, payload)
+            await self._react(portal, client, peer, row, event_id, payload)
             return
         else:
-            await self._redact(client, peer, payload)
+            await self._redact(client, peer, row, payload)
             return
         await self._messages.add_message(
             portal.id,
@@ -216,7 +254,35 @@ class DirectOutbound:
         )
         log.info("Sent outbox %d to %s", row.id, peer[:10])
 
-    async def _send_media(self, client: SessionClient, peer: str, payload: dict[str, Any]) -> Any:
+    async def _send_once(
+        self,
+        row: OutboxRecord,
+        payload: dict[str, Any],
+        client: SessionClient,
+        prepare: Callable[[], Awaitable[OutgoingMessage]],
+    ) -> SentMessage:
+        """Send the row's message so that a retry after a crash cannot make it twice.
+
+        The encoded message is kept in the row before it is stored, and a retry stores the
+        same bytes again: the storage nodes and the recipient see one message, not a second
+        one with the same (sender, timestamp) identity (see :mod:`bridge.session.outgoing`).
+        A kept message too old for the nodes to accept is encoded afresh.
+        """
+        kept = payload.get("prepared")
+        outgoing = None
+        if kept is not None:
+            outgoing = OutgoingMessage.from_json(kept)
+            if outgoing.expired(int(time.time() * 1000) + EXPIRY_MARGIN_MS):
+                outgoing = None
+        if outgoing is None:
+            outgoing = await prepare()
+            payload["prepared"] = outgoing.to_json()
+            await self._outbox.set_payload(row.id, json.dumps(payload))
+        return await client.send_prepared(outgoing)
+
+    async def _media(
+        self, client: SessionClient, peer: str, payload: dict[str, Any]
+    ) -> OutgoingMessage:
         try:
             data = await self._download(payload["url"])
         except MatrixRequestError as e:
@@ -234,35 +300,43 @@ class DirectOutbound:
             width=payload.get("width"),
             height=payload.get("height"),
         )
-        return await client.send_text(peer, payload.get("caption"), attachments=(pointer,))
+        return client.prepare_text(peer, payload.get("caption"), attachments=(pointer,))
 
     async def _react(
         self,
         portal: PortalRecord,
         client: SessionClient,
         peer: str,
+        row: OutboxRecord,
         event_id: str,
         payload: dict[str, Any],
     ) -> None:
         target = await self._messages.get_by_mxid(payload["target"])
         if target is None or target.sender_session_id is None:
             raise PermanentFailure("the message you reacted to is not on Session")
-        await client.send_reaction(
-            peer, target.sender_session_id, target.timestamp, payload["emoji"]
-        )
-        await self._messages.add_reaction(
-            portal.id, event_id, target.id, payload["sender"], payload["emoji"]
-        )
+        author, timestamp, emoji = target.sender_session_id, target.timestamp, payload["emoji"]
 
-    async def _redact(self, client: SessionClient, peer: str, payload: dict[str, Any]) -> None:
+        async def reaction() -> OutgoingMessage:
+            return client.prepare_reaction(peer, author, timestamp, emoji)
+
+        await self._send_once(row, payload, client, reaction)
+        await self._messages.add_reaction(portal.id, event_id, target.id, payload["sender"], emoji)
+
+    async def _redact(
+        self, client: SessionClient, peer: str, row: OutboxRecord, payload: dict[str, Any]
+    ) -> None:
         target, sender = payload["target"], payload["sender"]
         reaction = await self._messages.get_reaction_by_mxid(target)
         if reaction is not None:
             message = await self._messages.get_by_id(reaction.target_message_id)
             if message is not None and message.sender_session_id and reaction.sender == sender:
-                await client.send_reaction(
-                    peer, message.sender_session_id, message.timestamp, reaction.emoji, remove=True
-                )
+                author, timestamp = message.sender_session_id, message.timestamp
+                emoji = reaction.emoji
+
+                async def removal() -> OutgoingMessage:
+                    return client.prepare_reaction(peer, author, timestamp, emoji, remove=True)
+
+                await self._send_once(row, payload, client, removal)
             await self._messages.remove_reaction(reaction.id)
             return
         message = await self._messages.get_by_mxid(target)
@@ -272,7 +346,12 @@ class DirectOutbound:
             raise PermanentFailure(
                 "Session only lets the author delete a message; it was removed here only"
             )
-        await client.send_unsend(peer, message.timestamp)
+        unsent = message.timestamp
+
+        async def unsend() -> OutgoingMessage:
+            return client.prepare_unsend(peer, unsent)
+
+        await self._send_once(row, payload, client, unsend)
         await self._messages.delete_message(message.id)
 
     # --- typing and receipts ----------------------------------------------------------------

@@ -118,15 +118,17 @@ class SessionAccounts:
         """Whether ``session_id`` is an identity this bridge runs (echo suppression)."""
         return session_id in self._clients
 
-    async def start_bot(self, identity: Identity, display_name: str) -> None:
-        """Start the bot's client, which introduces itself with ``display_name``."""
+    async def start_bot(self, identity: Identity, profile: Profile) -> SessionClient:
+        """Start the bot's client, which introduces itself with ``profile``."""
         account = Account(identity.session_id.value, None, None)
-        await self._start(account, identity, Profile(display_name=display_name))
+        return await self._start(account, identity, profile)
 
-    async def start_login(self, login: Login) -> None:
-        """Start a login's client (the ``on_login`` hook and startup)."""
+    async def start_login(self, login: Login, display_name: str | None = None) -> None:
+        """Start a login's client (the ``on_login`` hook and startup), showing
+        ``display_name`` to Session users."""
         account = Account(login.session_id, login.record.id, login.record.mxid)
-        await self._start(account, login.identity, None)
+        profile = Profile(display_name=display_name) if display_name else None
+        await self._start(account, login.identity, profile)
 
     async def stop_login(self, login: Login) -> None:
         """Stop a login's client (the ``on_logout`` hook)."""
@@ -141,9 +143,11 @@ class SessionAccounts:
         for _, client in clients:
             await client.stop()
 
-    async def _start(self, account: Account, identity: Identity, profile: Profile | None) -> None:
+    async def _start(
+        self, account: Account, identity: Identity, profile: Profile | None
+    ) -> SessionClient:
         if account.session_id in self._clients:
-            return
+            return self._clients[account.session_id][1]
         client = SessionClient(
             identity,
             self._snode,
@@ -160,3 +164,4 @@ class SessionAccounts:
         self._clients[account.session_id] = (account, client)
         await client.start()
         log.info("Started the Session client of %s", account.session_id)
+        return client

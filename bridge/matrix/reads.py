@@ -28,3 +28,12 @@ def media_download(intent: IntentAPI) -> MediaDownload:
         return data
 
     return download
+
+
+async def global_display_name(intent: IntentAPI, mxid: str) -> str | None:
+    """``mxid``'s global display name, or None when it has none or it cannot be read."""
+    try:
+        name = await intent.get_displayname(UserID(mxid))
+    except Exception:
+        return None
+    return str(name) if name else None

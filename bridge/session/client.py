@@ -22,11 +22,7 @@ Delivery contract (the design's "crash re-delivers, dedup makes it harmless"):
 
 from __future__ import annotations
 
-import asyncio
-import base64
 import collections
-import contextlib
-import dataclasses
 import enum
 import logging
 import time
@@ -39,10 +35,8 @@ from bridge.session.dm_events import (
     EventStream,
     SentMessage,
     Subscribers,
-    SwarmGapEvent,
-    decode_inbox_message,
-    make_event,
 )
+from bridge.session.dm_inbox import MAX_BACKOFF_S, InboxLoop
 from bridge.session.dm_media import FileTransfer
 from bridge.session.errors import InvalidInput, SessionError
 from bridge.session.keys import Identity, parse_session_id
@@ -60,17 +54,16 @@ from bridge.session.messages import (
     Unsend,
     VisibleMessage,
 )
-from bridge.session.onetoone import DirectMessage, MessageKeys, encode_direct_message
-from bridge.session.poller import Gap, PolledMessage, Poller, PollStateStore
+from bridge.session.onetoone import MessageKeys
+from bridge.session.outgoing import OutgoingMessage, encode_outgoing
+from bridge.session.poller import PollStateStore
 from bridge.session.snode import calls
 from bridge.session.snode.auth import Ed25519Signer
 from bridge.session.snode.rpc import SnodeClient
 
 log = logging.getLogger("bridge.session.client")
 
-# Longest wait between polls while the Session network cannot be reached.
-MAX_BACKOFF_S = 300.0
-
+__all__ = ["KEEP_AVATAR", "MAX_BACKOFF_S", "NoFileTransfer", "SessionClient"]
 
 #: Storage TTL of typing indicators, as desktop sends them (§2.7, §6.12).
 TYPING_TTL_MS = 20_000
@@ -111,22 +104,25 @@ class SessionClient:
         self._signer = Ed25519Signer.from_seed(identity.ed25519_seed)
         self.session_id: SessionID = identity.session_id
         self._snode = snode
-        self._state = state
         self._files = files
         self.profile = profile
-        self.poll_interval = poll_interval
-        self._failures = 0
         self._sync_copies = sync_copies
-        self._max_count = max_count
         self._last_timestamp = 0
         self._sent: collections.OrderedDict[int, str | None] = collections.OrderedDict()
         self._subscribers = Subscribers(
             str(self), max_attempts=max_delivery_attempts, retry_delay=retry_delay
         )
-        self._wake = asyncio.Event()
-        self._task: asyncio.Task[None] | None = None
-        self._stopping = False
-        self._delivering = False
+        self._inbox = InboxLoop(
+            str(self),
+            self._keys,
+            self._signer,
+            snode,
+            state,
+            self._subscribers,
+            sent_by_us=self._sent.__contains__,
+            poll_interval=poll_interval,
+            max_count=max_count,
+        )
 
     def __repr__(self) -> str:
         return f"SessionClient(session_id={self.session_id.value!r})"
@@ -135,32 +131,26 @@ class SessionClient:
 
     async def start(self) -> None:
         """Start polling our own swarm, namespace 0 (a no-op if already running)."""
-        if self._task is not None and not self._task.done():
-            return
-        self._stopping = False
-        self._task = asyncio.create_task(self._run(), name=f"session-dm-{self}")
+        await self._inbox.start()
 
     async def stop(self, timeout: float = 10.0) -> None:
         """Stop polling. An event being delivered is finished (and acknowledged) first,
         for up to ``timeout`` seconds; then the poller is cancelled. ``async for`` streams
         end."""
-        task, self._task = self._task, None
-        self._stopping = True
-        self._wake.set()
-        if task is not None:
-            if not self._delivering:
-                task.cancel()  # polling or waiting: nothing in hand that needs finishing
-            done, _ = await asyncio.wait({task}, timeout=timeout)
-            if not done:
-                log.warning("%s: delivery did not finish in %.1fs; cancelling", self, timeout)
-                task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
-        self._subscribers.finish_streams()
+        await self._inbox.stop(timeout)
 
     def poll_now(self) -> None:
         """Poll at once instead of waiting for the rest of the interval."""
-        self._wake.set()
+        self._inbox.poll_now()
+
+    @property
+    def poll_interval(self) -> float:
+        """Seconds between polls while nothing arrives."""
+        return self._inbox.poll_interval
+
+    @poll_interval.setter
+    def poll_interval(self, value: float) -> None:
+        self._inbox.poll_interval = value
 
     # --- subscribing ----------------------------------------------------------------------
 
@@ -186,6 +176,17 @@ class SessionClient:
 
         Our profile rides along (§2.13). Returns the sent timestamp and storage hash.
         """
+        return await self.send_prepared(self.prepare_text(to, body, quote, attachments, preview))
+
+    def prepare_text(
+        self,
+        to: SessionID | str,
+        body: str | None,
+        quote: Quote | None = None,
+        attachments: Sequence[Attachment] = (),
+        preview: LinkPreview | None = None,
+    ) -> OutgoingMessage:
+        """Encode what :meth:`send_text` sends, for :meth:`send_prepared`."""
         message = VisibleMessage(
             body=body,
             attachments=tuple(attachments),
@@ -193,7 +194,33 @@ class SessionClient:
             previews=(preview,) if preview is not None else (),
             profile=self.profile,
         )
-        return await self._send(to, message)
+        return self._prepare(to, message)
+
+    async def send_prepared(
+        self, outgoing: OutgoingMessage, own_copy_hashes: Iterable[str] = ()
+    ) -> SentMessage:
+        """Store an encoded message. Storing the same :class:`OutgoingMessage` again (a retry
+        after a crash) stores nothing new: it is the same message (see :mod:`.outgoing`).
+
+        An unsend also deletes our own stored copies of its target (the sync copy this client
+        remembers, plus ``own_copy_hashes``) from our swarm (§6.7).
+        """
+        timestamp, ttl_ms = outgoing.timestamp, outgoing.ttl_ms
+        stored = await self._snode.store(
+            outgoing.recipient, outgoing.data, ttl_ms=ttl_ms, timestamp=timestamp
+        )
+        self._remember(timestamp, None)
+        sync_hash = None
+        if outgoing.sync_data is not None:
+            own = self.session_id.value
+            sync = await self._snode.store(
+                own, outgoing.sync_data, ttl_ms=ttl_ms, timestamp=timestamp
+            )
+            sync_hash = sync.hash
+            self._remember(timestamp, sync_hash)
+        if outgoing.unsend_target is not None:
+            await self._delete_own_copies(outgoing.unsend_target, own_copy_hashes)
+        return SentMessage(timestamp, stored.hash, sync_hash)
 
     async def upload_attachment(
         self, data: bytes, filename: str | None, content_type: str, caption: str | None = None
@@ -223,30 +250,47 @@ class SessionClient:
         remove: bool = False,
     ) -> SentMessage:
         """React to (or un-react from) the message ``(target_author, target_timestamp)``."""
+        prepared = self.prepare_reaction(to, target_author, target_timestamp, emoji, remove)
+        return await self.send_prepared(prepared)
+
+    def prepare_reaction(
+        self,
+        to: SessionID | str,
+        target_author: SessionID | str,
+        target_timestamp: int,
+        emoji: str,
+        remove: bool = False,
+    ) -> OutgoingMessage:
+        """Encode what :meth:`send_reaction` sends, for :meth:`send_prepared`."""
         action = ReactionAction.REMOVE if remove else ReactionAction.REACT
         author = _session_id(target_author).value
-        return await self._send(to, Reaction(target_timestamp, author, emoji, action))
+        return self._prepare(to, Reaction(target_timestamp, author, emoji, action))
 
     async def send_unsend(
         self, to: SessionID | str, target_timestamp: int, own_copy_hashes: Iterable[str] = ()
     ) -> SentMessage:
         """Delete-for-everyone of *our* message sent at ``target_timestamp`` (§2.7).
 
-        The request goes to the recipient; our own stored copies (the sync copy this client
-        remembers, plus ``own_copy_hashes``) are deleted from our swarm (§6.7). Messages in
-        the recipient's swarm can only be deleted by the recipient's client.
+        The request goes to the recipient; our own stored copies are deleted from our swarm
+        (:meth:`send_prepared`). Messages in the recipient's swarm can only be deleted by the
+        recipient's client.
         """
-        sent = await self._send(to, Unsend(target_timestamp, self.session_id.value))
-        hashes = set(own_copy_hashes)
+        return await self.send_prepared(self.prepare_unsend(to, target_timestamp), own_copy_hashes)
+
+    def prepare_unsend(self, to: SessionID | str, target_timestamp: int) -> OutgoingMessage:
+        """Encode what :meth:`send_unsend` sends, for :meth:`send_prepared`."""
+        return self._prepare(to, Unsend(target_timestamp, self.session_id.value))
+
+    async def _delete_own_copies(self, target_timestamp: int, hashes: Iterable[str]) -> None:
+        found = set(hashes)
         sync_hash = self._sent.get(target_timestamp)
         if sync_hash:
-            hashes.add(sync_hash)
-        if hashes:
+            found.add(sync_hash)
+        if found:
             try:
-                await self._snode.delete(self._signer, sorted(hashes))
+                await self._snode.delete(self._signer, sorted(found))
             except SessionError as e:
                 log.warning("%s: could not delete our copy of %d: %s", self, target_timestamp, e)
-        return sent
 
     async def send_typing(self, to: SessionID | str, started: bool) -> SentMessage:
         """Typing indicator (§2.7), stored with desktop's 20 s TTL."""
@@ -309,27 +353,23 @@ class SessionClient:
         timestamp: int | None = None,
         ttl_ms: int = calls.DEFAULT_TTL_MS,
     ) -> SentMessage:
-        recipient = _session_id(to).value
-        timestamp = timestamp if timestamp is not None else self._next_timestamp()
-        stored = await self._store(recipient, message, timestamp, ttl_ms)
-        self._remember(timestamp, None)
-        sync_hash = None
-        own = self.session_id.value
-        if self._sync_copies and recipient != own and isinstance(message, VisibleMessage | Unsend):
-            # §3.3: our other devices learn what we sent from a copy in our own swarm.
-            copy = message
-            if isinstance(message, VisibleMessage):
-                copy = dataclasses.replace(message, sync_target=recipient)
-            sync_hash = await self._store(own, copy, timestamp, ttl_ms)
-            self._remember(timestamp, sync_hash)
-        return SentMessage(timestamp, stored, sync_hash)
-
-    async def _store(self, account: str, message: Message, timestamp: int, ttl_ms: int) -> str:
-        data = encode_direct_message(self._keys, account, message, timestamp)
-        result = await self._snode.store(
-            account, base64.b64decode(data), ttl_ms=ttl_ms, timestamp=timestamp
+        return await self.send_prepared(
+            self._prepare(to, message, timestamp=timestamp, ttl_ms=ttl_ms)
         )
-        return result.hash
+
+    def _prepare(
+        self,
+        to: SessionID | str,
+        message: Message,
+        *,
+        timestamp: int | None = None,
+        ttl_ms: int = calls.DEFAULT_TTL_MS,
+    ) -> OutgoingMessage:
+        timestamp = timestamp if timestamp is not None else self._next_timestamp()
+        recipient = _session_id(to).value
+        return encode_outgoing(
+            self._keys, recipient, message, timestamp, ttl_ms, sync_copy=self._sync_copies
+        )
 
     def _remember(self, timestamp: int, sync_hash: str | None) -> None:
         self._sent[timestamp] = sync_hash
@@ -340,72 +380,6 @@ class SessionClient:
         if self._files is None:
             raise NoFileTransfer("this client has no file server configured")
         return self._files
-
-    # --- internals: receiving ---------------------------------------------------------------
-
-    def _decode(self, data: bytes) -> DirectMessage:
-        return decode_inbox_message(self._keys, data)
-
-    def _new_poller(self) -> Poller[DirectMessage]:
-        return Poller(
-            self._snode, self._signer, self._state, self._decode, max_count=self._max_count
-        )
-
-    async def _run(self) -> None:
-        poller = self._new_poller()
-        while not self._stopping:
-            try:
-                await self._poll_and_deliver(poller)
-            except asyncio.CancelledError:
-                raise
-            except Exception:
-                # E.g. the poll-state store failed in ack. A fresh poller forgets what was in
-                # flight and re-reads from the persisted cursors: re-delivery, never loss.
-                log.exception("%s: receive loop failed; restarting the poller", self)
-                poller = self._new_poller()
-            if not poller.more and not self._stopping:
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(self._wake.wait(), self._next_wait())
-                self._wake.clear()
-
-    def _next_wait(self) -> float:
-        """The poll interval, doubled per failure in a row while the network is unreachable."""
-        return min(self.poll_interval * float(2 ** min(self._failures, 10)), MAX_BACKOFF_S)
-
-    async def _poll_and_deliver(self, poller: Poller[DirectMessage]) -> None:
-        try:
-            events = await poller.poll_once()
-        except SessionError as e:
-            self._failures += 1
-            if self._failures & (self._failures - 1) == 0:  # 1st, 2nd, 4th, 8th... in a row
-                log.warning("%s: poll failed (%d in a row): %s", self, self._failures, e)
-            events, poller.more = [], False
-        else:
-            self._failures = 0
-        for item in events:
-            if self._stopping:
-                return
-            self._delivering = True
-            try:
-                await self._handle(poller, item)
-            finally:
-                self._delivering = False
-
-    async def _handle(
-        self, poller: Poller[DirectMessage], item: PolledMessage[DirectMessage] | Gap
-    ) -> None:
-        if isinstance(item, Gap):
-            await self._subscribers.deliver(SwarmGapEvent(item.node, item.last_hash))
-            return
-        event = make_event(
-            self.session_id,
-            item.body,
-            hash_=item.hash,
-            expiry=item.expiry,
-            from_this_client=item.body.timestamp in self._sent,
-        )
-        await self._subscribers.deliver(event)
-        await poller.ack(item)
 
 
 def _session_id(value: SessionID | str) -> SessionID:

@@ -27,6 +27,8 @@ from bridge.db.repos.portals import PortalRepo
 from bridge.db.repos.users import UserRepo
 from bridge.ids import SessionID
 from bridge.session.dm_events import SentMessage
+from bridge.session.messages import Profile
+from bridge.session.outgoing import OutgoingMessage
 
 OURS = "05" + "a1" * 32
 PEER = "05" + "b2" * 32
@@ -36,33 +38,49 @@ GHOSTS = re.compile(r"^@session_.*:example\.test$")
 
 @dataclass
 class FakeClient:
-    """Records what is sent; every send gets the next timestamp."""
+    """Records what is stored; every message prepared gets the next timestamp. Like a storage
+    node, storing the same prepared bytes again adds nothing."""
 
     session_id: SessionID = field(default_factory=lambda: SessionID.parse(OURS))
     sent: list[tuple[str, Any]] = field(default_factory=list)
     clock: int = 1000
+    prepared: dict[bytes, tuple[str, Any]] = field(default_factory=dict)
+    stores: int = 0
+    profile: Profile | None = None
 
-    def _next(self, what: str, value: Any) -> SentMessage:
+    async def set_profile(self, name: str | None) -> Profile:
+        self.profile = Profile(name)
+        return self.profile
+
+    def _prepare(self, what: str, to: str, value: Any) -> OutgoingMessage:
         self.clock += 1
-        self.sent.append((what, value))
-        return SentMessage(self.clock, f"hash{self.clock}")
+        data = f"{what}:{self.clock}".encode()
+        self.prepared[data] = (what, value)
+        return OutgoingMessage(to, self.clock, 1_000_000_000, data)
 
-    async def send_text(self, to: str, body: str | None, quote: Any = None, **kw: Any) -> Any:
-        return self._next("text", (body, quote))
+    async def send_prepared(self, outgoing: OutgoingMessage) -> SentMessage:
+        self.stores += 1
+        item = self.prepared[outgoing.data]
+        if item not in self.sent:
+            self.sent.append(item)
+        return SentMessage(outgoing.timestamp, f"hash{outgoing.timestamp}")
 
-    async def send_reaction(
+    def prepare_text(self, to: str, body: str | None, quote: Any = None, **kw: Any) -> Any:
+        return self._prepare("text", to, (body, quote))
+
+    def prepare_reaction(
         self, to: str, author: str, ts: int, emoji: str, remove: bool = False
     ) -> Any:
-        return self._next("reaction", (author, ts, emoji, remove))
+        return self._prepare("reaction", to, (author, ts, emoji, remove))
 
-    async def send_unsend(self, to: str, ts: int) -> Any:
-        return self._next("unsend", ts)
+    def prepare_unsend(self, to: str, ts: int) -> Any:
+        return self._prepare("unsend", to, ts)
 
     async def send_typing(self, to: str, started: bool) -> Any:
-        return self._next("typing", started)
+        self.sent.append(("typing", started))
 
     async def send_read_receipt(self, to: str, timestamps: list[int]) -> Any:
-        return self._next("receipt", list(timestamps))
+        self.sent.append(("receipt", list(timestamps)))
 
 
 class FakeAccounts:
@@ -155,6 +173,45 @@ async def test_text_is_queued_then_sent_and_mapped(world: World) -> None:
     # A re-delivery after a crash between the send and marking the row done sends nothing.
     await world.outbound.deliver(row)
     assert len(world.client.sent) == 1
+
+
+async def test_a_send_interrupted_before_it_was_recorded_is_not_repeated(
+    world: World, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    msg = event("m.room.message", {"msgtype": "m.text", "body": "once", "m.mentions": {}})
+    await world.outbound.handle_message(world.portal, msg, "Alice")
+    (row,) = await world.outbox.claim_due(10**15, 10)
+    record = world.messages.add_message
+
+    async def crash(*args: Any, **kwargs: Any) -> Any:
+        monkeypatch.setattr(world.messages, "add_message", record)
+        raise ConnectionError("killed after the store, before the mapping")
+
+    monkeypatch.setattr(world.messages, "add_message", crash)
+    with pytest.raises(ConnectionError):
+        await world.outbound.deliver(row)
+    # The retry (the row as the database has it now) stores the very same message again.
+    retry = await world.outbox.get(row.id)
+    assert retry is not None and "prepared" in json.loads(retry.payload)
+    await world.outbound.deliver(retry)
+    assert world.client.stores == 2 and world.client.sent == [("text", ("once", None))]
+    mapped = await world.messages.get_by_mxid(str(msg.event_id))
+    assert mapped is not None and mapped.timestamp == world.client.clock
+
+
+async def test_the_owners_matrix_name_becomes_their_session_name(world: World) -> None:
+    renamed = {"membership": "join", "displayname": "Alice B."}
+    await world.outbound.handle_event(
+        world.portal, event("m.room.member", renamed, state_key=OWNER)
+    )
+    assert world.client.profile == Profile("Alice B.")
+    # Someone else's member event changes nothing.
+    other = "@eve:example.test"
+    await world.outbound.handle_event(
+        world.portal,
+        event("m.room.member", renamed | {"displayname": "Eve"}, other, state_key=other),
+    )
+    assert world.client.profile == Profile("Alice B.")
 
 
 async def test_only_the_owner_speaks_for_the_account(world: World) -> None:

@@ -11,6 +11,7 @@ import hmac
 import os
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -22,7 +23,12 @@ from mautrix.types import PaginationDirection, RoomID
 
 from bridge.app import BridgeApp
 from bridge.config import Config, load_config
+from bridge.core.direct import direct_key
+from bridge.db.records import PortalKind
+from bridge.session.client import SessionClient
+from tests.sessionnet.dm_setup import DmWorld, Inbox, dm_world
 from tests.sessionnet.extras import CommunityAndFiles
+from tests.sessionnet.net import Devnet
 
 T = TypeVar("T")
 WAIT_TIMEOUT = 30.0
@@ -156,3 +162,60 @@ async def messages_from(client: Client, room_id: str, sender: str) -> list[str]:
         for e in await room_events(client, room_id)
         if str(e.sender) == sender and str(e.type) == "m.room.message"
     ]
+
+
+def devnet_settings(world: DmWorld) -> dict[str, Any]:
+    """The ``session`` settings that point a bridge at the devnet of ``world``."""
+    net = world.net
+    assert net.seed_cert is not None
+    return {
+        "seed_nodes": [net.seed_url],
+        "seed_cert_sha256": {net.seed_url: net.seed_cert.sha256_hex},
+        "file_server": world.files.base_url,
+        "poll_interval": 0.1,
+    }
+
+
+def use_devnet(config: Config, world: DmWorld) -> None:
+    """Point ``config`` (of an in-process bridge) at the devnet of ``world``."""
+    for key, value in devnet_settings(world).items():
+        setattr(config.session, key, value)
+
+
+@dataclass
+class DmEnv:
+    """A running bridge wired to a running devnet, and a factory of Session users on it."""
+
+    app: BridgeApp
+    world: DmWorld
+
+    @property
+    def net(self) -> Devnet:
+        return self.world.net
+
+    async def session_user(self, name: str) -> tuple[SessionClient, Inbox]:
+        inbox = Inbox()
+        client = await self.world.client(inbox=inbox, start=False)
+        await client.set_profile(name)
+        await client.start()
+        return client, inbox
+
+    async def portal_room(self, ours: str, peer: str) -> RoomID:
+        async def room() -> str | None:
+            portal = await self.app.portals.get_by_key(PortalKind.DIRECT, direct_key(ours, peer))
+            return portal.mxid if portal is not None else None
+
+        return RoomID(await wait_for(room, "the direct-chat portal", WAIT_TIMEOUT))
+
+
+@pytest.fixture
+async def dm_env(bridge_config: Config) -> AsyncIterator[DmEnv]:
+    async with dm_world(seed_http=True) as world:
+        use_devnet(bridge_config, world)
+        bridge_config.bridge.permissions = {"localhost": "user"}
+        app = BridgeApp(bridge_config)
+        await app.start()
+        try:
+            yield DmEnv(app, world)
+        finally:
+            await app.stop()

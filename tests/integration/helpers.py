@@ -1,22 +1,37 @@
 """Helpers the integration tests share: waiting for the bot's answers and for room events,
-management rooms and bridged community rooms."""
+management rooms, bridged community rooms, and the bridge run as its own process."""
 
 from __future__ import annotations
 
+import asyncio
 import re
-from collections.abc import Callable
+import signal
+import sys
+from collections.abc import Callable, Mapping
+from pathlib import Path as FilePath
 from typing import Any
 
+import aiohttp
 from mautrix.api import Method, Path
 from mautrix.client import Client
 from mautrix.types import EventID, EventType, RoomCreatePreset, RoomID, UserID
 
 from bridge.app import BridgeApp
-from bridge.config import Config
+from bridge.config import Config, load_config
+from bridge.config_file import update_values
 from bridge.session.messages import VisibleMessage
 from bridge.session.sogs.client import CommunityClient
 from bridge.session.sogs.models import CommunityMessage
-from tests.integration.conftest import WAIT_TIMEOUT, messages_from, room_events, wait_for
+from tests.integration.conftest import (
+    WAIT_TIMEOUT,
+    create_postgres_database,
+    messages_from,
+    require_env,
+    room_events,
+    wait_for,
+)
+
+ROOT = FilePath(__file__).resolve().parents[2]
 
 
 async def start_bridge(config: Config, admin: str) -> BridgeApp:
@@ -116,3 +131,67 @@ async def session_sees(client: CommunityClient, room: str, pattern: str) -> Comm
         return None
 
     return await wait_for(find, f"Session to see {pattern!r}")
+
+
+async def write_process_config(
+    tmp_path: Path, admin: str, extra: Mapping[tuple[str, str], Any] | None = None
+) -> tuple[Path, str]:
+    """A config file for a bridge process with its own PostgreSQL database; returns the path
+    and the appservice address."""
+    source = FilePath(require_env("BRIDGE_TEST_CONFIG"))
+    path = tmp_path / "config.yaml"
+    path.write_text(source.read_text())
+    database = await create_postgres_database(require_env("BRIDGE_TEST_POSTGRES_URL"))
+    values: dict[tuple[str, str], Any] = {
+        ("database", "url"): database,
+        ("bridge", "permissions"): {"localhost": "user", admin: "admin"},
+        ("session", "community_poll_interval"): 0.2,
+    }
+    update_values(path, {**values, **(extra or {})})
+    return path, load_config(path).appservice.address
+
+
+class BridgeProcess:
+    """The bridge as its own process (``python -m bridge -c config``), as deployed."""
+
+    def __init__(self, config: FilePath, address: str, log: FilePath) -> None:
+        self.config, self.address, self.log = config, address, log
+        self.proc: asyncio.subprocess.Process | None = None
+
+    async def start(self) -> None:
+        self.proc = await asyncio.create_subprocess_exec(
+            sys.executable, "-m", "bridge", "-c", str(self.config),
+            cwd=ROOT, stdout=self.log.open("ab"), stderr=asyncio.subprocess.STDOUT,
+        )  # fmt: skip
+
+        async def ready() -> bool:
+            try:
+                async with (
+                    aiohttp.ClientSession() as http,
+                    http.get(f"{self.address}/_matrix/mau/ready") as resp,
+                ):
+                    return resp.status == 200
+            except aiohttp.ClientError:
+                assert self.proc is not None and self.proc.returncode is None, self.log.read_text()
+                return False
+
+        await wait_for(ready, "the bridge process to be ready", timeout=60)
+
+    async def kill(self) -> None:
+        assert self.proc is not None
+        self.proc.send_signal(signal.SIGKILL)
+        await self.proc.wait()
+
+    async def stop(self) -> int:
+        assert self.proc is not None
+        if self.proc.returncode is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                await asyncio.wait_for(self.proc.wait(), 30)
+            except TimeoutError:
+                # Never leave it holding the appservice port for the tests that follow.
+                self.proc.kill()
+                await self.proc.wait()
+                tail = self.log.read_text()[-6000:]
+                raise AssertionError(f"the bridge did not stop within 30 s:\n{tail}") from None
+        return int(self.proc.returncode or 0)

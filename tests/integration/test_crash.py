@@ -5,85 +5,20 @@ Synapse and PostgreSQL, and the devnet's community server."""
 from __future__ import annotations
 
 import asyncio
-import signal
-import sys
 from pathlib import Path
 
 import aiohttp
 from mautrix.client import Client
 from mautrix.types import EventType, RoomID, UserID
 
-from bridge.config import load_config
-from bridge.config_file import update_values
 from bridge.session.keys import Identity
 from bridge.session.messages import VisibleMessage
 from bridge.session.sogs.client import CommunityClient
-from tests.integration.conftest import (
-    MatrixUsers,
-    create_postgres_database,
-    messages_from,
-    require_env,
-    room_events,
-    wait_for,
-)
-from tests.integration.helpers import has_member
+from tests.integration.conftest import MatrixUsers, messages_from, room_events, wait_for
+from tests.integration.helpers import BridgeProcess, has_member, write_process_config
 from tests.sessionnet.extras import CommunityAndFiles
 
 N = 30
-ROOT = Path(__file__).resolve().parents[2]
-
-
-async def write_config(tmp_path: Path, admin: str) -> tuple[Path, str]:
-    source = Path(require_env("BRIDGE_TEST_CONFIG"))
-    path = tmp_path / "config.yaml"
-    path.write_text(source.read_text())
-    database = await create_postgres_database(require_env("BRIDGE_TEST_POSTGRES_URL"))
-    update_values(
-        path,
-        {
-            ("database", "url"): database,
-            ("bridge", "permissions"): {"localhost": "user", admin: "admin"},
-            ("session", "community_poll_interval"): 0.2,
-        },
-    )
-    return path, load_config(path).appservice.address
-
-
-class BridgeProcess:
-    def __init__(self, config: Path, address: str, log: Path) -> None:
-        self.config, self.address, self.log = config, address, log
-        self.proc: asyncio.subprocess.Process | None = None
-
-    async def start(self) -> None:
-        self.proc = await asyncio.create_subprocess_exec(
-            sys.executable, "-m", "bridge", "-c", str(self.config),
-            cwd=ROOT, stdout=self.log.open("ab"), stderr=asyncio.subprocess.STDOUT,
-        )  # fmt: skip
-
-        async def ready() -> bool:
-            try:
-                async with (
-                    aiohttp.ClientSession() as http,
-                    http.get(f"{self.address}/_matrix/mau/ready") as resp,
-                ):
-                    return resp.status == 200
-            except aiohttp.ClientError:
-                assert self.proc is not None and self.proc.returncode is None, self.log.read_text()
-                return False
-
-        await wait_for(ready, "the bridge process to be ready", timeout=60)
-
-    async def kill(self) -> None:
-        assert self.proc is not None
-        self.proc.send_signal(signal.SIGKILL)
-        await self.proc.wait()
-
-    async def stop(self) -> int:
-        assert self.proc is not None
-        if self.proc.returncode is None:
-            self.proc.send_signal(signal.SIGTERM)
-            await asyncio.wait_for(self.proc.wait(), 30)
-        return int(self.proc.returncode or 0)
 
 
 async def session_bodies(client: CommunityClient, room: str) -> list[str]:
@@ -104,7 +39,7 @@ async def test_kill_9_mid_traffic_loses_nothing_and_repeats_nothing(
     tmp_path: Path, matrix_users: MatrixUsers, servers: CommunityAndFiles
 ) -> None:
     alice = await matrix_users.new("alice")
-    config, address = await write_config(tmp_path, str(alice.mxid))
+    config, address = await write_process_config(tmp_path, str(alice.mxid))
     bridge = BridgeProcess(config, address, tmp_path / "bridge.log")
     await bridge.start()
     try:

@@ -5,8 +5,6 @@ independent ``session-python``."""
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
-from dataclasses import dataclass
 from typing import Any
 
 import pytest
@@ -20,11 +18,6 @@ from mautrix.types import (
     UserID,
 )
 
-from bridge.app import BridgeApp
-from bridge.config import Config
-from bridge.core.direct import direct_key
-from bridge.db.records import PortalKind
-from bridge.session.client import SessionClient
 from bridge.session.keys import Identity
 from bridge.session.messages import (
     MessageRequestResponse,
@@ -35,59 +28,13 @@ from bridge.session.messages import (
     Unsend,
 )
 from tests.images import tiny_png
-from tests.integration.conftest import MatrixUsers, room_events, wait_for
+from tests.integration.conftest import DmEnv, MatrixUsers, room_events, wait_for
 from tests.integration.helpers import bot_says, has_member, matrix_event
-from tests.sessionnet.dm_setup import DmWorld, Inbox, dm_world
-from tests.sessionnet.net import Devnet
+from tests.sessionnet.dm_setup import Inbox
 from tests.sessionnet.test_interop_session_python import sp_session
 
 pytestmark = pytest.mark.filterwarnings("ignore::urllib3.exceptions.InsecureRequestWarning")
 TIMEOUT = 15.0
-
-
-@dataclass
-class DmEnv:
-    """A running bridge wired to a running devnet, and a factory of Session users on it."""
-
-    app: BridgeApp
-    world: DmWorld
-
-    @property
-    def net(self) -> Devnet:
-        return self.world.net
-
-    async def session_user(self, name: str) -> tuple[SessionClient, Inbox]:
-        inbox = Inbox()
-        client = await self.world.client(inbox=inbox, start=False)
-        await client.set_profile(name)
-        await client.start()
-        return client, inbox
-
-    async def portal_room(self, ours: str, peer: str) -> RoomID:
-        async def room() -> str | None:
-            portal = await self.app.portals.get_by_key(PortalKind.DIRECT, direct_key(ours, peer))
-            return portal.mxid if portal is not None else None
-
-        return RoomID(await wait_for(room, "the direct-chat portal", TIMEOUT))
-
-
-@pytest.fixture
-async def dm_env(bridge_config: Config) -> AsyncIterator[DmEnv]:
-    async with dm_world(seed_http=True) as world:
-        net = world.net
-        assert net.seed_cert is not None
-        session = bridge_config.session
-        session.seed_nodes = [net.seed_url]
-        session.seed_cert_sha256 = {net.seed_url: net.seed_cert.sha256_hex}
-        session.file_server = world.files.base_url
-        session.poll_interval = 0.1
-        bridge_config.bridge.permissions = {"localhost": "user"}
-        app = BridgeApp(bridge_config)
-        await app.start()
-        try:
-            yield DmEnv(app, world)
-        finally:
-            await app.stop()
 
 
 def body_is(text: str) -> Any:

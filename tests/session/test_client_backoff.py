@@ -17,7 +17,7 @@ from bridge.session.snode.transport import SnodeTransport
 
 
 async def test_polls_back_off_and_log_sparingly(caplog: pytest.LogCaptureFixture) -> None:
-    caplog.set_level(logging.WARNING, logger="bridge.session.client")
+    caplog.set_level(logging.WARNING, logger="bridge.session.dm_inbox")
     async with aiohttp.ClientSession() as http:
         transport = SnodeTransport(http, timeout=1)
         # A loopback port nothing listens on: every bootstrap fails at once.
@@ -26,10 +26,10 @@ async def test_polls_back_off_and_log_sparingly(caplog: pytest.LogCaptureFixture
             Identity.generate(), SnodeClient(pool, transport), MemoryPollState(), poll_interval=2
         )
         waits = []
-        poller = client._new_poller()
+        poller = client._inbox._new_poller()
         for _ in range(12):
-            await client._poll_and_deliver(poller)
-            waits.append(client._next_wait())
+            await client._inbox._poll_and_deliver(poller)
+            waits.append(client._inbox._next_wait())
     assert waits[:4] == [4.0, 8.0, 16.0, 32.0]
     assert waits[-1] == MAX_BACKOFF_S
     failures = [r.args[1] for r in caplog.records if "poll failed" in r.msg]  # type: ignore[index]

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import json
 import logging
 import os
 
@@ -33,6 +34,7 @@ from bridge.session.messages import (
     content_to_proto,
 )
 from bridge.session.onetoone import MessageKeys, MessageTooLarge, encrypt_for_recipient
+from bridge.session.outgoing import OutgoingMessage
 from bridge.session.padding import pad_message
 from bridge.session.poller import MemoryPollState
 from bridge.session.proto import SessionProtos_pb2 as pb
@@ -131,6 +133,23 @@ async def test_avatar_round_trip_through_profile() -> None:
         assert isinstance(content, VisibleMessage) and content.profile is not None
         assert content.profile.display_name == "Alice B."
         assert await bob.download_avatar(content.profile) == b"\x89PNG fake image"
+
+
+async def test_a_prepared_message_stored_twice_is_one_message() -> None:
+    # A retry after a crash stores the kept bytes again: the nodes answer "already" and the
+    # recipient gets the message once; a fresh encoding would be a second message.
+    async with dm_world() as world:
+        inbox = Inbox()
+        alice = await world.client(start=False)
+        bob = await world.client(inbox=inbox)
+        kept = alice.prepare_text(bob.session_id, "once")
+        again = OutgoingMessage.from_json(json.loads(json.dumps(kept.to_json())))
+        first, second = await alice.send_prepared(kept), await alice.send_prepared(again)
+        assert first == second
+        await alice.send_text(bob.session_id, "after")
+        await inbox.wait_count(2)
+        assert inbox.bodies() == ["once", "after"]
+        assert inbox.messages[0].timestamp == kept.timestamp
 
 
 async def test_timestamps_unique_and_increasing() -> None:
