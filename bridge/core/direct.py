@@ -47,6 +47,12 @@ from bridge.session.messages import VisibleMessage
 
 log = logging.getLogger("bridge.core.direct")
 
+ENCRYPTED_DM_REFUSAL = (
+    "This chat is encrypted, and the Session bridge cannot read encrypted rooms yet, so "
+    "nothing here would reach Session. Start an unencrypted chat with me instead: send "
+    "`pm <Session ID>` to the bridge bot."
+)
+
 DAY_MS = 86_400_000
 AUTO_REPLY = (
     "Hello! This is the Session bridge of the Matrix server {domain}. Nobody reads messages "
@@ -220,6 +226,12 @@ class DirectChats:
             await ghost.intent.leave_room(RoomID(room_id), reason=reason)
             return True
         await ghost.intent.join_room(RoomID(room_id))
+        if await self._rooms.is_encrypted(room_id, ghost.intent):
+            await send_notice(ghost.intent, room_id, ENCRYPTED_DM_REFUSAL)
+            await ghost.intent.leave_room(
+                RoomID(room_id), reason="Encrypted chats are not bridged"
+            )
+            return True
         key = direct_key(account.session_id, peer)
         portal = await self._portals.get_or_create(PortalKind.DIRECT, key)
         portal = await self._portals.set_mxid(portal.id, room_id)

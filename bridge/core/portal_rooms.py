@@ -47,9 +47,10 @@ class PortalRooms:
         self._portals = portals
         self._bot_mxid = bot_mxid
 
-    async def is_encrypted(self, room_id: str) -> bool:
+    async def is_encrypted(self, room_id: str, intent: IntentAPI | None = None) -> bool:
+        """Whether the room has ``m.room.encryption``, read as ``intent`` (default: the bot)."""
         try:
-            await self._bot.get_state_event(RoomID(room_id), EventType.ROOM_ENCRYPTION)
+            await (intent or self._bot).get_state_event(RoomID(room_id), EventType.ROOM_ENCRYPTION)
         except MNotFound:
             return False
         return True

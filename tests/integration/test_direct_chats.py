@@ -18,6 +18,8 @@ from mautrix.types import (
     UserID,
 )
 
+from bridge.core.direct import direct_key
+from bridge.db.records import PortalKind
 from bridge.session.keys import Identity
 from bridge.session.messages import (
     MessageRequestResponse,
@@ -277,3 +279,39 @@ async def test_session_python_user_chats_with_a_bridged_user(
         assert reply["from"] == login.session_id
     finally:
         sp.close()
+
+
+async def test_an_encrypted_direct_chat_is_refused_with_a_reason(
+    dm_env: DmEnv, matrix_users: MatrixUsers
+) -> None:
+    alice = await matrix_users.new("alice")
+    login = await dm_env.app.logins.create_new(str(alice.mxid))
+    tom, _ = await dm_env.session_user("Tom")
+    tom_ghost = dm_env.app.ghosts.mxid_for(tom.session_id.value)
+    encryption = {
+        "type": "m.room.encryption",
+        "state_key": "",
+        "content": {"algorithm": "m.megolm.v1.aes-sha2"},
+    }
+    room_id = await alice.create_room(
+        is_direct=True, invitees=[UserID(tom_ghost)], initial_state=[encryption]
+    )
+
+    async def refused() -> bool:
+        events = [
+            (str(e.type), str(e.sender), e.content.serialize())
+            for e in await room_events(alice, str(room_id))
+        ]
+        said = any(
+            sender == tom_ghost and "cannot read encrypted rooms" in content.get("body", "")
+            for kind, sender, content in events
+        )
+        left = any(
+            kind == "m.room.member" and sender == tom_ghost and content["membership"] == "leave"
+            for kind, sender, content in events
+        )
+        return said and left
+
+    await wait_for(refused, "Tom's ghost to explain and leave")
+    key = direct_key(login.session_id, tom.session_id.value)
+    assert await dm_env.app.portals.get_by_key(PortalKind.DIRECT, key) is None
