@@ -25,6 +25,7 @@ from bridge.commands.registry import CommandRegistry
 from bridge.config import Config
 from bridge.core.communities import Communities, parse_community_key
 from bridge.core.community_portal import build_community
+from bridge.core.convert.mentions import ghost_mxid_pattern
 from bridge.core.direct_outbound import DM_KIND
 from bridge.core.downloads import AllowedDownloads
 from bridge.core.ghosts import GhostManager
@@ -128,6 +129,10 @@ class BridgeApp:
         self.ghost_pattern = re.compile(
             ghost_user_regex(config.bridge.username_template, config.homeserver.domain)
         )
+        # The converters read the Session id out of a ghost pill: they need its named group.
+        self.ghost_mention_pattern = ghost_mxid_pattern(
+            config.bridge.username_template, config.homeserver.domain
+        )
         self._portal_locks: defaultdict[int, asyncio.Lock] = defaultdict(asyncio.Lock)
         self._http: aiohttp.ClientSession | None = None
         self._files: FileServerClient | None = None
@@ -138,7 +143,19 @@ class BridgeApp:
         self._tasks: list[asyncio.Task[Any]] = []
 
     async def start(self) -> None:
-        """Migrate, listen, self-test against the homeserver, then become ready."""
+        """Migrate, listen, self-test against the homeserver, then become ready.
+
+        If any step fails, what was already started (the listener, Session pollers, tasks) is
+        stopped before the error propagates, so the port and the pollers are not left behind.
+        """
+        try:
+            await self._start()
+        except BaseException:
+            with contextlib.suppress(Exception):
+                await self.stop()
+            raise
+
+    async def _start(self) -> None:
         await migrate.upgrade_to_head(self.config.database.url)
         await self.inbox_repo.prune(self.config.appservice.transaction_retention_days)
         await self._listen()
@@ -230,7 +247,7 @@ class BridgeApp:
             outbox=self.outbox,
             kv=KVRepo(self.db),
             downloads=self.downloads,
-            ghost_pattern=self.ghost_pattern,
+            ghost_pattern=self.ghost_mention_pattern,
             relay_template=self.config.bridge.relay.message_template,
             portal_lock=self.portal_lock,
             poll_interval=self.config.session.community_poll_interval,
@@ -252,7 +269,7 @@ class BridgeApp:
             kv=KVRepo(self.db),
             ghosts=self.ghosts,
             logins=self.logins,
-            ghost_pattern=self.ghost_pattern,
+            ghost_pattern=self.ghost_mention_pattern,
             portal_lock=self.portal_lock,
         )
         events: list[PortalEvents] = []

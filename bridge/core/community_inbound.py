@@ -25,6 +25,7 @@ from mautrix.types import EventID
 from bridge.core.communities import parse_community_key
 from bridge.core.community_media import CommunityMediaIn
 from bridge.core.community_reactions import CommunityReactionsIn
+from bridge.core.convert.mentions import mentioned_session_ids
 from bridge.core.convert.text_to_matrix import (
     MentionTarget,
     as_edit,
@@ -88,11 +89,16 @@ class CommunityInbound:
             await self._handle_edit(portal, item, item.content, existing)
         await self._reactions.sync(portal, item.id, item.seqno, item.reactions)
 
-    def _resolver(self) -> Callable[[str], MentionTarget | None]:
-        def resolve(session_id: str) -> MentionTarget | None:
-            return MentionTarget(self._ghosts.mxid_for(session_id), session_id[:10])
+    async def _content(self, body: str, sender_mxid: str) -> dict[str, Any]:
+        """Matrix content for Session ``body``; mentioned ghosts become pills with their names."""
+        names = await self._ghosts.pill_names(mentioned_session_ids(body))
 
-        return resolve
+        def resolve(session_id: str) -> MentionTarget | None:
+            return MentionTarget(
+                self._ghosts.mxid_for(session_id), names.get(session_id) or session_id[2:10]
+            )
+
+        return session_text_to_content(body, resolve, sender_mxid=sender_mxid)
 
     def _is_own(self, portal: PortalRecord, author: str) -> bool:
         server, _ = parse_community_key(portal.session_key)
@@ -108,9 +114,7 @@ class CommunityInbound:
             log.debug("Skipping our own post %s/%d", item.room, item.id)
             return
         ghost = await self._ghosts.ensure(author, GhostProfile.from_session(message.profile))
-        content = session_text_to_content(
-            message.body or "", self._resolver(), sender_mxid=ghost.mxid
-        )
+        content = await self._content(message.body or "", ghost.mxid)
         if not content["body"] and not message.attachments:
             log.info("Empty community message %s/%d not bridged", item.room, item.id)
             return
@@ -175,7 +179,7 @@ class CommunityInbound:
         if await self._cursors.is_processed(key):
             return
         ghost = await self._ghosts.ensure(author, GhostProfile.from_session(message.profile))
-        new = session_text_to_content(message.body or "", self._resolver(), sender_mxid=ghost.mxid)
+        new = await self._content(message.body or "", ghost.mxid)
         if not new["body"]:
             log.info("Edit of %s/%d without text not bridged", item.room, item.id)
         elif await self._cursors.is_processed(_file_first_key(portal, item.id)):

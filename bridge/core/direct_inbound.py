@@ -21,6 +21,7 @@ from mautrix.errors import MatrixRequestError
 from mautrix.types import EventID, EventType, RoomID
 
 from bridge.core.convert.media import MAX_SESSION_FILE_BYTES
+from bridge.core.convert.mentions import mentioned_session_ids
 from bridge.core.convert.text_to_matrix import (
     MentionTarget,
     disappearing_notice,
@@ -160,7 +161,7 @@ class DirectInbound:
             await self._chats.ensure_accepted(client, portal, peer)
             parts: list[dict[str, Any] | Attachment] = []
             if message.body:
-                parts.append(self._text_content(message.body, ghost))
+                parts.append(await self._text_content(message.body, ghost))
             parts.extend(message.attachments)
             if not parts:
                 log.info("Empty direct message %s not bridged", event.hash)
@@ -186,14 +187,20 @@ class DirectInbound:
                 )
             await self._cursors.claim_inbound(key, portal_id=portal.id)
 
-    def _resolve(self, session_id: str) -> MentionTarget | None:
-        owner = self._owner_of(session_id)
-        if owner is not None:
-            return MentionTarget(owner, owner)
-        return MentionTarget(self._ghosts.mxid_for(session_id), session_id[:10])
+    async def _text_content(self, body: str, ghost: GhostHandle) -> dict[str, Any]:
+        """Matrix content for Session ``body``: a mentioned logged-in user becomes a pill of
+        the Matrix user, any other Session id a pill of its ghost with the ghost's name."""
+        names = await self._ghosts.pill_names(mentioned_session_ids(body))
 
-    def _text_content(self, body: str, ghost: GhostHandle) -> dict[str, Any]:
-        return session_text_to_content(body, self._resolve, sender_mxid=ghost.mxid)
+        def resolve(session_id: str) -> MentionTarget | None:
+            owner = self._owner_of(session_id)
+            if owner is not None:
+                return MentionTarget(owner, owner)
+            return MentionTarget(
+                self._ghosts.mxid_for(session_id), names.get(session_id) or session_id[2:10]
+            )
+
+        return session_text_to_content(body, resolve, sender_mxid=ghost.mxid)
 
     async def _with_quote(
         self,

@@ -21,7 +21,7 @@ import hashlib
 import logging
 import re
 import weakref
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass, field, replace
 from typing import Any
 
@@ -30,7 +30,7 @@ from mautrix.errors import MatrixError
 from mautrix.types import ContentURI
 
 from bridge.core.convert.media import image_mime_type
-from bridge.core.convert.names import ghost_displayname
+from bridge.core.convert.names import ghost_displayname, short_id
 from bridge.db.records import GhostRecord
 from bridge.db.repos.ghosts import GhostRepo
 from bridge.ids import BlindedID, InvalidId, SessionID, parse_any_id
@@ -178,6 +178,16 @@ class GhostManager:
         if lock is None:
             lock = self._locks[session_id] = asyncio.Lock()
         return lock
+
+    async def pill_names(self, session_ids: Iterable[str]) -> dict[str, str]:
+        """The display names pills should show for ``session_ids`` (known ghosts' names, else
+        the short id), keyed by lowercase Session id."""
+        names: dict[str, str] = {}
+        for session_id in session_ids:
+            key = session_id.lower()
+            record = await self._repo.get(key)
+            names[key] = (record.displayname if record else None) or short_id(key)
+        return names
 
     async def ensure(self, session_id: str, profile: GhostProfile | None = None) -> GhostHandle:
         """The ghost of ``session_id``, registered, with ``profile`` applied if it changed.

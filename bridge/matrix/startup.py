@@ -70,18 +70,34 @@ async def check_bot(intent: IntentAPI) -> None:
         raise BotAuthFailed(f"whoami as the bot failed: {e.errcode}: {e.message}") from e
 
 
-async def ping_homeserver(intent: IntentAPI, appservice_id: str, our_address: str) -> int | None:
+PING_ATTEMPTS = 3
+PING_RETRY_DELAY = 1.0
+
+
+async def ping_homeserver(
+    intent: IntentAPI, appservice_id: str, our_address: str, *, attempts: int = PING_ATTEMPTS
+) -> int | None:
     """Ask the homeserver to ping us back; returns the round trip in ms, or None if the
-    homeserver does not implement the ping."""
-    try:
-        duration: int = await intent.appservice_ping(appservice_id, txn_id=uuid.uuid4().hex)
-    except MatrixRequestError as e:
-        if e.http_status in (404, 405) or e.errcode == "M_UNRECOGNIZED":
-            log.warning("Homeserver does not support the appservice ping; skipping that check")
-            return None
-        raise PingFailed(
-            f"the homeserver cannot reach the bridge at {our_address} ({e.errcode}: {e.message}); "
-            "check appservice.address, hostname and port"
-        ) from e
-    log.info("Homeserver reached the bridge in %d ms", duration)
-    return duration
+    homeserver does not implement the ping.
+
+    A connection failure is tried again a few times: right after a restart Synapse may still
+    hold a connection to the previous process and report it as failed (``AlreadyCancelled``).
+    """
+    for attempt in range(1, attempts + 1):
+        try:
+            duration: int = await intent.appservice_ping(appservice_id, txn_id=uuid.uuid4().hex)
+        except MatrixRequestError as e:
+            if e.http_status in (404, 405) or e.errcode == "M_UNRECOGNIZED":
+                log.warning("Homeserver does not support the appservice ping; skipping that check")
+                return None
+            if attempt == attempts:
+                raise PingFailed(
+                    f"the homeserver cannot reach the bridge at {our_address} "
+                    f"({e.errcode}: {e.message}); check appservice.address, hostname and port"
+                ) from e
+            log.info("Ping from the homeserver failed (%s), trying again", e.errcode)
+            await asyncio.sleep(PING_RETRY_DELAY * attempt)
+            continue
+        log.info("Homeserver reached the bridge in %d ms", duration)
+        return duration
+    return None

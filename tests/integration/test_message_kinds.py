@@ -1,0 +1,306 @@
+"""Message kinds end to end, each checked from the receiving side: formatting and mentions in a
+community room and in a direct chat (both ways), and, in a direct chat from Session to Matrix,
+typing, read receipts and a disappearing-messages setting change.
+
+Matrix is read by a real Matrix client on the test Synapse (room history and ``/sync``), Session
+by a Session client on the devnet."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass
+from typing import Any
+
+import aiohttp
+import pytest
+from mautrix.client import Client
+from mautrix.types import (
+    Format,
+    MessageType,
+    RoomID,
+    SyncToken,
+    TextMessageEventContent,
+    UserID,
+)
+
+from bridge.config import Config
+from bridge.core.convert.mentions import ghost_mxid_pattern
+from bridge.session.keys import Identity
+from bridge.session.messages import DisappearingSettings, VisibleMessage
+from bridge.session.messages.model import ExpiryMode
+from bridge.session.sogs.client import CommunityClient
+from tests.integration.conftest import DmEnv, MatrixUsers, room_events, wait_for
+from tests.integration.helpers import bridged_room, matrix_event, session_sees, start_bridge
+from tests.integration.test_direct_chats import body_is, joined_portal, session_gets
+from tests.sessionnet.extras import CommunityAndFiles
+
+pytestmark = pytest.mark.filterwarnings("ignore::urllib3.exceptions.InsecureRequestWarning")
+TIMEOUT = 15.0
+
+HTML = (
+    "<b>bold</b> <i>italic</i> <del>strike</del> <code>x = 1</code> "
+    '<a href="https://example.org/page">a link</a><ul><li>one</li><li>two</li></ul>'
+)
+PLAIN = "**bold** *italic* strike x = 1 a link\n* one\n* two"
+SESSION_FORM = "*bold* _italic_ ~strike~ `x = 1` a link (https://example.org/page)\n- one\n- two"
+URL = "https://example.org/a?b=1&c=2"
+HOSTILE = f'<script>alert("x")</script> <b>not bold</b> & more, see {URL}'
+
+
+@dataclass
+class Devnet:
+    servers: CommunityAndFiles
+    http: aiohttp.ClientSession
+
+    @property
+    def room(self) -> str:
+        return next(iter(self.servers.community.state.rooms))
+
+    @property
+    def url(self) -> str:
+        pubkey = self.servers.community.pubkey_hex
+        return f"{self.servers.community_url}/{self.room}?public_key={pubkey}"
+
+    async def member(self) -> CommunityClient:
+        client, room = CommunityClient.from_url(self.http, Identity.generate(), self.url)
+        await client.join(room)
+        return client
+
+
+@pytest.fixture
+async def devnet(servers: CommunityAndFiles) -> AsyncIterator[Devnet]:
+    async with aiohttp.ClientSession() as http:
+        yield Devnet(servers, http)
+
+
+def pill(mxid: str, name: str) -> str:
+    return f'<a href="https://matrix.to/#/{mxid}">{name}</a>'
+
+
+async def send_html(user: Client, room_id: RoomID, body: str, html: str) -> None:
+    content = TextMessageEventContent(
+        msgtype=MessageType.TEXT, body=body, format=Format.HTML, formatted_body=html
+    )
+    await user.send_message(room_id, content)
+
+
+def raw(event: Any) -> dict[str, Any]:
+    return dict(event.content.serialize())
+
+
+def assert_safe_html(content: dict[str, Any], text: str) -> None:
+    """``body`` is the Session text; ``formatted_body`` escapes all of it and links the URL."""
+    assert content["body"] == text
+    assert content["format"] == "org.matrix.custom.html"
+    formatted = content["formatted_body"]
+    assert "<script" not in formatted and "<b>" not in formatted
+    assert "&lt;script&gt;" in formatted and "&lt;b&gt;not bold&lt;/b&gt;" in formatted
+    escaped = URL.replace("&", "&amp;")
+    assert f'<a href="{escaped}">{escaped}</a>' in formatted
+    # Nothing but the link is markup.
+    assert re.sub(r"<a href=\"[^\"<>]*\">[^<>]*</a>", "", formatted).count("<") == 0
+
+
+async def assert_all_have_mentions(user: Client, room_id: RoomID, ours: set[str]) -> None:
+    """Every message the bridge (bot or ghost) sent to the room carries ``m.mentions``."""
+    sent = [
+        raw(e)
+        for e in await room_events(user, str(room_id))
+        if str(e.type) == "m.room.message" and str(e.sender) not in ours
+    ]
+    assert len(sent) >= 3
+    missing = [c.get("body") for c in sent if "m.mentions" not in c]
+    assert not missing, f"messages without m.mentions: {missing}"
+
+
+async def sync_ephemeral(
+    user: Client, room_id: RoomID, what: str, match: Callable[[dict[str, Any]], bool]
+) -> dict[str, Any]:
+    """The first ephemeral event of the room, seen through ``/sync``, that ``match`` accepts."""
+    since: list[SyncToken | None] = [None]
+
+    async def find() -> dict[str, Any] | None:
+        response = await user.sync(since=since[0], timeout=0)
+        since[0] = SyncToken(response["next_batch"])
+        room = response.get("rooms", {}).get("join", {}).get(str(room_id), {})
+        events = room.get("ephemeral", {}).get("events", [])
+        return next((e for e in events if match(e)), None)
+
+    return await wait_for(find, what, TIMEOUT)
+
+
+# --- community rooms -------------------------------------------------------------------------
+
+
+async def test_community_formatting_and_mentions_both_ways(
+    bridge_config: Config, matrix_users: MatrixUsers, devnet: Devnet
+) -> None:
+    alice = await matrix_users.new("alice")
+    bridge_config.session.file_server = devnet.servers.file_server_url
+    app = await start_bridge(bridge_config, str(alice.mxid))
+    try:
+        bot = bridge_config.bot_mxid
+        room_id = await bridged_room(alice, bot, devnet.url)
+        room = devnet.room
+        await app.logins.create_new(str(alice.mxid))
+        sam, bob = await devnet.member(), await devnet.member()
+        ghosts = ghost_mxid_pattern(
+            app.config.bridge.username_template, app.config.homeserver.domain
+        )
+
+        # Matrix HTML -> Session text conventions.
+        await send_html(alice, room_id, PLAIN, HTML)
+        seen = await session_sees(sam, room, "^\\*bold\\*")
+        assert seen.content.body == SESSION_FORM  # type: ignore[union-attr]
+
+        # Session text that looks like HTML -> escaped, the URL clickable; plain -> no HTML.
+        await sam.post(room, VisibleMessage(body=HOSTILE))
+        hostile = await matrix_event(alice, room_id, "the HTML-looking text", body_is(HOSTILE))
+        assert_safe_html(raw(hostile), HOSTILE)
+        assert raw(hostile)["m.mentions"] == {}
+        await sam.post(room, VisibleMessage(body="just plain words"))
+        plain = await matrix_event(alice, room_id, "the plain text", body_is("just plain words"))
+        assert "formatted_body" not in raw(plain) and raw(plain)["m.mentions"] == {}
+        sam_ghost = str(plain.sender)
+        sam_match = ghosts.fullmatch(sam_ghost)
+        assert sam_match is not None
+        sam_id = sam_match.group("session_id")
+
+        # A Session mention of Bob -> a pill of Bob's ghost, in m.mentions.
+        await bob.post(room, VisibleMessage(body="bob is here"))
+        bob_event = await matrix_event(alice, room_id, "Bob's post", body_is("bob is here"))
+        bob_ghost = str(bob_event.sender)
+        bob_match = ghosts.fullmatch(bob_ghost)
+        assert bob_match is not None
+        bob_id = bob_match.group("session_id")
+        await sam.post(room, VisibleMessage(body=f"hello @{bob_id} there"))
+
+        def mentions_bob(event: Any) -> bool:
+            return str(event.type) == "m.room.message" and "hello" in raw(event).get("body", "")
+
+        mention = raw(await matrix_event(alice, room_id, "the mention", mentions_bob))
+        assert f'<a href="https://matrix.to/#/{bob_ghost}">' in mention["formatted_body"]
+        assert mention["m.mentions"] == {"user_ids": [bob_ghost]}
+        # The pill shows the name Bob's ghost has on Matrix, not a piece of his id.
+        bob_name = (await alice.get_displayname(UserID(bob_ghost))) or ""
+        assert f">{bob_name}</a>" in mention["formatted_body"]
+        assert mention["body"] == f"hello {bob_name} there"
+
+        # A Matrix pill of Sam's ghost -> @<sam's blinded id> in the Session text.
+        await send_html(alice, room_id, "Sam: look", f"{pill(sam_ghost, 'Sam')}: look")
+        pilled = await session_sees(sam, room, "look$")
+        assert pilled.content.body == f"@{sam_id}: look"  # type: ignore[union-attr]
+
+        await assert_all_have_mentions(alice, room_id, {str(alice.mxid)})
+    finally:
+        await app.stop()
+
+
+# --- direct chats ----------------------------------------------------------------------------
+
+
+async def test_direct_chat_formatting_and_mentions_both_ways(
+    dm_env: DmEnv, matrix_users: MatrixUsers
+) -> None:
+    alice = await matrix_users.new("alice")
+    login = await dm_env.app.logins.create_new(str(alice.mxid))
+    ours = login.session_id
+    sam, inbox = await dm_env.session_user("Sam")
+    tom, _ = await dm_env.session_user("Tom")
+    sam_id, tom_id = sam.session_id.value, tom.session_id.value
+    tom_ghost = dm_env.app.ghosts.mxid_for(tom_id)
+
+    # Session text that looks like HTML -> escaped, the URL clickable; plain -> no HTML.
+    await sam.send_text(ours, HOSTILE)
+    room_id = await joined_portal(dm_env, alice, ours, sam_id)
+    hostile = await matrix_event(alice, room_id, "the HTML-looking text", body_is(HOSTILE))
+    assert_safe_html(raw(hostile), HOSTILE)
+    await sam.send_text(ours, "just plain words")
+    plain = await matrix_event(alice, room_id, "the plain text", body_is("just plain words"))
+    assert "formatted_body" not in raw(plain) and raw(plain)["m.mentions"] == {}
+
+    # Matrix HTML -> Session text conventions.
+    await send_html(alice, room_id, PLAIN, HTML)
+    got = await session_gets(inbox, "the formatted text", lambda c: getattr(c, "body", None))
+    assert got.content.body == SESSION_FORM
+
+    # A Session mention of Tom -> a pill of Tom's ghost, in m.mentions.
+    await sam.send_text(ours, f"ask @{tom_id} about it")
+
+    def mentions_tom(event: Any) -> bool:
+        return str(event.type) == "m.room.message" and "ask" in raw(event).get("body", "")
+
+    mention = raw(await matrix_event(alice, room_id, "the mention", mentions_tom))
+    assert f'<a href="https://matrix.to/#/{tom_ghost}">' in mention["formatted_body"]
+    assert mention["m.mentions"] == {"user_ids": [tom_ghost]}
+
+    # A Matrix pill of Tom's ghost -> @<tom's id> in the Session text.
+    await send_html(alice, room_id, "Tom: knows", f"{pill(tom_ghost, 'Tom')}: knows")
+    pilled = await session_gets(
+        inbox, "the pill", lambda c: (getattr(c, "body", None) or "").endswith("knows")
+    )
+    assert pilled.content.body == f"@{tom_id}: knows"
+
+    await assert_all_have_mentions(alice, room_id, {str(alice.mxid)})
+
+
+async def test_direct_chat_typing_receipts_and_disappearing_settings_reach_matrix(
+    dm_env: DmEnv, matrix_users: MatrixUsers
+) -> None:
+    alice = await matrix_users.new("alice")
+    login = await dm_env.app.logins.create_new(str(alice.mxid))
+    ours = login.session_id
+    sam, inbox = await dm_env.session_user("Sam")
+    sam_id = sam.session_id.value
+    ghost = dm_env.app.ghosts.mxid_for(sam_id)
+    await sam.send_text(ours, "hello")
+    room_id = await joined_portal(dm_env, alice, ours, sam_id)
+    await matrix_event(alice, room_id, "Sam's message", body_is("hello"))
+
+    # Typing in Session -> m.typing of Sam's ghost; stopping clears it.
+    await sam.send_typing(ours, True)
+
+    def typing(users: bool) -> Callable[[dict[str, Any]], bool]:
+        def match(event: dict[str, Any]) -> bool:
+            ids = event.get("content", {}).get("user_ids", [])
+            return event.get("type") == "m.typing" and (ghost in ids) == users
+
+        return match
+
+    await sync_ephemeral(alice, room_id, "Sam's ghost to type", typing(True))
+    await sam.send_typing(ours, False)
+    await sync_ephemeral(alice, room_id, "Sam's ghost to stop typing", typing(False))
+
+    # A read receipt in Session -> a receipt of Sam's ghost on alice's event.
+    event_id = await alice.send_text(room_id, "read me")
+    read_me = await session_gets(
+        inbox, "alice's message", lambda c: getattr(c, "body", None) == "read me"
+    )
+    await sam.send_read_receipt(ours, [read_me.timestamp])
+
+    def receipt(event: dict[str, Any]) -> bool:
+        content = event.get("content", {})
+        readers = content.get(str(event_id), {}).get("m.read", {})
+        return event.get("type") == "m.receipt" and ghost in readers
+
+    await sync_ephemeral(alice, room_id, "Sam's ghost's read receipt", receipt)
+
+    # A disappearing-messages setting change -> an m.notice of Sam's ghost.
+    setting = DisappearingSettings(mode=ExpiryMode.DELETE_AFTER_SEND, timer_seconds=3600)
+    await sam._send(ours, setting)  # the client has no public call for it
+
+    def notice(event: Any) -> bool:
+        content = raw(event)
+        return (
+            str(event.type) == "m.room.message"
+            and content.get("msgtype") == "m.notice"
+            and "disappearing messages" in content.get("body", "")
+        )
+
+    shown = await matrix_event(alice, room_id, "the disappearing-messages notice", notice)
+    assert str(shown.sender) == ghost
+    name = await alice.get_displayname(UserID(ghost))
+    assert name is not None and name.startswith("Sam")
+    assert raw(shown)["body"] == f"{name} set disappearing messages to 1 hour after sending"
+    assert raw(shown)["m.mentions"] == {}
