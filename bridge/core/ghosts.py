@@ -30,7 +30,12 @@ from mautrix.errors import MatrixError
 from mautrix.types import ContentURI
 
 from bridge.core.convert.media import image_mime_type
-from bridge.core.convert.names import ghost_displayname, short_id
+from bridge.core.convert.names import (
+    DISPLAYNAME_MAX_BYTES,
+    ghost_displayname,
+    short_id,
+    truncate_utf8,
+)
 from bridge.db.records import GhostRecord
 from bridge.db.repos.ghosts import GhostRepo
 from bridge.ids import BlindedID, InvalidId, SessionID, parse_any_id
@@ -233,6 +238,9 @@ class GhostManager:
         if session_name is None and record.name_set:
             return record
         name = ghost_displayname(session_name, record.session_id, self._displayname_template)
+        if await self._repo.name_taken(name, record.session_id):
+            # Two Session users with the same name: tell them apart by their short id.
+            name = truncate_utf8(f"{name} ({short_id(record.session_id)})", DISPLAYNAME_MAX_BYTES)
         if record.name_set and name == record.displayname:
             return record
         try:

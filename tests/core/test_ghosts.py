@@ -173,13 +173,6 @@ async def test_control_characters_are_stripped_from_names(world: World) -> None:
     assert world.what("displayname") == [("displayname", "Alice (Session)")]
 
 
-async def test_same_names_stay_distinguishable_by_mxid(world: World) -> None:
-    a = await world.manager.ensure(ALICE, GhostProfile("Sam"))
-    b = await world.manager.ensure(BOB, GhostProfile("Sam"))
-    assert a.mxid != b.mxid
-    assert a.record.displayname == b.record.displayname == "Sam (Session)"
-
-
 async def test_failed_name_update_is_retried_not_raised(world: World) -> None:
     cast(FakeIntent, world.intent_for(world.manager.mxid_for(ALICE))).fail_profile = True
     ghost = await world.manager.ensure(ALICE, GhostProfile("Alice"))
@@ -344,3 +337,16 @@ async def test_query_user_with_a_suffixed_template(world: World) -> None:
     assert await manager.query_user(f"@session_{BOB}:{DOMAIN}") is None
     stored = await world.repo.get(BOB)
     assert stored is not None and stored.mxid == f"@sess_{BOB}_bridge:{DOMAIN}"
+
+
+async def test_same_named_session_users_get_distinguishable_names(world: World) -> None:
+    first = await world.manager.ensure(ALICE, GhostProfile("Sam"))
+    second = await world.manager.ensure(BOB, GhostProfile("Sam"))
+    assert first.mxid != second.mxid
+    assert first.record.displayname == "Sam (Session)"
+    assert second.record.displayname == f"Sam (Session) ({BOB[2:10]})"
+    # The first keeps its name, and renaming the second away frees the plain form.
+    again = await world.manager.ensure(ALICE, GhostProfile("Sam"))
+    assert again.record.displayname == "Sam (Session)"
+    renamed = await world.manager.ensure(BOB, GhostProfile("Samuel"))
+    assert renamed.record.displayname == "Samuel (Session)"

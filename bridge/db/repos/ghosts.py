@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 
+from sqlalchemy import exists, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bridge.db.engine import Database
@@ -45,6 +46,16 @@ class GhostRepo:
         async with self._db.use(tx) as s:
             row = (await s.scalars(select_fresh(Ghost).where(Ghost.mxid == mxid))).one_or_none()
             return None if row is None else _record(row)
+
+    async def name_taken(
+        self, displayname: str, by_other_than: str, *, tx: AsyncSession | None = None
+    ) -> bool:
+        """Whether a ghost other than ``by_other_than`` already has ``displayname``."""
+        stmt = select(
+            exists().where(Ghost.displayname == displayname, Ghost.session_id != by_other_than)
+        )
+        async with self._db.use(tx) as s:
+            return bool((await s.execute(stmt)).scalar())
 
     async def upsert(self, ghost: GhostRecord, *, tx: AsyncSession | None = None) -> GhostRecord:
         """Insert or fully overwrite the ghost; ``updated_at`` is set to now. Returns the row."""
