@@ -26,6 +26,8 @@ from bridge.config import Config, load_config
 from bridge.core.direct import direct_key
 from bridge.db.records import PortalKind
 from bridge.session.client import SessionClient
+from bridge.session.keys import Identity
+from bridge.session.sogs.client import CommunityClient
 from tests.sessionnet.dm_setup import DmWorld, Inbox, dm_world
 from tests.sessionnet.extras import CommunityAndFiles
 from tests.sessionnet.net import Devnet
@@ -136,6 +138,35 @@ async def servers() -> AsyncIterator[CommunityAndFiles]:
     await extras.start()
     yield extras
     await extras.stop()
+
+
+@dataclass
+class CommunityDevnet:
+    """The devnet's community server with a client session, for Session-side members."""
+
+    servers: CommunityAndFiles
+    http: aiohttp.ClientSession
+
+    @property
+    def room(self) -> str:
+        return next(iter(self.servers.community.state.rooms))
+
+    @property
+    def url(self) -> str:
+        pubkey = self.servers.community.pubkey_hex
+        return f"{self.servers.community_url}/{self.room}?public_key={pubkey}"
+
+    async def member(self) -> CommunityClient:
+        """A new Session user who has joined the room."""
+        client, room = CommunityClient.from_url(self.http, Identity.generate(), self.url)
+        await client.join(room)
+        return client
+
+
+@pytest.fixture
+async def devnet(servers: CommunityAndFiles) -> AsyncIterator[CommunityDevnet]:
+    async with aiohttp.ClientSession() as http:
+        yield CommunityDevnet(servers, http)
 
 
 @pytest.fixture

@@ -3,12 +3,8 @@ checked from the receiving side (a Matrix test client, or a Session client on th
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
-from dataclasses import dataclass
 from typing import Any
 
-import aiohttp
-import pytest
 from mautrix.client import Client
 from mautrix.errors import MNotFound
 from mautrix.types import (
@@ -24,12 +20,11 @@ from bridge.config import Config
 from bridge.session.blinding import blind15_id
 from bridge.session.dm_media import upload_attachment
 from bridge.session.files import FileServerClient
-from bridge.session.keys import Identity
 from bridge.session.messages import Attachment, VisibleMessage
 from bridge.session.sogs.client import CommunityClient
 from bridge.session.sogs.models import CommunityMessage, ReactionSummary
 from tests.images import tiny_png
-from tests.integration.conftest import MatrixUsers, room_events, wait_for
+from tests.integration.conftest import CommunityDevnet, MatrixUsers, room_events, wait_for
 from tests.integration.helpers import (
     bot_says,
     bridged_room,
@@ -38,39 +33,9 @@ from tests.integration.helpers import (
     session_sees,
     start_bridge,
 )
-from tests.sessionnet.extras import CommunityAndFiles
 
 
-@dataclass
-class Devnet:
-    servers: CommunityAndFiles
-    http: aiohttp.ClientSession
-
-    @property
-    def room(self) -> str:
-        return next(iter(self.servers.community.state.rooms))
-
-    @property
-    def url(self) -> str:
-        pubkey = self.servers.community.pubkey_hex
-        return f"{self.servers.community_url}/{self.room}?public_key={pubkey}"
-
-    async def member(self) -> CommunityClient:
-        client, room = CommunityClient.from_url(self.http, Identity.generate(), self.url)
-        await client.join(room)
-        return client
-
-
-@pytest.fixture
-async def devnet() -> AsyncIterator[Devnet]:
-    servers = CommunityAndFiles()
-    await servers.start()
-    async with aiohttp.ClientSession() as http:
-        yield Devnet(servers, http)
-    await servers.stop()
-
-
-async def launch(config: Config, devnet: Devnet, admin: Client) -> BridgeApp:
+async def launch(config: Config, devnet: CommunityDevnet, admin: Client) -> BridgeApp:
     config.session.file_server = devnet.servers.file_server_url
     return await start_bridge(config, str(admin.mxid))
 
@@ -108,7 +73,7 @@ async def matrix_reaction(user: Client, room_id: RoomID, target: str, key: str) 
 
 
 async def test_reactions_edits_and_deletions_both_ways(
-    bridge_config: Config, matrix_users: MatrixUsers, devnet: Devnet
+    bridge_config: Config, matrix_users: MatrixUsers, devnet: CommunityDevnet
 ) -> None:
     alice = await matrix_users.new("alice")
     bob = await matrix_users.new("bob")
@@ -200,7 +165,7 @@ async def test_reactions_edits_and_deletions_both_ways(
 
 
 async def test_files_both_ways(
-    bridge_config: Config, matrix_users: MatrixUsers, devnet: Devnet
+    bridge_config: Config, matrix_users: MatrixUsers, devnet: CommunityDevnet
 ) -> None:
     alice = await matrix_users.new("alice")
     app = await launch(bridge_config, devnet, alice)
@@ -272,7 +237,7 @@ async def test_files_both_ways(
 
 
 async def test_room_info_follows_the_community(
-    bridge_config: Config, matrix_users: MatrixUsers, devnet: Devnet
+    bridge_config: Config, matrix_users: MatrixUsers, devnet: CommunityDevnet
 ) -> None:
     alice = await matrix_users.new("alice")
     app = await launch(bridge_config, devnet, alice)

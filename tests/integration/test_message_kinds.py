@@ -8,11 +8,9 @@ by a Session client on the devnet."""
 from __future__ import annotations
 
 import re
-from collections.abc import AsyncIterator, Callable
-from dataclasses import dataclass
+from collections.abc import Callable
 from typing import Any
 
-import aiohttp
 import pytest
 from mautrix.client import Client
 from mautrix.types import (
@@ -26,14 +24,11 @@ from mautrix.types import (
 
 from bridge.config import Config
 from bridge.core.convert.mentions import ghost_mxid_pattern
-from bridge.session.keys import Identity
 from bridge.session.messages import DisappearingSettings, VisibleMessage
 from bridge.session.messages.model import ExpiryMode
-from bridge.session.sogs.client import CommunityClient
-from tests.integration.conftest import DmEnv, MatrixUsers, room_events, wait_for
+from tests.integration.conftest import CommunityDevnet, DmEnv, MatrixUsers, room_events, wait_for
 from tests.integration.helpers import bridged_room, matrix_event, session_sees, start_bridge
 from tests.integration.test_direct_chats import body_is, joined_portal, session_gets
-from tests.sessionnet.extras import CommunityAndFiles
 
 pytestmark = pytest.mark.filterwarnings("ignore::urllib3.exceptions.InsecureRequestWarning")
 TIMEOUT = 15.0
@@ -46,32 +41,6 @@ PLAIN = "**bold** *italic* strike x = 1 a link\n* one\n* two"
 SESSION_FORM = "*bold* _italic_ ~strike~ `x = 1` a link (https://example.org/page)\n- one\n- two"
 URL = "https://example.org/a?b=1&c=2"
 HOSTILE = f'<script>alert("x")</script> <b>not bold</b> & more, see {URL}'
-
-
-@dataclass
-class Devnet:
-    servers: CommunityAndFiles
-    http: aiohttp.ClientSession
-
-    @property
-    def room(self) -> str:
-        return next(iter(self.servers.community.state.rooms))
-
-    @property
-    def url(self) -> str:
-        pubkey = self.servers.community.pubkey_hex
-        return f"{self.servers.community_url}/{self.room}?public_key={pubkey}"
-
-    async def member(self) -> CommunityClient:
-        client, room = CommunityClient.from_url(self.http, Identity.generate(), self.url)
-        await client.join(room)
-        return client
-
-
-@pytest.fixture
-async def devnet(servers: CommunityAndFiles) -> AsyncIterator[Devnet]:
-    async with aiohttp.ClientSession() as http:
-        yield Devnet(servers, http)
 
 
 def pill(mxid: str, name: str) -> str:
@@ -134,7 +103,7 @@ async def sync_ephemeral(
 
 
 async def test_community_formatting_and_mentions_both_ways(
-    bridge_config: Config, matrix_users: MatrixUsers, devnet: Devnet
+    bridge_config: Config, matrix_users: MatrixUsers, devnet: CommunityDevnet
 ) -> None:
     alice = await matrix_users.new("alice")
     bridge_config.session.file_server = devnet.servers.file_server_url
