@@ -26,8 +26,8 @@ from mautrix.types import RoomID, UserID
 
 from bridge.app import BridgeApp
 from bridge.config import load_config
-from bridge.core.communities import community_key
-from bridge.core.portal_rooms import PortalRooms
+from bridge.core.community.service import community_key
+from bridge.core.portal.rooms import PortalRooms
 from bridge.db.records import PortalKind
 from bridge.matrix.rooms import Channel
 from bridge.session.keys import Identity
@@ -124,8 +124,8 @@ async def relay(
     for command in (f"bridge {url}", "relay on"):
         await alice.send_text(room_id, f"!session {command}")
     async with asyncio.timeout(30):
-        while (await app.portals.get_by_mxid(str(room_id))) is None or not (
-            await app.portals.get_by_mxid(str(room_id))
+        while (await app.repos.portals.get_by_mxid(str(room_id))) is None or not (
+            await app.repos.portals.get_by_mxid(str(room_id))
         ).relay_enabled:  # type: ignore[union-attr]
             await asyncio.sleep(0.05)
     async with aiohttp.ClientSession() as http:
@@ -166,7 +166,7 @@ async def scale(app: BridgeApp, extras: CommunityAndFiles, counter: RequestCount
     server = extras.community
     for i in range(100):
         server.state.add_room(RoomSpec(token=f"r{i}", name=f"Room {i}"))
-    rooms = PortalRooms(app.appservice.intent, app.portals, app.config.bot_mxid)
+    rooms = PortalRooms(app.appservice.intent, app.repos.portals, app.config.bot_mxid)
     communities = app.communities
     assert communities is not None
     url = f"{extras.community_url}/r0?public_key={server.pubkey_hex}"

@@ -6,7 +6,6 @@ import asyncio
 import contextlib
 import logging
 import re
-from collections import defaultdict
 from collections.abc import Coroutine
 from pathlib import Path
 from typing import Any
@@ -16,37 +15,33 @@ import mautrix
 from mautrix.types import ContentURI, MessageEvent, UserID
 
 import bridge
-from bridge.app_direct import DirectBridge, build_direct
 from bridge.commands.account import PHRASE_PROMPT, account_commands, finish_phrase_login
 from bridge.commands.bot import BotController
 from bridge.commands.builtin import builtin_commands
+from bridge.commands.direct import direct_commands
 from bridge.commands.portals import PortalCommandDeps, portal_commands
 from bridge.commands.registry import CommandRegistry
 from bridge.config import Config
-from bridge.core.communities import Communities, parse_community_key
-from bridge.core.community_portal import build_community
+from bridge.core.community.service import Communities, parse_community_key
+from bridge.core.community.wiring import CommunityKind, build_community
 from bridge.core.convert.mentions import ghost_mxid_pattern
-from bridge.core.direct_outbound import DM_KIND
+from bridge.core.direct.wiring import DirectKind, build_direct
 from bridge.core.downloads import AllowedDownloads
 from bridge.core.ghosts import GhostManager
 from bridge.core.logins import Login, LoginManager
-from bridge.core.matrix_inbox import MatrixInbox
-from bridge.core.outbox_sender import OutboxSender
-from bridge.core.portal_events import PortalEvents
-from bridge.core.portal_rooms import PortalRooms
+from bridge.core.portal.events import PortalEvents
+from bridge.core.portal.inbox import MatrixInbox
+from bridge.core.portal.kind import ConversationKind, PortalDeps, PortalLocks
+from bridge.core.portal.notices import FailureNotices
+from bridge.core.portal.outbox import OutboxSender
+from bridge.core.portal.rooms import PortalRooms
+from bridge.core.portal.router import MatrixEventRouter
 from bridge.core.prompts import Prompts
-from bridge.core.router import MatrixEventRouter
 from bridge.core.secrets import SeedVault, parse_secrets_key
 from bridge.db import migrate
 from bridge.db.engine import Database
 from bridge.db.records import PortalKind
-from bridge.db.repos.cursors import CursorRepo
-from bridge.db.repos.ghosts import GhostRepo
-from bridge.db.repos.inbox import MatrixInboxRepo
-from bridge.db.repos.kv import KVRepo
-from bridge.db.repos.messages import MessageRepo
-from bridge.db.repos.outbox import OutboxRepo
-from bridge.db.repos.portals import PortalRepo
+from bridge.db.repos import Repositories
 from bridge.db.repos.users import UserRepo
 from bridge.matrix.appservice import BridgeAppService
 from bridge.matrix.startup import check_bot, ping_homeserver, wait_for_homeserver
@@ -78,20 +73,21 @@ class UserManagementRooms:
 
 
 class BridgeApp:
-    """The running bridge: database, appservice endpoint, Matrix inbox, bot and portals."""
+    """The running bridge: database, appservice endpoint, Matrix inbox, bot and portals.
+
+    Built in two steps. The constructor builds what needs no network: the repositories, the
+    logins, the command registry, the Matrix inbox and the appservice endpoint. :meth:`start`
+    migrates, listens, checks the homeserver, loads the bot's Session identity and then builds
+    the conversation kinds (:meth:`_build_kinds`), the portal machinery and the router.
+    """
 
     def __init__(self, config: Config, *, homeserver_timeout: float = 60.0) -> None:
         self.config = config
         self.homeserver_timeout = homeserver_timeout
         self.db = Database.from_url(config.database.url)
-        self.users = UserRepo(self.db)
-        self.portals = PortalRepo(self.db)
-        self.messages = MessageRepo(self.db)
-        self.cursors = CursorRepo(self.db)
-        self.outbox = OutboxRepo(self.db)
-        self.inbox_repo = MatrixInboxRepo(self.db)
+        self.repos = Repositories.create(self.db)
         self.logins = LoginManager(
-            self.users,
+            self.repos.users,
             SeedVault(parse_secrets_key(config.bridge.secrets_key)),
             on_login=self._on_login,
             on_logout=self._on_logout,
@@ -104,16 +100,9 @@ class BridgeApp:
             *account_commands(self.logins, self.prompts, prefix, self._community_servers),
         ]:
             self.registry.register(command)
-        self.inbox = MatrixInbox(self.inbox_repo, self._handle_event, self._handle_ephemeral)
-        self.downloads = AllowedDownloads(self._download, [config.session.file_server])
-        self.ghosts = GhostManager(
-            repo=GhostRepo(self.db),
-            intent_for=lambda mxid: self.appservice.intent.user(UserID(mxid)),
-            username_template=config.bridge.username_template,
-            displayname_template=config.bridge.displayname_template,
-            domain=config.homeserver.domain,
-            downloader=self.downloads,
-        )
+        # Events and ephemeral events go to the router and the direct-chat kind, which exist
+        # only after start(); the inbox calls these two methods, which delegate to them.
+        self.inbox = MatrixInbox(self.repos.inbox, self._route_event, self._route_ephemeral)
         self.appservice = BridgeAppService(
             server=config.homeserver.address,
             domain=config.homeserver.domain,
@@ -122,22 +111,30 @@ class BridgeApp:
             bot_localpart=config.appservice.bot_username,
             registration_id=config.appservice.id,
             sink=self.inbox,
-            query_user=self.ghosts.query_user,
             max_body_size=config.appservice.max_body_size,
             verify_ssl=config.homeserver.verify_ssl,
         )
+        self.downloads = AllowedDownloads(self._download, [config.session.file_server])
+        appservice = self.appservice
+        self.ghosts = GhostManager(
+            repo=self.repos.ghosts,
+            # The intents exist once the appservice has started; ghosts are used only after.
+            intent_for=lambda mxid: appservice.intent.user(UserID(mxid)),
+            username_template=config.bridge.username_template,
+            displayname_template=config.bridge.displayname_template,
+            domain=config.homeserver.domain,
+            downloader=self.downloads,
+        )
+        self.appservice.bind_query_user(self.ghosts.query_user)
         self.ghost_pattern = re.compile(
             ghost_user_regex(config.bridge.username_template, config.homeserver.domain)
         )
-        # The converters read the Session id out of a ghost pill: they need its named group.
-        self.ghost_mention_pattern = ghost_mxid_pattern(
-            config.bridge.username_template, config.homeserver.domain
-        )
-        self._portal_locks: defaultdict[int, asyncio.Lock] = defaultdict(asyncio.Lock)
+        self.portal_lock = PortalLocks()
         self._http: aiohttp.ClientSession | None = None
         self._files: FileServerClient | None = None
-        self._communities: Communities | None = None
-        self._direct: DirectBridge | None = None
+        self._community: CommunityKind | None = None
+        self._direct: DirectKind | None = None
+        self._kinds: list[ConversationKind] = []
         self._router: MatrixEventRouter | None = None
         self._listening = False
         self._tasks: list[asyncio.Task[Any]] = []
@@ -157,7 +154,7 @@ class BridgeApp:
 
     async def _start(self) -> None:
         await migrate.upgrade_to_head(self.config.database.url)
-        await self.inbox_repo.prune(self.config.appservice.transaction_retention_days)
+        await self.repos.inbox.prune(self.config.appservice.transaction_retention_days)
         await self._listen()
         intent = self.appservice.intent
         await wait_for_homeserver(intent, self.config.homeserver.address, self.homeserver_timeout)
@@ -167,12 +164,9 @@ class BridgeApp:
         await self.logins.load_all()
         self._http = aiohttp.ClientSession()
         self._files = FileServerClient(self._http, self.config.session.file_server)
-        self._build_portals(bot_login)
-        assert self._direct is not None
-        appservice = self.config.appservice
-        await self._direct.start(
-            bot_login, appservice.bot_displayname, appservice.bot_avatar, self.logins, self.users
-        )
+        self._build_kinds(self._http, self._files, bot_login)
+        for kind in self._kinds:
+            await kind.start()
         self._spawn(self.inbox.run(), "matrix-inbox")
         await ping_homeserver(intent, self.config.appservice.id, self.config.appservice.address)
         await self._set_bot_profile()
@@ -192,10 +186,8 @@ class BridgeApp:
 
     async def stop(self) -> None:
         self.appservice.ready = False
-        if self._communities is not None:
-            await self._communities.stop()
-        if self._direct is not None:
-            await self._direct.accounts.stop()
+        for kind in self._kinds:
+            await kind.stop()
         for task in self._tasks:
             task.cancel()
         for task in self._tasks:
@@ -212,7 +204,7 @@ class BridgeApp:
     async def _community_servers(self) -> list[CommunityServerRef]:
         """The servers of the bridged community rooms, each once."""
         servers: dict[str, CommunityServerRef] = {}
-        for portal in await self.portals.list_active(PortalKind.COMMUNITY):
+        for portal in await self.repos.portals.list_active(PortalKind.COMMUNITY):
             server, _ = parse_community_key(portal.session_key)
             servers.setdefault(server.base_url, server)
         return list(servers.values())
@@ -220,91 +212,80 @@ class BridgeApp:
     @property
     def communities(self) -> Communities | None:
         """The community servers the bridge reads (after :meth:`start`)."""
-        return self._communities
-
-    def portal_lock(self, portal_id: int) -> asyncio.Lock:
-        """Held while a portal's Session traffic is handled, in either direction."""
-        return self._portal_locks[portal_id]
+        return self._community.communities if self._community is not None else None
 
     async def _download(self, url: str) -> bytes:
         if self._files is None:
             raise RuntimeError("download before start")
         return await self._files.download(url)
 
-    def _build_portals(self, bot_login: Login) -> None:
-        """The Session-facing services, the portal commands and the Matrix event router."""
-        assert self._http is not None
+    def _build_kinds(
+        self, http: aiohttp.ClientSession, files: FileServerClient, bot_login: Login
+    ) -> None:
+        """The conversation kinds, the portal machinery shared by them, and the router."""
         bot = self.appservice.intent
-        community = build_community(
-            http=self._http,
-            bot=bot,
-            bot_identity=bot_login.identity,
-            ghosts=self.ghosts,
-            logins=self.logins,
-            portals=self.portals,
-            messages=self.messages,
-            cursors=self.cursors,
-            outbox=self.outbox,
-            kv=KVRepo(self.db),
-            downloads=self.downloads,
-            ghost_pattern=self.ghost_mention_pattern,
-            relay_template=self.config.bridge.relay.message_template,
-            portal_lock=self.portal_lock,
-            poll_interval=self.config.session.community_poll_interval,
-        )
-        self._communities = community.communities
-        outbound = community.outbound
-        assert self._files is not None
-        rooms = PortalRooms(bot, self.portals, self.config.bot_mxid)
-        direct = self._direct = build_direct(
+        rooms = PortalRooms(bot, self.repos.portals, self.config.bot_mxid)
+        deps = PortalDeps(
             config=self.config,
-            http=self._http,
-            files=self._files,
+            http=http,
             bot=bot,
-            rooms=rooms,
-            portals=self.portals,
-            messages=self.messages,
-            cursors=self.cursors,
-            outbox=self.outbox,
-            kv=KVRepo(self.db),
+            bot_login=bot_login,
+            repos=self.repos,
             ghosts=self.ghosts,
             logins=self.logins,
-            ghost_pattern=self.ghost_mention_pattern,
+            rooms=rooms,
+            downloads=self.downloads,
+            # The converters read the Session id out of a ghost pill: they need its group.
+            ghost_pattern=ghost_mxid_pattern(
+                self.config.bridge.username_template, self.config.homeserver.domain
+            ),
             portal_lock=self.portal_lock,
         )
-        events: list[PortalEvents] = []
+        community = self._community = build_community(deps)
+        direct = self._direct = build_direct(deps, files)
+        self._kinds = [community, direct]
+
+        notices = FailureNotices(portals=self.repos.portals, bot=bot)
         sender = OutboxSender(
-            self.outbox,
-            {**community.deliverers, DM_KIND: direct.outbound.deliver},
-            on_failed=lambda row, reason: events[0].on_outbox_failed(row, reason),
+            self.repos.outbox,
+            {row_kind: deliver for k in self._kinds for row_kind, deliver in k.deliverers.items()},
+            on_failed=notices.on_outbox_failed,
         )
-        events.append(
-            PortalEvents(
-                portals=self.portals,
-                bot=bot,
-                handlers={PortalKind.COMMUNITY: outbound, PortalKind.DIRECT: direct.outbound},
-                sender=sender,
-                outside_portals=direct.outside_portals,
-            )
+        portal_events = PortalEvents(
+            portals=self.repos.portals,
+            bot=bot,
+            handlers={k.portal_kind: k.handler for k in self._kinds},
+            sender=sender,
+            notices=notices,
+            outside_portals=direct.outside_portals,
         )
+        self._register_portal_commands(rooms, community, direct)
+        self._build_router(portal_events)
+        self._spawn(sender.run(), "outbox")
+
+    def _register_portal_commands(
+        self, rooms: PortalRooms, community: CommunityKind, direct: DirectKind
+    ) -> None:
+        bot = self.appservice.intent
         deps = PortalCommandDeps(
             rooms=rooms,
-            portals=self.portals,
-            communities=self._communities,
+            portals=self.repos.portals,
+            communities=community.communities,
             bot=bot,
             is_ghost=lambda mxid: bool(self.ghost_pattern.match(mxid)),
             intent_for=lambda mxid: bot.user(UserID(mxid)),
         )
-        for command in [*portal_commands(deps), *direct.commands]:
+        prefix = self.config.bridge.command_prefix
+        for command in [
+            *portal_commands(deps),
+            *direct_commands(direct.chats, self.logins, direct.accounts, prefix),
+        ]:
             self.registry.register(command)
-        self._build_router(events[0])
-        self._spawn(sender.run(), "outbox")
-        self._spawn(self._communities.start(), "communities-start")
 
     def _build_router(self, portal_events: PortalEvents) -> None:
         bot = BotController(
             intent=self.appservice.intent,
-            rooms=UserManagementRooms(self.users),
+            rooms=UserManagementRooms(self.repos.users),
             registry=self.registry,
             permissions=self.config.bridge.permissions,
             prefix=self.config.bridge.command_prefix,
@@ -327,12 +308,12 @@ class BridgeApp:
             on_room_event=portal_events.handle_event,
         )
 
-    async def _handle_event(self, raw: dict[str, object]) -> None:
+    async def _route_event(self, raw: dict[str, object]) -> None:
         if self._router is None:
             raise RuntimeError("event before the router was built")
         await self._router.handle(raw)
 
-    async def _handle_ephemeral(self, raw: dict[str, object]) -> None:
+    async def _route_ephemeral(self, raw: dict[str, object]) -> None:
         if self._direct is not None:
             await self._direct.outbound.handle_ephemeral(raw)
 

@@ -1,4 +1,11 @@
-"""The dependency rules of design.md §3, checked on the imports of every module."""
+"""The dependency rules of docs/architecture.md §3, checked on the imports of every module.
+
+Layers: ``__main__ → app → commands → core → {matrix, session, db} → {ids, config}``. Inside
+``core``: each conversation kind (``core/community``, ``core/direct``, later ``core/group``) is
+a package of its own that may use the portal machinery (``core/portal``) and the shared pieces
+(``core/ghosts``, ``core/logins``, ``core/convert``, ...), but never another kind; the portal
+machinery and the shared pieces know no kind; only ``bridge.app`` builds kinds (``wiring``).
+"""
 
 from __future__ import annotations
 
@@ -8,6 +15,10 @@ from pathlib import Path
 import pytest
 
 BRIDGE = Path(__file__).resolve().parent.parent / "bridge"
+
+# the conversation kinds: one package each, the same shape each
+KINDS = ("bridge.core.community", "bridge.core.direct", "bridge.core.group")
+KIND_SHAPE = ("__init__.py", "inbound.py", "outbound.py", "media.py", "wiring.py")
 
 # package -> bridge packages it must never import
 FORBIDDEN = {
@@ -34,10 +45,37 @@ FORBIDDEN = {
     ),
     "bridge.commands": ("bridge.app",),
     "bridge.core": ("bridge.app", "bridge.commands"),
+    "bridge.core.portal": KINDS,
+    "bridge.core.community": tuple(k for k in KINDS if k != "bridge.core.community"),
+    "bridge.core.direct": tuple(k for k in KINDS if k != "bridge.core.direct"),
+    "bridge.core.group": tuple(k for k in KINDS if k != "bridge.core.group"),
+    # pure converters: no I/O, no database, no network clients, no portal machinery
+    "bridge.core.convert": (
+        "bridge.db",
+        "bridge.matrix",
+        "bridge.session.snode",
+        "bridge.session.sogs.client",
+        "bridge.session.files",
+        "bridge.core.portal",
+        *KINDS,
+    ),
 }
+SHARED_CORE = ("ghosts", "logins", "secrets", "prompts", "downloads")
+for _name in SHARED_CORE:
+    FORBIDDEN[f"bridge.core.{_name}"] = ("bridge.core.portal", *KINDS)
+
 # third-party packages that belong to one layer only
 LAYER_ONLY = {
     "sqlalchemy": "bridge.db",
+    "aiohttp": (
+        "bridge.session",
+        "bridge.matrix",
+        "bridge.app",
+        "bridge.core.portal.kind",
+        "bridge.core.community",
+        "bridge.core.direct",
+        "bridge.core.group",
+    ),
     "mautrix": ("bridge.matrix", "bridge.core", "bridge.commands", "bridge.app"),
 }
 
@@ -76,3 +114,21 @@ def test_layers_import_only_what_they_may(module: str, imported: set[str]) -> No
         uses = {i for i in imported if i == library or i.startswith(library + ".")}
         if uses:
             assert module.startswith(owners), f"{module} uses {library}, which belongs to {owners}"
+
+
+@pytest.mark.parametrize("kind", KINDS[:2])
+def test_every_conversation_kind_has_the_same_shape(kind: str) -> None:
+    package = BRIDGE.parent.joinpath(*kind.split("."))
+    missing = [name for name in KIND_SHAPE if not (package / name).is_file()]
+    assert not missing, f"{kind} lacks {missing}"
+
+
+def test_only_the_composition_root_builds_kinds() -> None:
+    wiring = tuple(f"{kind}.wiring" for kind in KINDS)
+    builders = {m for m, imported in MODULES if any(i.startswith(wiring) for i in imported)}
+    assert builders == {"bridge.app"}
+
+
+def test_core_top_level_holds_only_shared_pieces() -> None:
+    top = {p.stem for p in (BRIDGE / "core").glob("*.py")} - {"__init__"}
+    assert top == set(SHARED_CORE)

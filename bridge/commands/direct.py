@@ -6,9 +6,9 @@ from mautrix.errors import MatrixError
 
 from bridge.commands.permissions import Level
 from bridge.commands.registry import Command, CommandEvent
-from bridge.core.direct import DirectChatError, DirectChats, room_link
+from bridge.core.direct.accounts import SessionAccounts
+from bridge.core.direct.chats import DirectChatError, DirectChats, room_link
 from bridge.core.logins import LoginManager
-from bridge.core.session_accounts import SessionAccounts
 from bridge.ids import InvalidId, SessionID
 
 SECTION = "Direct chats"

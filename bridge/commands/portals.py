@@ -10,8 +10,8 @@ from mautrix.types import RoomID
 
 from bridge.commands.permissions import Level
 from bridge.commands.registry import Command, CommandEvent
-from bridge.core.communities import Communities, CommunityJoinError, community_key
-from bridge.core.portal_rooms import PortalRoomError, PortalRooms
+from bridge.core.community.service import Communities, CommunityJoinError, community_key
+from bridge.core.portal.rooms import PortalRoomError, PortalRooms
 from bridge.db.records import PortalKind, PortalRecord
 from bridge.db.repos.portals import PortalRepo
 from bridge.matrix.rooms import Channel

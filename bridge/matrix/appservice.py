@@ -84,6 +84,12 @@ class BridgeAppService(AppService):
             ephemeral_events=True,
         )
 
+    def bind_query_user(self, query_user: QueryUser) -> None:
+        """Answer user queries with ``query_user`` (bound after construction: the ghost
+        manager that answers them needs this appservice's intents)."""
+        # mautrix calls the hook with the user id (see the note in __init__).
+        self.query_user = query_user  # type: ignore[assignment]
+
     def register_routes(self, app: web.Application) -> None:
         prefix = "/_matrix/app/v1"
         app.router.add_put(

@@ -23,7 +23,7 @@ from mautrix.types import PaginationDirection, RoomID
 
 from bridge.app import BridgeApp
 from bridge.config import Config, load_config
-from bridge.core.direct import direct_key
+from bridge.core.direct.chats import direct_key
 from bridge.db.records import PortalKind
 from bridge.session.client import SessionClient
 from bridge.session.keys import Identity
@@ -233,7 +233,7 @@ class DmEnv:
 
     async def portal_room(self, ours: str, peer: str) -> RoomID:
         async def room() -> str | None:
-            portal = await self.app.portals.get_by_key(PortalKind.DIRECT, direct_key(ours, peer))
+            portal = await self.app.repos.portals.get_by_key(PortalKind.DIRECT, direct_key(ours, peer))
             return portal.mxid if portal is not None else None
 
         return RoomID(await wait_for(room, "the direct-chat portal", WAIT_TIMEOUT))

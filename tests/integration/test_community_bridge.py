@@ -130,12 +130,12 @@ async def test_logged_in_user_posts_as_themselves_and_permissions_hold(
             await bob.send_text(room_id, f"!session {command}")
             name = command.split()[0]
             await bot_says(alice, room_id, bot, f"not allowed to use `{name}`")
-        assert (await app.portals.get_by_mxid(str(room_id))).unbridged_at is None  # type: ignore[union-attr]
+        assert (await app.repos.portals.get_by_mxid(str(room_id))).unbridged_at is None  # type: ignore[union-attr]
 
         # alice unbridges her room: it stays, the mapping is kept, the bridge stops.
         await alice.send_text(room_id, "!session unbridge")
         await bot_says(alice, room_id, bot, "no longer bridged")
-        portal = await app.portals.get_by_mxid(str(room_id))
+        portal = await app.repos.portals.get_by_mxid(str(room_id))
         assert portal is not None and portal.unbridged_at is not None
     finally:
         await app.stop()
@@ -148,7 +148,7 @@ async def test_a_post_interrupted_before_it_was_recorded_is_not_posted_twice(
     app = await start_bridge(bridge_config, str(alice.mxid))
     try:
         room_id = await bridged_room(alice, bridge_config.bot_mxid, community.url)
-        portal = await app.portals.get_by_mxid(str(room_id))
+        portal = await app.repos.portals.get_by_mxid(str(room_id))
         assert portal is not None and app.communities is not None
         client, token = app.communities.client_for(portal)
         # A previous attempt posted this and then the bridge died before recording it.
@@ -156,12 +156,12 @@ async def test_a_post_interrupted_before_it_was_recorded_is_not_posted_twice(
         await client.post(token, VisibleMessage(body="alice: only once", sig_timestamp=sent_at))
         payload = {"text": "alice: only once", "name": "alice", "sender": str(alice.mxid),
                    "sent_at": sent_at}  # fmt: skip
-        await app.outbox.enqueue(
+        await app.repos.outbox.enqueue(
             portal.id, "sogs_post", json.dumps(payload), matrix_event_id="$interrupted"
         )
 
         async def recorded() -> bool:
-            return await app.messages.get_by_mxid("$interrupted") is not None
+            return await app.repos.messages.get_by_mxid("$interrupted") is not None
 
         await wait_for(recorded, "the interrupted post to be recorded")
         sam = community.member()
@@ -195,6 +195,6 @@ async def test_open_creates_a_new_portal_room_and_invites_the_user(
         await sam.join(room)
         await sam.post(room, VisibleMessage(body="welcome to the new room"))
         await matrix_sees(carol, room_id, "^welcome to the new room$")
-        assert await app.portals.get_by_mxid(str(room_id)) is not None
+        assert await app.repos.portals.get_by_mxid(str(room_id)) is not None
     finally:
         await app.stop()

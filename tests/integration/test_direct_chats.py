@@ -18,7 +18,7 @@ from mautrix.types import (
     UserID,
 )
 
-from bridge.core.direct import direct_key
+from bridge.core.direct.chats import direct_key
 from bridge.db.records import PortalKind
 from bridge.session.keys import Identity
 from bridge.session.messages import (
@@ -314,4 +314,4 @@ async def test_an_encrypted_direct_chat_is_refused_with_a_reason(
 
     await wait_for(refused, "Tom's ghost to explain and leave")
     key = direct_key(login.session_id, tom.session_id.value)
-    assert await dm_env.app.portals.get_by_key(PortalKind.DIRECT, key) is None
+    assert await dm_env.app.repos.portals.get_by_key(PortalKind.DIRECT, key) is None

@@ -37,13 +37,13 @@ from mautrix.types import (
 
 from bridge.core.convert.matrix_to_text import matrix_to_session_text
 from bridge.core.convert.media import MAX_SESSION_FILE_BYTES, MEDIA_MSGTYPES
-from bridge.core.direct import parse_direct_key
-from bridge.core.direct_media import MediaRefused, media_payload, too_large_text
-from bridge.core.outbox_sender import PermanentFailure, TemporaryFailure
-from bridge.core.portal_events import Refused
-from bridge.core.router import RoomEvent
-from bridge.core.session_accounts import Account, SessionAccounts
-from bridge.core.session_profiles import SessionProfiles
+from bridge.core.direct.accounts import Account, SessionAccounts
+from bridge.core.direct.chats import parse_direct_key
+from bridge.core.direct.media import MediaRefused, media_payload, too_large_text
+from bridge.core.direct.profiles import SessionProfiles
+from bridge.core.portal.events import Refused
+from bridge.core.portal.outbox import PermanentFailure, TemporaryFailure
+from bridge.core.portal.router import RoomEvent
 from bridge.db.records import MessageRecord, OutboxRecord, PortalKind, PortalRecord
 from bridge.db.repos.messages import MessageRepo
 from bridge.db.repos.outbox import OutboxRepo
@@ -56,7 +56,7 @@ from bridge.session.messages import Quote
 from bridge.session.messages.model import VOICE_MESSAGE_FLAG
 from bridge.session.outgoing import OutgoingMessage
 
-log = logging.getLogger("bridge.core.direct_outbound")
+log = logging.getLogger("bridge.core.direct.outbound")
 
 DM_KIND = "dm_send"
 EDIT_MARK = "✏️ "

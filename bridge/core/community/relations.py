@@ -25,16 +25,16 @@ from typing import Any
 
 from mautrix.types import MessageEvent, ReactionEvent, RedactionEvent
 
-from bridge.core.community_session import CommunityActors, call_server
-from bridge.core.outbox_sender import Deliver, PermanentFailure, TemporaryFailure
-from bridge.core.portal_events import Refused
+from bridge.core.community.actors import CommunityActors, call_server
+from bridge.core.portal.events import Refused
+from bridge.core.portal.outbox import Deliver, PermanentFailure, TemporaryFailure
 from bridge.db.records import MessageRecord, OutboxRecord, PortalRecord, ReactionRecord
 from bridge.db.repos.messages import MessageRepo
 from bridge.db.repos.outbox import OutboxRepo
 from bridge.session.messages import Profile, VisibleMessage
 from bridge.session.sogs.errors import CommunityNotFound
 
-log = logging.getLogger("bridge.core.community_relations")
+log = logging.getLogger("bridge.core.community.relations")
 
 EDIT_KIND = "sogs_edit"
 REACT_KIND = "sogs_react"

@@ -24,7 +24,7 @@ from bridge.matrix.reads import MediaDownload, global_display_name
 from bridge.session.client import SessionClient
 from bridge.session.messages import Profile
 
-log = logging.getLogger("bridge.core.session_profiles")
+log = logging.getLogger("bridge.core.direct.profiles")
 
 BOT_AVATAR_KEY = "session-bot-avatar"
 

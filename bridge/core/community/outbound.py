@@ -11,7 +11,7 @@ Files (``m.image``/``m.video``/``m.audio``/``m.file``) are posted the community 
 matrix-side.md §7), uploaded raw to the room, and referenced by the post's ``files`` and an
 ``AttachmentPointer`` with the room file URL. Session's 10 MB limit is checked from the event's
 ``info.size`` (a notice right away) and again on the downloaded bytes. Edits, reactions and
-redactions are :mod:`bridge.core.community_relations`'s part.
+redactions are :mod:`bridge.core.community.relations`'s part.
 """
 
 from __future__ import annotations
@@ -27,14 +27,14 @@ import aiohttp
 from mautrix.errors import MatrixRequestError
 from mautrix.types import MessageEvent, ReactionEvent, RedactionEvent, RelationType
 
-from bridge.core.community_relations import CommunityRelations, outbox_dedup_key
-from bridge.core.community_session import CommunityActors, call_server
+from bridge.core.community.actors import CommunityActors, call_server
+from bridge.core.community.relations import CommunityRelations, outbox_dedup_key
 from bridge.core.convert.matrix_to_text import matrix_to_session_text
 from bridge.core.convert.media import MAX_SESSION_FILE_BYTES, human_size, matrix_media
 from bridge.core.convert.names import clean_name
-from bridge.core.outbox_sender import Deliver, PermanentFailure, TemporaryFailure
-from bridge.core.portal_events import Refused
-from bridge.core.router import RoomEvent
+from bridge.core.portal.events import Refused
+from bridge.core.portal.outbox import Deliver, PermanentFailure, TemporaryFailure
+from bridge.core.portal.router import RoomEvent
 from bridge.db.records import OutboxRecord, PortalRecord
 from bridge.db.repos.messages import MessageRepo
 from bridge.db.repos.outbox import OutboxRepo
@@ -43,7 +43,7 @@ from bridge.session.messages import Attachment, Profile, Quote, VisibleMessage
 from bridge.session.messages.model import VOICE_MESSAGE_FLAG
 from bridge.session.sogs.client import CommunityClient
 
-log = logging.getLogger("bridge.core.community_outbound")
+log = logging.getLogger("bridge.core.community.outbound")
 
 # How many recent posts a retry searches for its own earlier attempt.
 RECENT_CHECK = 100

@@ -1,7 +1,7 @@
 """The Session side of Matrix → community traffic: which identity acts, and its client.
 
-Shared by the outbound message path (:mod:`bridge.core.community_outbound`) and the path for
-edits, reactions and redactions (:mod:`bridge.core.community_relations`). A Matrix user acts
+Shared by the outbound message path (:mod:`bridge.core.community.outbound`) and the path for
+edits, reactions and redactions (:mod:`bridge.core.community.relations`). A Matrix user acts
 through their own Session login (blinded per server, session-protocol.md §1.5) or, for relayed
 messages, through the bot's identity. Server errors become the outbox's temporary or permanent
 failures.
@@ -15,9 +15,9 @@ from typing import TypeVar
 
 import aiohttp
 
-from bridge.core.communities import parse_community_key
+from bridge.core.community.service import parse_community_key
 from bridge.core.logins import LoginManager
-from bridge.core.outbox_sender import PermanentFailure, TemporaryFailure
+from bridge.core.portal.outbox import PermanentFailure, TemporaryFailure
 from bridge.db.records import MessageRecord, OutboxRecord, PortalRecord
 from bridge.db.repos.portals import PortalRepo
 from bridge.session.blinding import blind15_id
@@ -26,7 +26,7 @@ from bridge.session.keys import Identity
 from bridge.session.sogs.client import CommunityClient
 from bridge.session.sogs.errors import CommunityError, CommunityUnreachable
 
-log = logging.getLogger("bridge.core.community_session")
+log = logging.getLogger("bridge.core.community.actors")
 
 T = TypeVar("T")
 

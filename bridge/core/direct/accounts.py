@@ -29,7 +29,7 @@ from bridge.session.snode.nodes import NodePool, SeedNode
 from bridge.session.snode.rpc import SnodeClient
 from bridge.session.snode.transport import SnodeTransport
 
-log = logging.getLogger("bridge.core.session_accounts")
+log = logging.getLogger("bridge.core.direct.accounts")
 
 
 @dataclass(frozen=True)
@@ -95,15 +95,19 @@ class SessionAccounts:
         snode: SnodeClient,
         files: FileTransfer,
         cursors: CursorRepo,
-        handler: AccountHandler,
         poll_interval: float,
     ) -> None:
         self._snode = snode
         self._files = files
         self._state = DbPollState(cursors)
-        self._handler = handler
+        self._handler: AccountHandler | None = None
         self._poll_interval = poll_interval
         self._clients: dict[str, tuple[Account, SessionClient]] = {}
+
+    def bind_handler(self, handler: AccountHandler) -> None:
+        """Where every client's events go. Bound after construction because the handler (the
+        inbound path) needs this object to find the owners of accounts."""
+        self._handler = handler
 
     def get(self, session_id: str) -> tuple[Account, SessionClient] | None:
         """The running account and client of ``session_id``, if any."""
@@ -148,6 +152,9 @@ class SessionAccounts:
     ) -> SessionClient:
         if account.session_id in self._clients:
             return self._clients[account.session_id][1]
+        handler = self._handler
+        if handler is None:
+            raise RuntimeError("SessionAccounts started before bind_handler")
         client = SessionClient(
             identity,
             self._snode,
@@ -158,7 +165,7 @@ class SessionAccounts:
         )
 
         async def deliver(event: ClientEvent) -> None:
-            await self._handler(account, client, event)
+            await handler(account, client, event)
 
         client.subscribe(deliver)
         self._clients[account.session_id] = (account, client)

@@ -30,7 +30,7 @@ from bridge.matrix.rooms import (
     portal_power_levels,
 )
 
-log = logging.getLogger("bridge.core.portal_rooms")
+log = logging.getLogger("bridge.core.portal.rooms")
 
 PROTOCOL = {"id": "session", "displayname": "Session"}
 

@@ -23,8 +23,8 @@ from dataclasses import dataclass
 from mautrix.errors import MatrixRequestError
 from mautrix.types import EventID, EventType, RoomID
 
-from bridge.core.communities import parse_community_key
-from bridge.core.community_relations import is_relayed_reaction
+from bridge.core.community.relations import is_relayed_reaction
+from bridge.core.community.service import parse_community_key
 from bridge.core.ghosts import GhostManager
 from bridge.db.records import PortalRecord, ReactionRecord
 from bridge.db.repos.messages import MessageRepo
@@ -32,7 +32,7 @@ from bridge.ids import InvalidId
 from bridge.matrix.send import derived_txn_id, reaction_content, send_content
 from bridge.session.sogs.models import ReactionSummary
 
-log = logging.getLogger("bridge.core.community_reactions")
+log = logging.getLogger("bridge.core.community.reactions")
 
 
 @dataclass(frozen=True, slots=True)

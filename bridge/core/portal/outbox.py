@@ -19,7 +19,7 @@ from collections.abc import Awaitable, Callable, Mapping
 from bridge.db.records import OutboxRecord
 from bridge.db.repos.outbox import OutboxRepo
 
-log = logging.getLogger("bridge.core.outbox_sender")
+log = logging.getLogger("bridge.core.portal.outbox")
 
 Deliver = Callable[[OutboxRecord], Awaitable[None]]
 FailureHook = Callable[[OutboxRecord, str], Awaitable[None]]

@@ -21,7 +21,7 @@ from mautrix.types import (
     StateEvent,
 )
 
-log = logging.getLogger("bridge.core.router")
+log = logging.getLogger("bridge.core.portal.router")
 
 InviteHandler = Callable[[StateEvent], Awaitable[None]]
 BotLeftHandler = Callable[[StateEvent], Awaitable[None]]

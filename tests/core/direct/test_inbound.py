@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from typing import Any, cast
 
-from bridge.core.direct_inbound import DirectInbound
-from bridge.core.session_accounts import Account
+from bridge.core.direct.accounts import Account
+from bridge.core.direct.inbound import DirectInbound
 from bridge.ids import SessionID
 from bridge.session.dm_events import DirectMessageEvent, SwarmGapEvent
 from bridge.session.messages import Reaction, VisibleMessage

@@ -16,7 +16,7 @@ from typing import Any, Protocol
 
 from bridge.db.records import InboxEventRecord as InboxItem
 
-log = logging.getLogger("bridge.core.matrix_inbox")
+log = logging.getLogger("bridge.core.portal.inbox")
 
 EventHandler = Callable[[dict[str, Any]], Awaitable[None]]
 

@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-from bridge.core.community_info import AppliedInfo, parse_applied
-from bridge.core.community_media import room_file_id
-from bridge.core.community_reactions import reaction_changes
-from bridge.core.community_relations import valid_reaction
+from bridge.core.community.media import room_file_id
+from bridge.core.community.reactions import reaction_changes
+from bridge.core.community.relations import valid_reaction
+from bridge.core.community.room_info import AppliedInfo, parse_applied
 from bridge.db.records import ReactionRecord
 from bridge.session.sogs.models import ReactionSummary
 

@@ -28,7 +28,7 @@ from bridge.session.errors import SessionError
 from bridge.session.sogs.client import CommunityClient
 from bridge.session.sogs.models import RoomInfo
 
-log = logging.getLogger("bridge.core.community_info")
+log = logging.getLogger("bridge.core.community.room_info")
 
 MAX_ROOM_IMAGE_BYTES = 10_000_000
 

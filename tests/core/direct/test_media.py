@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 
 from bridge.core.convert.media import MAX_SESSION_FILE_BYTES, msgtype_for
-from bridge.core.direct import direct_key, parse_direct_key
-from bridge.core.direct_media import (
+from bridge.core.direct.chats import direct_key, parse_direct_key
+from bridge.core.direct.media import (
     MediaRefused,
     attachment_content,
     attachment_failed_notice,

@@ -1,33 +1,24 @@
-"""Matrix events in portal rooms: hand them to the handler of the portal's kind, and tell
-senders about messages that did not reach Session (a notice and a send-status event)."""
+"""Matrix events in portal rooms: hand them to the handler of the portal's kind; a refused
+event is reported to its sender through :class:`~bridge.core.portal.notices.FailureNotices`."""
 
 from __future__ import annotations
 
-import json
 import logging
 from collections.abc import Awaitable, Callable, Mapping
 from typing import Protocol
 
 from mautrix.appservice import IntentAPI
-from mautrix.types import EventType, MessageEvent, RoomID, StateEvent
+from mautrix.types import EventType, MessageEvent, StateEvent
 
-from bridge.core.outbox_sender import OutboxSender
-from bridge.core.router import RoomEvent
-from bridge.db.records import OutboxRecord, PortalKind, PortalRecord
+from bridge.core.portal.notices import FailureNotices
+from bridge.core.portal.outbox import OutboxSender
+from bridge.core.portal.router import RoomEvent
+from bridge.db.records import PortalKind, PortalRecord
 from bridge.db.repos.portals import PortalRepo
 from bridge.matrix.reads import member_display_name
-from bridge.matrix.send import (
-    MSS_EVENT_TYPE,
-    derived_txn_id,
-    notice_content,
-    send_content,
-    send_notice,
-    send_status_content,
-)
+from bridge.matrix.send import derived_txn_id, send_notice
 
-log = logging.getLogger("bridge.core.portal_events")
-
-MSS = EventType.find(MSS_EVENT_TYPE, EventType.Class.MESSAGE)
+log = logging.getLogger("bridge.core.portal.events")
 
 
 class Refused(Exception):
@@ -65,12 +56,14 @@ class PortalEvents:
         bot: IntentAPI,
         handlers: Mapping[PortalKind, PortalHandler],
         sender: OutboxSender,
+        notices: FailureNotices,
         outside_portals: NonPortalHook = _no_hook,
     ) -> None:
         self._portals = portals
         self._bot = bot
         self._handlers = dict(handlers)
         self._sender = sender
+        self._notices = notices
         self._outside_portals = outside_portals
 
     async def _portal_of(self, room_id: str) -> PortalRecord | None:
@@ -114,34 +107,11 @@ class PortalEvents:
         try:
             await work
         except Refused as e:
-            await self.tell_failure(
+            await self._notices.tell_failure(
                 str(portal.mxid), str(event.event_id), str(getattr(event, "sender", "")), str(e)
             )
             return
         self._sender.wake()
-
-    async def on_outbox_failed(self, row: OutboxRecord, reason: str) -> None:
-        """The outbox gave up on ``row``: tell its sender in the room."""
-        portal = await self._portals.get_by_id(row.portal_id)
-        if portal is None or portal.mxid is None or row.matrix_event_id is None:
-            return
-        sender = json.loads(row.payload).get("sender", "")
-        text = f"Not sent to Session: {reason}"
-        await self.tell_failure(portal.mxid, row.matrix_event_id, sender, text)
-
-    async def tell_failure(self, room_id: str, event_id: str, sender: str, text: str) -> None:
-        """An ``m.notice`` (mentioning the sender) and a failed send-status for ``event_id``."""
-        content = notice_content(text)
-        if sender:
-            content["m.mentions"] = {"user_ids": [sender]}
-        content["m.relates_to"] = {"m.in_reply_to": {"event_id": event_id}}
-        await self._bot.send_message(
-            RoomID(room_id), content, txn_id=derived_txn_id("fail-notice", event_id)
-        )
-        status = send_status_content(event_id, ok=False, message=text)
-        await send_content(
-            self._bot, room_id, status, event_type=MSS, txn_id=derived_txn_id("mss", event_id)
-        )
 
 
 class _Unsupported:

@@ -6,9 +6,9 @@ transaction id derived from the same key, so a re-delivery after a crash between
 the database commit returns the first event instead of a duplicate.
 
 A post becomes one Matrix event per part: its text (part 0) if any, then one media event per
-attachment (:mod:`bridge.core.community_media`). Edits replace the text part; deletions redact
+attachment (:mod:`bridge.core.community.media`). Edits replace the text part; deletions redact
 every part. Reactions, on full messages and in reaction-only updates, are synced by
-:mod:`bridge.core.community_reactions`. Posts of our own identities (Matrix users' logins, the
+:mod:`bridge.core.community.reactions`. Posts of our own identities (Matrix users' logins, the
 bot's relay) are never bridged back; only their deletion on Session (e.g. by a moderator) is,
 by the bot. Session control messages (anything but a visible message) are logged, not shown.
 """
@@ -22,9 +22,9 @@ from typing import Any
 from mautrix.appservice import IntentAPI
 from mautrix.types import EventID
 
-from bridge.core.communities import parse_community_key
-from bridge.core.community_media import CommunityMediaIn
-from bridge.core.community_reactions import CommunityReactionsIn
+from bridge.core.community.media import CommunityMediaIn
+from bridge.core.community.reactions import CommunityReactionsIn
+from bridge.core.community.service import parse_community_key
 from bridge.core.convert.mentions import mentioned_session_ids
 from bridge.core.convert.text_to_matrix import (
     MentionTarget,
@@ -40,7 +40,7 @@ from bridge.matrix.send import derived_txn_id, redact_quietly, send_content
 from bridge.session.messages import VisibleMessage
 from bridge.session.sogs.models import CommunityMessage, ReactionUpdate
 
-log = logging.getLogger("bridge.core.community_inbound")
+log = logging.getLogger("bridge.core.community.inbound")
 
 MentionResolverFactory = Callable[[], Callable[[str], MentionTarget | None]]
 

@@ -5,8 +5,8 @@ from typing import Any
 
 import pytest
 
-from bridge.core import matrix_inbox
-from bridge.core.matrix_inbox import InboxItem, MatrixInbox
+from bridge.core.portal import inbox as matrix_inbox
+from bridge.core.portal.inbox import InboxItem, MatrixInbox
 
 
 class MemoryStore:

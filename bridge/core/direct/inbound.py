@@ -28,15 +28,15 @@ from bridge.core.convert.text_to_matrix import (
     session_text_to_content,
     with_reply,
 )
-from bridge.core.direct import DirectChats
-from bridge.core.direct_media import (
+from bridge.core.direct.accounts import Account
+from bridge.core.direct.chats import DirectChats
+from bridge.core.direct.media import (
     attachment_content,
     attachment_failed_notice,
     attachment_name,
     human_size,
 )
 from bridge.core.ghosts import GhostHandle, GhostManager, GhostProfile
-from bridge.core.session_accounts import Account
 from bridge.db.records import PortalRecord
 from bridge.db.repos.cursors import CursorRepo
 from bridge.db.repos.messages import MessageRepo
@@ -61,7 +61,7 @@ from bridge.session.messages import (
     VisibleMessage,
 )
 
-log = logging.getLogger("bridge.core.direct_inbound")
+log = logging.getLogger("bridge.core.direct.inbound")
 
 TYPING_TIMEOUT_MS = 20_000
 

@@ -25,7 +25,7 @@ from bridge.session.sogs.client import CommunityClient
 from bridge.session.sogs.models import CommunityMessage, ReactionUpdate, RoomInfo
 from bridge.session.sogs.urls import CommunityServerRef, parse_community_url
 
-log = logging.getLogger("bridge.core.communities")
+log = logging.getLogger("bridge.core.community.service")
 
 ItemHandler = Callable[[PortalRecord, CommunityMessage | ReactionUpdate], Awaitable[None]]
 # (portal, the bot's client, room token, room info): the room's name/description/image changed
@@ -82,32 +82,15 @@ class ServerLink:
     task: asyncio.Task[None] | None = None
 
 
-class Communities:
-    """Joins community rooms for portals and polls them."""
+class CommunityLinks:
+    """The bot's client for each community server, created on first use."""
 
     def __init__(
-        self,
-        *,
-        http: aiohttp.ClientSession,
-        bot_identity: Identity,
-        portals: PortalRepo,
-        cursors: CursorRepo,
-        handle_item: ItemHandler,
-        portal_lock: Callable[[int], asyncio.Lock],
-        poll_interval: float,
-        on_room_info: RoomInfoHandler = _ignore_info,
-        allow_downloads: Callable[[str], None] = _allow_nothing,
+        self, *, http: aiohttp.ClientSession, bot_identity: Identity, cursors: CursorRepo
     ) -> None:
         self._http = http
         self._bot_identity = bot_identity
-        self._portals = portals
         self._cursor_store = CursorRepoStore(cursors)
-        self._handle_item = handle_item
-        self._portal_lock = portal_lock
-        self._poll_interval = poll_interval
-        self._on_room_info = on_room_info
-        # Attachments of a followed server's posts may be fetched (AllowedDownloads.allow).
-        self._allow_downloads = allow_downloads
         self._links: dict[str, ServerLink] = {}
 
     def link(self, server: CommunityServerRef) -> ServerLink:
@@ -124,6 +107,40 @@ class Communities:
         server, token = parse_community_key(portal.session_key)
         return self.link(server).client, token
 
+    def all(self) -> list[ServerLink]:
+        return list(self._links.values())
+
+
+class Communities:
+    """Joins community rooms for portals and polls them."""
+
+    def __init__(
+        self,
+        *,
+        links: CommunityLinks,
+        portals: PortalRepo,
+        handle_item: ItemHandler,
+        portal_lock: Callable[[int], asyncio.Lock],
+        poll_interval: float,
+        on_room_info: RoomInfoHandler = _ignore_info,
+        allow_downloads: Callable[[str], None] = _allow_nothing,
+    ) -> None:
+        self._links = links
+        self._portals = portals
+        self._handle_item = handle_item
+        self._portal_lock = portal_lock
+        self._poll_interval = poll_interval
+        self._on_room_info = on_room_info
+        # Attachments of a followed server's posts may be fetched (AllowedDownloads.allow).
+        self._allow_downloads = allow_downloads
+
+    def link(self, server: CommunityServerRef) -> ServerLink:
+        return self._links.link(server)
+
+    def client_for(self, portal: PortalRecord) -> tuple[CommunityClient, str]:
+        """The bot's client and the room token of a community portal."""
+        return self._links.client_for(portal)
+
     async def start(self) -> None:
         """Resume every active community portal."""
         for portal in await self._portals.list_active(PortalKind.COMMUNITY):
@@ -134,7 +151,7 @@ class Communities:
                 log.warning("Cannot resume community room %s: %s", portal.session_key, e)
 
     async def stop(self) -> None:
-        tasks = [link.task for link in self._links.values() if link.task]
+        tasks = [link.task for link in self._links.all() if link.task]
         for task in tasks:
             task.cancel()
         for task in tasks:

@@ -11,12 +11,12 @@ from typing import Any, cast
 
 import pytest
 
-from bridge.core.direct import direct_key
-from bridge.core.direct_outbound import DM_KIND, EDIT_MARK, DirectOutbound
-from bridge.core.outbox_sender import PermanentFailure
-from bridge.core.portal_events import Refused
-from bridge.core.router import parse_event
-from bridge.core.session_accounts import Account, DbPollState
+from bridge.core.direct.accounts import Account, DbPollState
+from bridge.core.direct.chats import direct_key
+from bridge.core.direct.outbound import DM_KIND, EDIT_MARK, DirectOutbound
+from bridge.core.portal.events import Refused
+from bridge.core.portal.outbox import PermanentFailure
+from bridge.core.portal.router import parse_event
 from bridge.db import migrate
 from bridge.db.engine import Database
 from bridge.db.records import PortalKind, PortalRecord

@@ -21,7 +21,7 @@ from urllib.parse import urlsplit
 from mautrix.appservice import IntentAPI
 from mautrix.errors import MatrixError
 
-from bridge.core.communities import parse_community_key
+from bridge.core.community.service import parse_community_key
 from bridge.core.convert.media import (
     MAX_SESSION_FILE_BYTES,
     OCTET_STREAM,
@@ -38,7 +38,7 @@ from bridge.session.errors import SessionError
 from bridge.session.messages import Attachment
 from bridge.session.sogs.client import CommunityClient
 
-log = logging.getLogger("bridge.core.community_media")
+log = logging.getLogger("bridge.core.community.media")
 
 Download = Callable[[str], Awaitable[bytes]]
 ClientFor = Callable[[PortalRecord], tuple[CommunityClient, str]]  # the bot's client, token

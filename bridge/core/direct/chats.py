@@ -30,10 +30,10 @@ from mautrix.types import (
     UserID,
 )
 
+from bridge.core.direct.accounts import Account, SessionAccounts
 from bridge.core.ghosts import GhostManager, GhostProfile
 from bridge.core.logins import LoginManager
-from bridge.core.portal_rooms import PortalRooms
-from bridge.core.session_accounts import Account, SessionAccounts
+from bridge.core.portal.rooms import PortalRooms
 from bridge.db.records import PortalKind, PortalRecord
 from bridge.db.repos.cursors import CursorRepo
 from bridge.db.repos.portals import PortalRepo
@@ -45,7 +45,7 @@ from bridge.session.dm_events import DirectMessageEvent
 from bridge.session.errors import SessionError
 from bridge.session.messages import VisibleMessage
 
-log = logging.getLogger("bridge.core.direct")
+log = logging.getLogger("bridge.core.direct.chats")
 
 ENCRYPTED_DM_REFUSAL = (
     "This chat is encrypted, and the Session bridge cannot read encrypted rooms yet, so "

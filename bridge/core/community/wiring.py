@@ -1,0 +1,116 @@
+"""Builds the community kind: per-server pollers, inbound, outbound and their helpers.
+
+:func:`build_community` is called once by :mod:`bridge.app`; the :class:`CommunityKind` it
+returns is what the rest of the bridge needs: the Matrix-side handler, the outbox deliverers
+of every community row kind, :class:`~bridge.core.community.service.Communities` (for the
+portal commands) and the start/stop of the pollers.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import functools
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+
+from bridge.core.community.actors import CommunityActors
+from bridge.core.community.inbound import CommunityInbound
+from bridge.core.community.media import CommunityMediaIn, UploadLimit
+from bridge.core.community.outbound import CommunityOutbound
+from bridge.core.community.reactions import CommunityReactionsIn
+from bridge.core.community.relations import CommunityRelations
+from bridge.core.community.room_info import CommunityRoomInfo
+from bridge.core.community.service import Communities, CommunityLinks
+from bridge.core.portal.events import PortalHandler
+from bridge.core.portal.kind import PortalDeps
+from bridge.core.portal.outbox import Deliver
+from bridge.db.records import PortalKind
+from bridge.matrix.reads import media_download, member_display_name
+
+
+@dataclass
+class CommunityKind:
+    """The community side, wired; nothing runs until :meth:`start`."""
+
+    communities: Communities
+    outbound: CommunityOutbound
+    portal_kind: PortalKind = PortalKind.COMMUNITY
+    _resume: asyncio.Task[None] | None = field(default=None, repr=False)
+
+    @property
+    def handler(self) -> PortalHandler:
+        return self.outbound
+
+    @property
+    def deliverers(self) -> Mapping[str, Deliver]:
+        return self.outbound.deliverers()
+
+    async def start(self) -> None:
+        """Resume every community portal in the background (joining takes a round trip per
+        room, and a server may be slow)."""
+        self._resume = asyncio.create_task(self.communities.start(), name="communities-start")
+
+    async def stop(self) -> None:
+        if self._resume is not None:
+            self._resume.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._resume
+        await self.communities.stop()
+
+
+def build_community(deps: PortalDeps) -> CommunityKind:
+    """Wire the community pollers, the inbound and outbound paths and room-info sync."""
+    repos, bot, config = deps.repos, deps.bot, deps.config
+    relay_template = config.bridge.relay.message_template
+    links = CommunityLinks(
+        http=deps.http, bot_identity=deps.bot_login.identity, cursors=repos.cursors
+    )
+    actors = CommunityActors(
+        http=deps.http,
+        logins=deps.logins,
+        bot_identity=deps.bot_login.identity,
+        portals=repos.portals,
+    )
+    media = CommunityMediaIn(
+        client_for=links.client_for, downloads=deps.downloads, upload_limit=UploadLimit(bot)
+    )
+    inbound = CommunityInbound(
+        ghosts=deps.ghosts,
+        messages=repos.messages,
+        cursors=repos.cursors,
+        is_own_identity=actors.is_own_identity,
+        reactions=CommunityReactionsIn(
+            ghosts=deps.ghosts, messages=repos.messages, is_own_identity=actors.is_own_identity
+        ),
+        media=media,
+        bot=bot,
+    )
+    communities = Communities(
+        links=links,
+        portals=repos.portals,
+        handle_item=inbound.handle,
+        portal_lock=deps.portal_lock,
+        poll_interval=config.session.community_poll_interval,
+        on_room_info=CommunityRoomInfo(bot=bot, portals=repos.portals, kv=repos.kv).apply,
+        allow_downloads=deps.downloads.allow,
+    )
+    relations = CommunityRelations(
+        actors=actors,
+        messages=repos.messages,
+        outbox=repos.outbox,
+        relay_template=relay_template,
+        portal_lock=deps.portal_lock,
+    )
+    outbound = CommunityOutbound(
+        actors=actors,
+        relations=relations,
+        messages=repos.messages,
+        outbox=repos.outbox,
+        ghost_pattern=deps.ghost_pattern,
+        relay_template=relay_template,
+        portal_lock=deps.portal_lock,
+        download_media=media_download(bot),
+        display_name=functools.partial(member_display_name, bot),
+    )
+    return CommunityKind(communities, outbound)
