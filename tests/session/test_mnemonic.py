@@ -59,11 +59,9 @@ def test_vector_word_indices_of_01020304() -> None:
     expected.append((x // N // N + expected[1]) % N)
     words = mnemonic.encode(bytes([1, 2, 3, 4]) * 4).split()
     assert [WORDS.index(word) for word in words[:3]] == expected == [967, 84, 109]
-    # The vector copies a comment in libsession's tests/test_mnemonics.cpp whose arithmetic is
-    # wrong (it claims 67305985 mod 1626 = 1443; it is 967) and which no assertion there checks.
-    # Accept the corrected value, or exactly that known-wrong transcription.
-    assert IDENTITY["word_indices_of_bytes_01020304"] in (expected, [1443, 180, 205])
-    assert 67305985 % 1626 == 967
+    # libsession's tests/test_mnemonics.cpp has a comment claiming 1443 here (its arithmetic
+    # is wrong: 67305985 mod 1626 = 967); the vector file now carries the corrected value.
+    assert IDENTITY["word_indices_of_bytes_01020304"] == expected
 
 
 # libsession tests/test_mnemonics.cpp: SHA-512("libsession-util mnemonic test vector") encoded
