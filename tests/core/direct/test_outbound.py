@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import re
+import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -36,15 +37,22 @@ OWNER = "@alice:example.test"
 GHOSTS = re.compile(r"^@session_.*:example\.test$")
 
 
+TTL_MS = 14 * 24 * 3600 * 1000  # what the real client gives a direct message
+
+
 @dataclass
 class FakeClient:
-    """Records what is stored; every message prepared gets the next timestamp. Like a storage
-    node, storing the same prepared bytes again adds nothing."""
+    """Records what a storage node would see. Every message prepared is encoded afresh (the
+    next timestamp, so new bytes, as the real encoder's signature and padding are); storing
+    bytes the node already has adds nothing, exactly as the node de-duplicates by hash, but a
+    second encoding of the same content is a second, visible message."""
 
     session_id: SessionID = field(default_factory=lambda: SessionID.parse(OURS))
     sent: list[tuple[str, Any]] = field(default_factory=list)
-    clock: int = 1000
+    clock: int = field(default_factory=lambda: int(time.time() * 1000))
+    ttl_ms: int = TTL_MS
     prepared: dict[bytes, tuple[str, Any]] = field(default_factory=dict)
+    stored: set[bytes] = field(default_factory=set)
     stores: int = 0
     profile: Profile | None = None
 
@@ -56,13 +64,13 @@ class FakeClient:
         self.clock += 1
         data = f"{what}:{self.clock}".encode()
         self.prepared[data] = (what, value)
-        return OutgoingMessage(to, self.clock, 1_000_000_000, data)
+        return OutgoingMessage(to, self.clock, self.ttl_ms, data)
 
     async def send_prepared(self, outgoing: OutgoingMessage) -> SentMessage:
         self.stores += 1
-        item = self.prepared[outgoing.data]
-        if item not in self.sent:
-            self.sent.append(item)
+        if outgoing.data not in self.stored:
+            self.stored.add(outgoing.data)
+            self.sent.append(self.prepared[outgoing.data])
         return SentMessage(outgoing.timestamp, f"hash{outgoing.timestamp}")
 
     def prepare_text(self, to: str, body: str | None, quote: Any = None, **kw: Any) -> Any:
@@ -170,9 +178,24 @@ async def test_text_is_queued_then_sent_and_mapped(world: World) -> None:
     assert world.client.sent == [("text", ("hi", None))]
     mapped = await world.messages.get_by_mxid(str(msg.event_id))
     assert mapped is not None and mapped.sender_session_id == OURS and mapped.sender_mxid == OWNER
-    # A re-delivery after a crash between the send and marking the row done sends nothing.
+    # A re-delivery after a crash between the send and marking the row done sends nothing:
+    # not even the same bytes again.
     await world.outbound.deliver(row)
-    assert len(world.client.sent) == 1
+    assert len(world.client.sent) == 1 and world.client.stores == 1
+
+
+async def test_a_recorded_send_is_not_repeated_even_once_its_bytes_expired(world: World) -> None:
+    # A row re-claimed after the kept message's lifetime (a long outage) must not be encoded
+    # afresh: that would be a second message with a new timestamp in the recipient's chat.
+    world.client.ttl_ms = 1
+    msg = event("m.room.message", {"msgtype": "m.text", "body": "late", "m.mentions": {}})
+    await world.outbound.handle_message(world.portal, msg, "Alice")
+    (row,) = await world.outbox.claim_due(10**15, 10)
+    await world.outbound.deliver(row)
+    again = await world.outbox.get(row.id)
+    assert again is not None
+    await world.outbound.deliver(again)
+    assert world.client.sent == [("text", ("late", None))]
 
 
 async def test_a_send_interrupted_before_it_was_recorded_is_not_repeated(
@@ -195,6 +218,8 @@ async def test_a_send_interrupted_before_it_was_recorded_is_not_repeated(
     assert retry is not None and "prepared" in json.loads(retry.payload)
     await world.outbound.deliver(retry)
     assert world.client.stores == 2 and world.client.sent == [("text", ("once", None))]
+    # The node saw the same bytes twice (one message), not a second encoding.
+    assert len(world.client.stored) == 1
     mapped = await world.messages.get_by_mxid(str(msg.event_id))
     assert mapped is not None and mapped.timestamp == world.client.clock
 
