@@ -102,4 +102,4 @@ async def test_bad_matrix_event_is_dropped_and_later_ones_still_work(
         )
 
     await wait_for(pong, "the bot to keep answering")
-    await wait_for(running_bridge.inbox_repo.is_empty, "the bad event to be dropped, not retried")
+    await wait_for(running_bridge.repos.inbox.is_empty, "the bad event to be dropped, not retried")

@@ -99,9 +99,9 @@ class CountingBridge(BridgeApp):
         super().__init__(config)
         self.handled: list[str] = []
 
-    async def _handle_event(self, raw: dict[str, Any]) -> None:
+    async def _route_event(self, raw: dict[str, Any]) -> None:
         self.handled.append(str(raw.get("event_id")))
-        await super()._handle_event(raw)
+        await super()._route_event(raw)
 
 
 async def put_transaction(config: Config, txn_id: str, events: list[dict[str, Any]]) -> int:
@@ -140,7 +140,7 @@ async def test_replayed_transaction_is_processed_once_even_across_a_restart(
 
         await wait_for(pong, "the answer to the transaction's ping")
         assert await put_transaction(bridge_config, txn_id, [event]) == 200
-        await wait_for(lambda: first.inbox_repo.is_empty(), "the inbox to drain")
+        await wait_for(lambda: first.repos.inbox.is_empty(), "the inbox to drain")
         assert first.handled.count(event_id) == 1
     finally:
         await first.stop()
@@ -149,7 +149,7 @@ async def test_replayed_transaction_is_processed_once_even_across_a_restart(
     await second.start()
     try:
         assert await put_transaction(bridge_config, txn_id, [event]) == 200
-        await wait_for(lambda: second.inbox_repo.is_empty(), "the inbox to drain")
+        await wait_for(lambda: second.repos.inbox.is_empty(), "the inbox to drain")
         assert event_id not in second.handled
         pongs = [b for b in await messages_from(dave, room_id, bot) if b.startswith("Pong")]
         assert len(pongs) == 1

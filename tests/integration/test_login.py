@@ -28,7 +28,7 @@ async def test_login_with_phrase_redacts_it_and_whoami_shows_the_account(
     await erin.send_text(room_id, "whoami")
     await bot_says(erin, room_id, bot, f"- `{CASE['session_id']}`")
     # The seed is stored, but only encrypted.
-    (login,) = await running_bridge.users.list_logins(str(erin.mxid))
+    (login,) = await running_bridge.repos.users.list_logins(str(erin.mxid))
     assert bytes.fromhex(CASE["seed16"]) not in login.encrypted_seed
 
 
@@ -67,4 +67,4 @@ async def test_login_outside_the_management_room_is_refused(
     await wait_for(lambda: has_member(hank, room_id, bot), "the bot to join")
     await hank.send_text(room_id, "!session login")
     await bot_says(hank, room_id, bot, "log in only in your management room")
-    assert await running_bridge.users.list_logins(str(hank.mxid)) == []
+    assert await running_bridge.repos.users.list_logins(str(hank.mxid)) == []
