@@ -148,8 +148,10 @@ class BridgeApp:
         try:
             await self._start()
         except BaseException:
-            with contextlib.suppress(Exception):
+            try:
                 await self.stop()
+            except Exception:
+                log.exception("Stopping after the failed start failed too")
             raise
 
     async def _start(self) -> None:
@@ -182,7 +184,9 @@ class BridgeApp:
         self._listening = True
 
     def _spawn(self, coro: Coroutine[Any, Any, Any], name: str) -> None:
-        self._tasks.append(asyncio.create_task(coro, name=name))
+        task = asyncio.create_task(coro, name=name)
+        task.add_done_callback(_log_crash)
+        self._tasks.append(task)
 
     async def stop(self) -> None:
         self.appservice.ready = False
@@ -339,6 +343,12 @@ async def run_until_stopped(app: BridgeApp, stop: asyncio.Event) -> None:
         await stop.wait()
     finally:
         await app.stop()
+
+
+def _log_crash(task: asyncio.Task[Any]) -> None:
+    """A background task that ended on an error is logged at once, not only at stop."""
+    if not task.cancelled() and (error := task.exception()) is not None:
+        log.error("Task %s crashed", task.get_name(), exc_info=error)
 
 
 def default_config_path() -> Path:

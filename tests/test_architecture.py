@@ -1,6 +1,7 @@
 """The dependency rules of docs/architecture.md §3, checked on the imports of every module.
 
-Layers: ``__main__ → app → commands → core → {matrix, session, db} → {ids, config}``. Inside
+Layers: ``__main__ → app → commands → core → {matrix, session, db} → {ids, backoff, config}``
+(``ids`` and ``backoff`` are pure helpers every layer may use; they import no other layer). Inside
 ``core``: each conversation kind (``core/community``, ``core/direct``, later ``core/group``) is
 a package of its own that may use the portal machinery (``core/portal``) and the shared pieces
 (``core/ghosts``, ``core/logins``, ``core/convert``, ...), but never another kind; the portal
@@ -60,6 +61,9 @@ FORBIDDEN = {
         *KINDS,
     ),
 }
+# pure helpers at the bottom, usable by every layer: they depend on no other bridge module
+for _helper in ("bridge.ids", "bridge.backoff"):
+    FORBIDDEN[_helper] = ("bridge.",)
 SHARED_CORE = ("ghosts", "logins", "secrets", "prompts", "downloads")
 for _name in SHARED_CORE:
     FORBIDDEN[f"bridge.core.{_name}"] = ("bridge.core.portal", *KINDS)

@@ -2,12 +2,20 @@
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Awaitable, Callable
 
+from aiohttp import ClientError
 from mautrix.appservice import IntentAPI
+from mautrix.errors import MatrixConnectionError, MatrixRequestError
 from mautrix.types import ContentURI, RoomID, UserID
 
+log = logging.getLogger("bridge.matrix.reads")
+
 MediaDownload = Callable[[str], Awaitable[bytes]]
+
+# What a read may fail with when the homeserver refuses it or cannot be reached.
+_READ_FAILED = (MatrixRequestError, MatrixConnectionError, ClientError, TimeoutError)
 
 
 async def member_display_name(intent: IntentAPI, room_id: str, mxid: str) -> str:
@@ -15,7 +23,11 @@ async def member_display_name(intent: IntentAPI, room_id: str, mxid: str) -> str
     member cannot be read (a missing name only makes a label plainer)."""
     try:
         member = await intent.get_room_member_info(RoomID(room_id), UserID(mxid))
+    except _READ_FAILED as e:
+        log.debug("The name of %s in %s was not read: %s", mxid, room_id, e)
+        return mxid
     except Exception:
+        log.exception("The name of %s in %s was not read", mxid, room_id)
         return mxid
     return (member.displayname if member and member.displayname else None) or mxid
 
@@ -34,6 +46,10 @@ async def global_display_name(intent: IntentAPI, mxid: str) -> str | None:
     """``mxid``'s global display name, or None when it has none or it cannot be read."""
     try:
         name = await intent.get_displayname(UserID(mxid))
+    except _READ_FAILED as e:
+        log.debug("The display name of %s was not read: %s", mxid, e)
+        return None
     except Exception:
+        log.exception("The display name of %s was not read", mxid)
         return None
     return str(name) if name else None

@@ -11,11 +11,17 @@ import commonmark  # type: ignore[import-untyped]
 from mautrix.appservice import IntentAPI
 from mautrix.errors import MatrixRequestError
 from mautrix.types import (
+    BeeperMessageStatusEventContent,
     EventID,
     EventType,
     Format,
+    MessageStatus,
+    MessageStatusReason,
     MessageType,
+    RelatesTo,
+    RelationType,
     RoomID,
+    SerializableAttrs,
     TextMessageEventContent,
 )
 
@@ -52,13 +58,13 @@ async def send_notice(
 async def send_content(
     intent: IntentAPI,
     room_id: str,
-    content: Mapping[str, Any],
+    content: Mapping[str, Any] | SerializableAttrs,
     *,
     txn_id: str,
     event_type: EventType = EventType.ROOM_MESSAGE,
     timestamp: int | None = None,
 ) -> EventID:
-    """Send a plain content dict as ``intent`` (mautrix serializes dicts as they are).
+    """Send a content dict (mautrix sends dicts as they are) or typed content as ``intent``.
 
     ``txn_id`` should come from :func:`derived_txn_id`; ``timestamp`` (ms) is the
     appservice's timestamp massaging, so the event shows when it was sent on the other side.
@@ -82,19 +88,29 @@ def reaction_content(event_id: str, key: str) -> dict[str, Any]:
     return {"m.relates_to": {"rel_type": "m.annotation", "event_id": event_id, "key": key}}
 
 
-MSS_EVENT_TYPE = "com.beeper.message_send_status"
+#: The event type of :func:`send_status_content`.
+MSS_EVENT_TYPE = EventType.BEEPER_MESSAGE_STATUS
 
 
 def send_status_content(
-    event_id: str, *, ok: bool, reason: str = "", message: str = "", retriable: bool = False
-) -> dict[str, object]:
-    """A ``com.beeper.message_send_status`` event about ``event_id`` (matrix-side.md §3.2)."""
-    content: dict[str, object] = {
-        "m.relates_to": {"rel_type": "m.reference", "event_id": event_id},
-        "network": "session",
-        "status": "SUCCESS" if ok else ("FAIL_RETRIABLE" if retriable else "FAIL_PERMANENT"),
-    }
-    if not ok:
-        content["reason"] = reason or "m.foreign_network_error"
-        content["message"] = message
-    return content
+    event_id: str,
+    *,
+    ok: bool,
+    reason: MessageStatusReason = MessageStatusReason.NETWORK_ERROR,
+    message: str = "",
+    retriable: bool = False,
+) -> BeeperMessageStatusEventContent:
+    """A ``com.beeper.message_send_status`` event about ``event_id`` (matrix-side.md §3.2);
+    a failure has a ``reason`` and a ``message``."""
+    relates = RelatesTo(rel_type=RelationType.REFERENCE, event_id=EventID(event_id))
+    if ok:
+        return BeeperMessageStatusEventContent(
+            relates_to=relates, network="session", status=MessageStatus.SUCCESS
+        )
+    return BeeperMessageStatusEventContent(
+        relates_to=relates,
+        network="session",
+        status=MessageStatus.RETRIABLE if retriable else MessageStatus.FAIL,
+        reason=reason,
+        message=message,
+    )

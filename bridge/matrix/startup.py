@@ -12,7 +12,12 @@ from aiohttp import ClientError
 from mautrix.appservice import IntentAPI
 from mautrix.errors import MatrixConnectionError, MatrixRequestError, MForbidden, MUnknownToken
 
+from bridge.backoff import Backoff
+
 log = logging.getLogger("bridge.matrix.startup")
+
+#: Waits between ``/versions`` attempts while the homeserver does not answer.
+VERSIONS_BACKOFF = Backoff(0.5, 5.0)
 
 
 class StartupError(Exception):
@@ -35,14 +40,16 @@ async def wait_for_homeserver(intent: IntentAPI, address: str, timeout: float) -
     """Ask ``/versions`` until the homeserver answers or ``timeout`` seconds have passed."""
     loop = asyncio.get_running_loop()
     deadline = loop.time() + timeout
-    delay = 0.5
+    attempt = 0
     while True:
+        attempt += 1
         try:
             await intent.versions()
             return
         except MatrixRequestError:
             return  # it answered (perhaps refusing the unregistered bot): it is reachable
         except (TimeoutError, ClientError, MatrixConnectionError, OSError) as e:
+            delay = VERSIONS_BACKOFF.delay(attempt)
             if loop.time() + delay > deadline:
                 raise HomeserverUnreachable(
                     f"homeserver at {address} did not answer within {timeout:.0f} s ({e}); "
@@ -50,7 +57,6 @@ async def wait_for_homeserver(intent: IntentAPI, address: str, timeout: float) -
                 ) from e
             log.info("Homeserver not reachable yet (%s), retrying in %.1f s", e, delay)
             await asyncio.sleep(delay)
-            delay = min(delay * 2, 5.0)
 
 
 async def check_bot(intent: IntentAPI) -> None:

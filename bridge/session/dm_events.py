@@ -11,8 +11,6 @@ from __future__ import annotations
 
 import asyncio
 import base64
-import contextlib
-import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import TypeAlias
@@ -21,8 +19,7 @@ from bridge.ids import SessionID
 from bridge.session.errors import DecodeError
 from bridge.session.messages import Message, UnsupportedContent, VisibleMessage
 from bridge.session.onetoone import DirectMessage, MessageKeys, decode_direct_message
-
-log = logging.getLogger("bridge.session.dm_events")
+from bridge.session.subscribers import SubscriberList
 
 
 class UnsupportedKind(DecodeError):
@@ -187,19 +184,19 @@ class EventStream:
         self._current = None
 
 
-_Deliver: TypeAlias = Callable[[ClientEvent], Awaitable[bool]]
-
-
 class Subscribers:
-    """A client's subscribers and the delivery rules of :mod:`bridge.session.client`."""
+    """A client's subscribers (callbacks and ``async for`` streams) and the delivery rules of
+    :mod:`bridge.session.client` (:mod:`bridge.session.subscribers`)."""
 
     def __init__(self, owner: str, *, max_attempts: int = 5, retry_delay: float = 1.0) -> None:
-        self._owner = owner
-        self._max_attempts = max(1, max_attempts)
-        self._retry_delay = retry_delay
-        self._delivers: list[_Deliver] = []
+        self._list: SubscriberList[ClientEvent] = SubscriberList(
+            owner,
+            describe,
+            max_attempts=max_attempts,
+            retry_delay=retry_delay,
+            wait_for_taker=True,
+        )
         self._streams: list[EventStream] = []
-        self._present = asyncio.Event()
 
     def subscribe(self, callback: EventCallback) -> Callable[[], None]:
         """Add an async callback; returns the function that removes it."""
@@ -208,20 +205,20 @@ class Subscribers:
             await callback(event)
             return True
 
-        return self._add(deliver)
+        return self._list.add(deliver)
 
     def stream(self) -> EventStream:
         """Add an ``async for`` subscriber."""
-        stream = EventStream(lambda s: self._remove(s.deliver))
+        stream = EventStream(lambda s: self._list.remove(s.deliver))
         self._streams.append(stream)
-        self._add(stream.deliver)
+        self._list.add(stream.deliver)
         return stream
 
     def finish_streams(self) -> None:
         """End every ``async for`` loop (the client stopped)."""
         for stream in self._streams:
             stream.finish()
-            self._remove(stream.deliver)
+            self._list.remove(stream.deliver)
         self._streams.clear()
 
     async def deliver(self, event: ClientEvent) -> None:
@@ -230,37 +227,7 @@ class Subscribers:
         Waits while there is no subscriber. If one raises, all get the event again after a
         backoff; after ``max_attempts`` failures the event is dropped with an error line.
         """
-        attempt = 0
-        while True:
-            await self._present.wait()
-            consumed = failed = False
-            for deliver in list(self._delivers):
-                try:
-                    consumed = await deliver(event) or consumed
-                except Exception as e:  # a subscriber's bug must not kill the poll loop
-                    failed = True
-                    log.error("%s: subscriber failed on %s: %r", self._owner, describe(event), e)
-            if consumed and not failed:
-                return
-            if failed:
-                attempt += 1
-                if attempt >= self._max_attempts:
-                    log.error(
-                        "%s: dropping %s after %d attempts", self._owner, describe(event), attempt
-                    )
-                    return
-                await asyncio.sleep(min(30.0, self._retry_delay * 2 ** (attempt - 1)))
-
-    def _add(self, deliver: _Deliver) -> Callable[[], None]:
-        self._delivers.append(deliver)
-        self._present.set()
-        return lambda: self._remove(deliver)
-
-    def _remove(self, deliver: _Deliver) -> None:
-        with contextlib.suppress(ValueError):
-            self._delivers.remove(deliver)
-        if not self._delivers:
-            self._present.clear()
+        await self._list.deliver(event)
 
 
 def describe(event: ClientEvent) -> str:

@@ -10,6 +10,7 @@ import contextlib
 import logging
 from collections.abc import Callable
 
+from bridge.backoff import Backoff
 from bridge.ids import SessionID
 from bridge.session.dm_events import Subscribers, SwarmGapEvent, decode_inbox_message, make_event
 from bridge.session.errors import SessionError
@@ -113,8 +114,10 @@ class InboxLoop:
                 self._wake.clear()
 
     def _next_wait(self) -> float:
-        """The poll interval, doubled per failure in a row while the network is unreachable."""
-        return min(self.poll_interval * float(2 ** min(self._failures, 10)), MAX_BACKOFF_S)
+        """The poll interval, doubled per failure in a row while the network is unreachable
+        (at most 2**10 times the interval, and at most :data:`MAX_BACKOFF_S`)."""
+        backoff = Backoff(self.poll_interval, MAX_BACKOFF_S)
+        return backoff.delay(min(self._failures, 10) + 1)
 
     async def _poll_and_deliver(self, poller: Poller[DirectMessage]) -> None:
         try:

@@ -33,10 +33,11 @@ from bridge.core.convert.text_to_matrix import (
     with_reply,
 )
 from bridge.core.ghosts import GhostHandle, GhostManager, GhostProfile
+from bridge.core.portal.rooms import send_to_portal
 from bridge.db.records import MessageRecord, PortalRecord
 from bridge.db.repos.cursors import CursorRepo
 from bridge.db.repos.messages import MessageRepo
-from bridge.matrix.send import derived_txn_id, redact_quietly, send_content
+from bridge.matrix.send import redact_quietly
 from bridge.session.messages import VisibleMessage
 from bridge.session.sogs.models import CommunityMessage, ReactionUpdate
 
@@ -214,13 +215,9 @@ class CommunityInbound:
         purpose: str,
         item: CommunityMessage,
     ) -> EventID:
-        assert portal.mxid is not None
-        return await send_content(
-            intent,
-            portal.mxid,
-            content,
-            txn_id=derived_txn_id("sogs", f"{portal.id}:{purpose}"),
-            timestamp=int((item.edited or item.posted) * 1000),
+        timestamp = int((item.edited or item.posted) * 1000)
+        return await send_to_portal(
+            intent, portal, content, origin="sogs", key=purpose, timestamp=timestamp
         )
 
 

@@ -16,11 +16,11 @@ redactions are :mod:`bridge.core.community.relations`'s part.
 
 from __future__ import annotations
 
-import json
 import logging
 import re
 import time
 from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 from typing import Any
 
 import aiohttp
@@ -28,6 +28,7 @@ from mautrix.errors import MatrixRequestError
 from mautrix.types import MessageEvent, ReactionEvent, RedactionEvent, RelationType
 
 from bridge.core.community.actors import CommunityActors, call_server
+from bridge.core.community.payloads import PostMedia, PostPayload
 from bridge.core.community.relations import CommunityRelations, outbox_dedup_key
 from bridge.core.convert.matrix_to_text import matrix_to_session_text
 from bridge.core.convert.media import MAX_SESSION_FILE_BYTES, human_size, matrix_media
@@ -128,15 +129,10 @@ class CommunityOutbound:
                 f"{media.filename} ({human_size(media.size)}) was not sent to Session: Session "
                 f"accepts files up to {human_size(MAX_SESSION_FILE_BYTES)}."
             )
-        payload = {
-            "mxc": media.mxc,
-            "filename": media.filename,
-            "mimetype": media.mimetype,
-            "w": media.width,
-            "h": media.height,
-            "voice": media.voice,
-        }
-        await self._enqueue_post(portal, event, name, media.caption, content, media=payload)
+        file = PostMedia(
+            media.mxc, media.filename, media.mimetype, media.width, media.height, media.voice
+        )
+        await self._enqueue_post(portal, event, name, media.caption, content, media=file)
 
     async def _enqueue_post(
         self,
@@ -146,7 +142,7 @@ class CommunityOutbound:
         text: str,
         content: dict[str, Any],
         *,
-        media: dict[str, Any] | None,
+        media: PostMedia | None,
     ) -> None:
         sender = str(event.sender)
         login_id = await self._actors.login_id_of(sender)
@@ -154,20 +150,16 @@ class CommunityOutbound:
         if login_id is None:
             if not portal.relay_enabled:
                 raise Refused(NO_LOGIN)
-            caption = text or (str(media["filename"]) if media else "")
+            caption = text or (media.filename if media else "")
             text = self._relay_template.format(displayname=display, message=caption)
-        payload: dict[str, Any] = {"text": text, "name": display, "sender": sender}
-        if media is not None:
-            payload["media"] = media
         quote = await self._quote(content)
-        if quote is not None:
-            payload["quote"] = {"timestamp": quote.timestamp, "author": quote.author}
+        payload = PostPayload(text, display, sender, media, quote)
         # Once per Matrix event: an event handled again after a crash queues nothing more.
         await self._outbox.enqueue_once(
             outbox_dedup_key(str(event.event_id)),
             portal.id,
             POST_KIND,
-            json.dumps(payload),
+            payload.to_json(),
             login_id=login_id,
             matrix_event_id=str(event.event_id),
         )
@@ -202,88 +194,94 @@ class CommunityOutbound:
     async def deliver(self, row: OutboxRecord) -> None:
         """The outbox deliverer of ``sogs_post`` rows (text, or a file with its caption)."""
         portal = await self._actors.portal_of(row)
-        payload = json.loads(row.payload)
+        payload = PostPayload.from_json(row.payload)
         identity = await self._actors.identity_of(row)
         client, token = self._actors.client(identity, portal)
-        author = self._actors.blinded(identity, portal)
-        if "sent_at" in payload and await self._record_if_posted(
-            row, portal, client, token, author
+        post = _Post(row, portal, payload.sender, author=self._actors.blinded(identity, portal))
+        if payload.sent_at is not None and await self._record_if_posted(
+            post, client, token, payload.sent_at
         ):
             return
         # The sent timestamp identifies the post (§2.11). Stored before posting, so that a
         # retry after a crash between posting and recording finds the post instead of
         # posting it twice.
-        sent_at = payload.setdefault("sent_at", int(time.time() * 1000))
-        await self._outbox.set_payload(row.id, json.dumps(payload))
-        quote = payload.get("quote")
+        sent_at = int(time.time() * 1000) if payload.sent_at is None else payload.sent_at
+        await self._outbox.set_payload(row.id, payload.with_sent_at(sent_at).to_json())
         attachments: tuple[Attachment, ...] = ()
         files: list[int] = []
-        media = payload.get("media")
-        if media is not None:
-            data = await self._fetch(media["mxc"])
-            upload = await call_server(client.upload(token, data, media["filename"]))
-            files.append(upload.id)
-            attachments = (
-                Attachment(
-                    url=upload.url,
-                    size=len(data),
-                    content_type=media["mimetype"],
-                    file_name=media["filename"],
-                    flags=VOICE_MESSAGE_FLAG if media.get("voice") else 0,
-                    width=media.get("w"),
-                    height=media.get("h"),
-                ),
-            )
+        if payload.media is not None:
+            attachment, file_id = await self._upload(client, token, payload.media)
+            attachments, files = (attachment,), [file_id]
         message = VisibleMessage(
-            body=payload["text"] or None,
+            body=payload.text or None,
             attachments=attachments,
-            quote=Quote(quote["timestamp"], quote["author"]) if quote else None,
-            profile=Profile(display_name=payload["name"] if row.login_id else None),
+            quote=payload.quote,
+            profile=Profile(display_name=payload.name if row.login_id else None),
             sig_timestamp=sent_at,
         )
         async with self._portal_lock(portal.id):
             posted = await call_server(client.post(token, message, files=files))
-            await self._record(row, portal, posted.id, sent_at, author)
+            await self._record(post, posted.id, sent_at)
         log.info("Posted outbox %d as community message %s/%d", row.id, token, posted.id)
 
-    async def _record(
-        self, row: OutboxRecord, portal: PortalRecord, post_id: int, sent_at: int, author: str
-    ) -> None:
+    async def _upload(
+        self, client: CommunityClient, token: str, media: PostMedia
+    ) -> tuple[Attachment, int]:
+        """Upload a post's file to the room: its attachment pointer and its file id."""
+        data = await self._fetch(media.mxc)
+        upload = await call_server(client.upload(token, data, media.filename))
+        attachment = Attachment(
+            url=upload.url,
+            size=len(data),
+            content_type=media.mimetype,
+            file_name=media.filename,
+            flags=VOICE_MESSAGE_FLAG if media.voice else 0,
+            width=media.width,
+            height=media.height,
+        )
+        return attachment, upload.id
+
+    async def _record(self, post: _Post, post_id: int, sent_at: int) -> None:
+        row = post.row
         await self._messages.add_message(
-            portal.id,
+            post.portal.id,
             row.matrix_event_id or f"outbox:{row.id}",
             str(post_id),
             timestamp=sent_at,
-            sender_session_id=author,
-            sender_mxid=json.loads(row.payload).get("sender"),
+            sender_session_id=post.author,
+            sender_mxid=post.sender,
         )
 
     async def _record_if_posted(
-        self,
-        row: OutboxRecord,
-        portal: PortalRecord,
-        client: CommunityClient,
-        token: str,
-        author: str,
+        self, post: _Post, client: CommunityClient, token: str, sent_at: int
     ) -> bool:
         """After an interrupted attempt: if the post reached the server, record it, True."""
-        sent_at = json.loads(row.payload)["sent_at"]
-        async with self._portal_lock(portal.id):
-            for post in await call_server(client.recent(token, RECENT_CHECK)):
-                content = post.content
+        async with self._portal_lock(post.portal.id):
+            for found in await call_server(client.recent(token, RECENT_CHECK)):
+                content = found.content
                 if (
-                    str(post.author) == author
+                    str(found.author) == post.author
                     and isinstance(content, VisibleMessage)
                     and content.sig_timestamp == sent_at
                 ):
-                    log.info("Outbox %d was posted before a restart; recording it", row.id)
-                    await self._record(row, portal, post.id, sent_at, author)
+                    log.info("Outbox %d was posted before a restart; recording it", post.row.id)
+                    await self._record(post, found.id, sent_at)
                     return True
         return False
 
     def is_own_identity(self, server_pubkey: bytes, author: str) -> bool:
         """Whether ``author`` (a blinded id) is the bot or a logged-in user on that server."""
         return self._actors.is_own_identity(server_pubkey, author)
+
+
+@dataclass(frozen=True)
+class _Post:
+    """The row being posted, its portal, its Matrix sender and its Session author."""
+
+    row: OutboxRecord
+    portal: PortalRecord
+    sender: str
+    author: str
 
 
 def _is_edit(event: MessageEvent) -> bool:

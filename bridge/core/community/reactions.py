@@ -26,10 +26,11 @@ from mautrix.types import EventID, EventType, RoomID
 from bridge.core.community.relations import is_relayed_reaction
 from bridge.core.community.service import parse_community_key
 from bridge.core.ghosts import GhostManager
+from bridge.core.portal.rooms import send_to_portal
 from bridge.db.records import PortalRecord, ReactionRecord
 from bridge.db.repos.messages import MessageRepo
 from bridge.ids import InvalidId
-from bridge.matrix.send import derived_txn_id, reaction_content, send_content
+from bridge.matrix.send import reaction_content
 from bridge.session.sogs.models import ReactionSummary
 
 log = logging.getLogger("bridge.core.community.reactions")
@@ -111,14 +112,13 @@ class CommunityReactionsIn:
         )
         room = RoomID(portal.mxid)
         for reactor, emoji in changes.added:
-            await self._add(portal, room, target.id, target.mxid, reactor, emoji, seqno)
+            await self._add(portal, target.id, target.mxid, reactor, emoji, seqno)
         for record in changes.removed:
             await self._remove(room, record)
 
     async def _add(
         self,
         portal: PortalRecord,
-        room: RoomID,
         target_id: int,
         target_mxid: str,
         reactor: str,
@@ -131,14 +131,13 @@ class CommunityReactionsIn:
             log.warning("Ignoring a reaction by malformed id %r", reactor[:80])
             return
         try:
-            event_id = await send_content(
+            event_id = await send_to_portal(
                 ghost.intent,
-                room,
+                portal,
                 reaction_content(target_mxid, emoji),
+                origin="sogs-react",
+                key=f"{target_id}:{reactor}:{emoji}:{seqno}",
                 event_type=EventType.REACTION,
-                txn_id=derived_txn_id(
-                    "sogs-react", f"{portal.id}:{target_id}:{reactor}:{emoji}:{seqno}"
-                ),
             )
         except MatrixRequestError as e:
             if e.errcode == "M_DUPLICATE_ANNOTATION":  # already there (matrix-side.md §2.8)

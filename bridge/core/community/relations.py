@@ -17,7 +17,6 @@ reaction or redaction can follow a message still waiting in the outbox.
 
 from __future__ import annotations
 
-import json
 import logging
 import time
 from collections.abc import Callable
@@ -26,6 +25,7 @@ from typing import Any
 from mautrix.types import MessageEvent, ReactionEvent, RedactionEvent
 
 from bridge.core.community.actors import CommunityActors, call_server
+from bridge.core.community.payloads import EditPayload, ReactPayload, RedactPayload
 from bridge.core.portal.events import Refused
 from bridge.core.portal.outbox import Deliver, PermanentFailure, TemporaryFailure
 from bridge.db.records import MessageRecord, OutboxRecord, PortalRecord, ReactionRecord
@@ -88,7 +88,7 @@ class CommunityRelations:
         self,
         portal: PortalRecord,
         kind: str,
-        payload: dict[str, Any],
+        payload: EditPayload | ReactPayload | RedactPayload,
         event_id: str,
         login_id: int | None = None,
     ) -> None:
@@ -96,7 +96,7 @@ class CommunityRelations:
             outbox_dedup_key(event_id),
             portal.id,
             kind,
-            json.dumps(payload),
+            payload.to_json(),
             login_id=login_id,
             matrix_event_id=event_id,
         )
@@ -115,7 +115,7 @@ class CommunityRelations:
             raise Refused("Only your own messages can be edited on Session.")
         if not text.strip():
             raise Refused("An empty edit cannot be sent to Session.")
-        payload = {"target": target, "text": text, "name": name or sender, "sender": sender}
+        payload = EditPayload(target, text, name or sender, sender)
         await self._enqueue(portal, EDIT_KIND, payload, str(event.event_id))
 
     async def handle_reaction(self, portal: PortalRecord, event: ReactionEvent) -> None:
@@ -137,7 +137,7 @@ class CommunityRelations:
                 "Your reaction was not sent to Session: you have no Session login and relay "
                 "is off in this room."
             )
-        payload = {"target": target, "emoji": key, "sender": sender}
+        payload = ReactPayload(target, key, sender)
         await self._enqueue(portal, REACT_KIND, payload, str(event.event_id), login_id)
 
     async def handle_redaction(self, portal: PortalRecord, event: RedactionEvent) -> None:
@@ -157,7 +157,7 @@ class CommunityRelations:
                 )
         elif not portal.relay_enabled and await self._actors.login_id_of(sender) is None:
             return  # nothing bridged, and nothing this user could have queued
-        payload = {"redacts": redacts, "sender": sender}
+        payload = RedactPayload(redacts, sender)
         await self._enqueue(portal, REDACT_KIND, payload, str(event.event_id))
 
     async def _may_remove_reaction(
@@ -178,17 +178,17 @@ class CommunityRelations:
     async def deliver_edit(self, row: OutboxRecord) -> None:
         """Edit the community post behind the edited Matrix event."""
         portal = await self._actors.portal_of(row)
-        payload = json.loads(row.payload)
-        record = await self._messages.get_by_mxid(payload["target"])
+        payload = EditPayload.from_json(row.payload)
+        record = await self._messages.get_by_mxid(payload.target)
         if record is None:
             raise PermanentFailure("the edited message never reached Session")
-        identity, relayed = await self._actors.author_identity(record, payload["sender"], portal)
-        text = payload["text"]
+        identity, relayed = await self._actors.author_identity(record, payload.sender, portal)
+        text = payload.text
         if relayed:
-            text = self._relay_template.format(displayname=payload["name"], message=text)
+            text = self._relay_template.format(displayname=payload.name, message=text)
         message = VisibleMessage(
             body=text,
-            profile=Profile(display_name=None if relayed else payload["name"]),
+            profile=Profile(display_name=None if relayed else payload.name),
             sig_timestamp=int(time.time() * 1000),
         )
         client, token = self._actors.client(identity, portal)
@@ -200,18 +200,18 @@ class CommunityRelations:
     async def deliver_reaction(self, row: OutboxRecord) -> None:
         """React on the community post behind the Matrix event reacted to."""
         portal = await self._actors.portal_of(row)
-        payload = json.loads(row.payload)
-        record = await self._messages.get_by_mxid(payload["target"])
+        payload = ReactPayload.from_json(row.payload)
+        record = await self._messages.get_by_mxid(payload.target)
         if record is None:
             log.info("Outbox %d: the reacted message is gone; nothing to do", row.id)
             return
         identity = await self._actors.identity_of(row)
         client, token = self._actors.client(identity, portal)
-        emoji = payload["emoji"]
+        emoji = payload.emoji
         async with self._portal_lock(portal.id):
             await call_server(client.react(token, self._server_id(record), emoji))
             relayed = row.login_id is None
-            sender = payload["sender"] if relayed else self._actors.blinded(identity, portal)
+            sender = payload.sender if relayed else self._actors.blinded(identity, portal)
             await self._messages.add_reaction(
                 portal.id, row.matrix_event_id or f"outbox:{row.id}", record.id, sender, emoji
             )
@@ -219,8 +219,8 @@ class CommunityRelations:
     async def deliver_redaction(self, row: OutboxRecord) -> None:
         """Remove the reaction or delete the post behind the redacted Matrix event."""
         portal = await self._actors.portal_of(row)
-        payload = json.loads(row.payload)
-        redacts, sender = payload["redacts"], payload["sender"]
+        payload = RedactPayload.from_json(row.payload)
+        redacts, sender = payload.redacts, payload.sender
         reaction = await self._messages.get_reaction_by_mxid(redacts)
         if reaction is not None:
             await self._unreact(portal, reaction, sender)

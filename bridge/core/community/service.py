@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 
 import aiohttp
 
+from bridge.backoff import Backoff
 from bridge.db.records import PortalKind, PortalRecord
 from bridge.db.repos.cursors import CursorRepo
 from bridge.db.repos.portals import PortalRepo
@@ -130,6 +131,8 @@ class Communities:
         self._handle_item = handle_item
         self._portal_lock = portal_lock
         self._poll_interval = poll_interval
+        # after the n-th failed poll in a row: 2^n poll intervals, at most ERROR_BACKOFF_MAX_S
+        self._error_backoff = Backoff(2 * poll_interval, ERROR_BACKOFF_MAX_S)
         self._on_room_info = on_room_info
         # Attachments of a followed server's posts may be fetched (AllowedDownloads.allow).
         self._allow_downloads = allow_downloads
@@ -205,7 +208,7 @@ class Communities:
                 failures = 0
             except Exception as e:  # the loop must outlive any one failure; nothing was committed
                 failures += 1
-                delay = min(self._poll_interval * 2**failures, ERROR_BACKOFF_MAX_S)
+                delay = self._error_backoff.delay(failures)
                 where = link.client.server.base_url
                 if isinstance(e, SessionError):
                     log.warning("Polling %s failed (%s); retrying in %.0f s", where, e, delay)

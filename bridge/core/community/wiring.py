@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import functools
+import logging
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
@@ -27,6 +28,8 @@ from bridge.core.portal.kind import PortalDeps
 from bridge.core.portal.outbox import Deliver
 from bridge.db.records import PortalKind
 from bridge.matrix.reads import media_download, member_display_name
+
+log = logging.getLogger("bridge.core.community.wiring")
 
 
 @dataclass
@@ -49,7 +52,13 @@ class CommunityKind:
     async def start(self) -> None:
         """Resume every community portal in the background (joining takes a round trip per
         room, and a server may be slow)."""
-        self._resume = asyncio.create_task(self.communities.start(), name="communities-start")
+        self._resume = asyncio.create_task(self._resume_all(), name="communities-start")
+
+    async def _resume_all(self) -> None:
+        try:
+            await self.communities.start()
+        except Exception:
+            log.exception("Resuming the community rooms failed")
 
     async def stop(self) -> None:
         if self._resume is not None:

@@ -9,9 +9,12 @@ recurse without hitting Python's recursion limit.
 
 from __future__ import annotations
 
+import logging
 import re
 from dataclasses import dataclass, field
 from html.parser import HTMLParser
+
+log = logging.getLogger("bridge.core.convert.html_tree")
 
 __all__ = ["MAX_DEPTH", "Element", "escape_stray_lt", "parse_html"]
 
@@ -90,6 +93,8 @@ def parse_html(markup: str) -> Element:
     try:
         builder.feed(escape_stray_lt(markup))
         builder.close()
-    except Exception:  # html.parser is lenient, but a converter must never fail on input
-        pass
+    except AssertionError as e:  # how html.parser gives up on a malformed declaration
+        log.debug("HTML parsing stopped early (%s); keeping the tree so far", e)
+    except Exception:  # a converter must never fail on input
+        log.exception("HTML parsing failed; keeping the tree so far")
     return builder.root

@@ -16,6 +16,7 @@ that are resolved at the end, so nested blocks never produce runs of blank lines
 
 from __future__ import annotations
 
+import logging
 import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -29,6 +30,8 @@ from bridge.core.convert.links import is_allowed_link
 from bridge.core.convert.mentions import find_session_mentions, format_session_mention
 from bridge.core.convert.names import ELLIPSIS, clean_name
 from bridge.core.convert.text_to_matrix import HTML_FORMAT
+
+log = logging.getLogger("bridge.core.convert.matrix_to_text")
 
 __all__ = [
     "DEFAULT_MAX_LENGTH",
@@ -241,8 +244,9 @@ def _matrix_uri(href: str) -> MatrixURI | None:
     if not href.startswith(("https://matrix.to/", "matrix:")):
         return None
     try:
-        return MatrixURI.try_parse(href)
+        return MatrixURI.try_parse(href)  # None for what it knows to be no Matrix link
     except Exception:  # a third-party parser must not make a bad link crash the conversion
+        log.warning("Matrix link %r not understood", href[:200], exc_info=True)
         return None
 
 

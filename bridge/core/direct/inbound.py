@@ -37,14 +37,13 @@ from bridge.core.direct.media import (
     human_size,
 )
 from bridge.core.ghosts import GhostHandle, GhostManager, GhostProfile
+from bridge.core.portal.rooms import send_to_portal
 from bridge.db.records import PortalRecord
 from bridge.db.repos.cursors import CursorRepo
 from bridge.db.repos.messages import MessageRepo
 from bridge.matrix.send import (
-    derived_txn_id,
     reaction_content,
     redact_quietly,
-    send_content,
 )
 from bridge.session.client import SessionClient
 from bridge.session.dm_events import ClientEvent, DirectMessageEvent, SwarmGapEvent
@@ -267,13 +266,13 @@ class DirectInbound:
             return
         if existing is not None:
             return
-        assert portal.mxid is not None
-        event_id = await send_content(
+        event_id = await send_to_portal(
             ghost.intent,
-            portal.mxid,
+            portal,
             reaction_content(target.mxid, reaction.emoji),
+            origin="dm",
+            key=f"{hash_}:react",
             event_type=EventType.REACTION,
-            txn_id=derived_txn_id("dm", f"{portal.id}:{hash_}:react"),
         )
         await self._messages.add_reaction(
             portal.id, str(event_id), target.id, peer, reaction.emoji
@@ -329,13 +328,8 @@ class DirectInbound:
         purpose: str,
         timestamp: int,
     ) -> EventID:
-        assert portal.mxid is not None
-        return await send_content(
-            intent,
-            portal.mxid,
-            content,
-            txn_id=derived_txn_id("dm", f"{portal.id}:{purpose}"),
-            timestamp=timestamp,
+        return await send_to_portal(
+            intent, portal, content, origin="dm", key=purpose, timestamp=timestamp
         )
 
 

@@ -14,6 +14,7 @@ from typing import Any
 
 from bridge.core.convert import media
 from bridge.core.convert.media import MAX_SESSION_FILE_BYTES, msgtype_for
+from bridge.core.direct.payloads import DirectMedia
 from bridge.session.messages import Attachment
 
 __all__ = [
@@ -67,8 +68,8 @@ def attachment_failed_notice(attachment: Attachment, reason: str) -> dict[str, A
     return {"msgtype": "m.notice", "body": body, "m.mentions": {}}
 
 
-def media_payload(content: Mapping[str, Any]) -> dict[str, Any]:
-    """The outbox payload of a Matrix media message; :class:`MediaRefused` if it cannot go.
+def media_payload(content: Mapping[str, Any]) -> DirectMedia:
+    """The outbox operation of a Matrix media message; :class:`MediaRefused` if it cannot go.
 
     The size in ``info`` is checked here (the sender learns at once); the downloaded size is
     checked again before sending.
@@ -78,18 +79,15 @@ def media_payload(content: Mapping[str, Any]) -> dict[str, Any]:
         raise MediaRefused("Only unencrypted files, images, videos and audio can be sent.")
     if file.size is not None and file.size > MAX_SESSION_FILE_BYTES:
         raise MediaRefused(too_large_text(file.size))
-    payload: dict[str, Any] = {
-        "op": "media",
-        "url": file.mxc,
-        "filename": file.filename,
-        "mimetype": file.mimetype,
-        "caption": file.caption or None,
-        "voice": file.voice,
-    }
-    for name, value in (("width", file.width), ("height", file.height)):
-        if value is not None:
-            payload[name] = value
-    return payload
+    return DirectMedia(
+        url=file.mxc,
+        filename=file.filename,
+        mimetype=file.mimetype,
+        caption=file.caption or None,
+        voice=file.voice,
+        width=file.width,
+        height=file.height,
+    )
 
 
 def too_large_text(size: int) -> str:

@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
-import json
 import logging
 import re
 import time
@@ -40,6 +39,14 @@ from bridge.core.convert.media import MAX_SESSION_FILE_BYTES, MEDIA_MSGTYPES
 from bridge.core.direct.accounts import Account, SessionAccounts
 from bridge.core.direct.chats import parse_direct_key
 from bridge.core.direct.media import MediaRefused, media_payload, too_large_text
+from bridge.core.direct.payloads import (
+    DirectMedia,
+    DirectOp,
+    DirectPayload,
+    DirectReaction,
+    DirectRedaction,
+    DirectText,
+)
 from bridge.core.direct.profiles import SessionProfiles
 from bridge.core.portal.events import Refused
 from bridge.core.portal.outbox import PermanentFailure, TemporaryFailure
@@ -126,36 +133,40 @@ class DirectOutbound:
             quote = await self._mapped(
                 reply.get("event_id") if isinstance(reply, Mapping) else None
             )
-        payload: dict[str, Any] = {"op": "text", "text": text}
+        quoted = None
         if quote is not None and quote.sender_session_id:
-            payload["quote"] = {"timestamp": quote.timestamp, "author": quote.sender_session_id}
-        await self._enqueue(portal, account, str(event.event_id), str(event.sender), payload)
+            quoted = Quote(quote.timestamp, quote.sender_session_id)
+        op = DirectText(text, quoted)
+        await self._enqueue(portal, account, str(event.event_id), str(event.sender), op)
 
     async def handle_event(self, portal: PortalRecord, event: RoomEvent) -> None:
         """Media, reactions and redactions; anything else is logged."""
+        op: DirectOp
         if isinstance(event, MessageEvent):
             account = self._owner_account(portal, str(event.sender))
             content = event.content.serialize()
             if content.get("msgtype") not in MEDIA_MSGTYPES:
                 raise Refused("This kind of message cannot be sent to Session.")
             try:
-                payload = media_payload(content)
+                op = media_payload(content)
             except MediaRefused as e:
                 raise Refused(str(e)) from None
         elif isinstance(event, ReactionEvent):
             account = self._owner_account(portal, str(event.sender))
             relates = event.content.relates_to
-            payload = {"op": "react", "target": str(relates.event_id), "emoji": relates.key}
+            if relates.key is None:
+                raise Refused("A reaction without an emoji cannot be sent to Session.")
+            op = DirectReaction(str(relates.event_id), relates.key)
         elif isinstance(event, RedactionEvent):
             account = self._owner_account(portal, str(event.sender))
-            payload = {"op": "redact", "target": str(event.redacts)}
+            op = DirectRedaction(str(event.redacts))
         elif isinstance(event, StateEvent) and event.type == EventType.ROOM_MEMBER:
             await self._member_changed(portal, event)
             return
         else:
             log.debug("%s in direct chat %d not bridged", event.type, portal.id)
             return
-        await self._enqueue(portal, account, str(event.event_id), str(event.sender), payload)
+        await self._enqueue(portal, account, str(event.event_id), str(event.sender), op)
 
     async def _show_name(self, account: Account, name: str | None) -> None:
         found = self._accounts.get(account.session_id)
@@ -183,13 +194,12 @@ class DirectOutbound:
         account: Account,
         event_id: str,
         sender: str,
-        payload: dict[str, Any],
+        op: DirectOp,
     ) -> None:
-        payload["sender"] = sender
         await self._outbox.enqueue(
             portal.id,
             DM_KIND,
-            json.dumps(payload),
+            DirectPayload(op, sender).to_json(),
             login_id=account.login_id,
             matrix_event_id=event_id,
         )
@@ -206,7 +216,7 @@ class DirectOutbound:
         if found is None:
             raise TemporaryFailure("the Session account of this chat is not running")
         client = found[1]
-        payload = json.loads(row.payload)
+        payload = DirectPayload.from_json(row.payload)
         async with self._portal_lock(portal.id):
             try:
                 await self._deliver(portal, client, peer, row, payload)
@@ -221,43 +231,32 @@ class DirectOutbound:
         client: SessionClient,
         peer: str,
         row: OutboxRecord,
-        payload: dict[str, Any],
+        payload: DirectPayload,
     ) -> None:
-        op, event_id = payload["op"], row.matrix_event_id or f"outbox:{row.id}"
-        if op in ("text", "media") and await self._messages.get_by_mxid(event_id):
+        op, event_id = payload.op, row.matrix_event_id or f"outbox:{row.id}"
+        if isinstance(op, DirectReaction):
+            await self._react(portal, client, peer, row, event_id, payload, op)
+            return
+        if isinstance(op, DirectRedaction):
+            await self._redact(client, peer, row, payload, op)
+            return
+        if await self._messages.get_by_mxid(event_id):
             return  # sent and recorded before a crash
-        if op == "text":
-            quote = payload.get("quote")
-            quoted = Quote(quote["timestamp"], quote["author"]) if quote else None
-
-            async def text() -> OutgoingMessage:
-                return client.prepare_text(peer, payload["text"], quoted)
-
-            sent = await self._send_once(row, payload, client, text)
-        elif op == "media":
-            sent = await self._send_once(
-                row, payload, client, lambda: self._media(client, peer, payload)
-            )
-        elif op == "react":
-            await self._react(portal, client, peer, row, event_id, payload)
-            return
-        else:
-            await self._redact(client, peer, row, payload)
-            return
+        sent = await self._send_once(row, payload, client, lambda: self._message(client, peer, op))
         await self._messages.add_message(
             portal.id,
             event_id,
             sent.hash,
             timestamp=sent.timestamp,
             sender_session_id=client.session_id.value,
-            sender_mxid=payload["sender"],
+            sender_mxid=payload.sender,
         )
         log.info("Sent outbox %d to %s", row.id, peer[:10])
 
     async def _send_once(
         self,
         row: OutboxRecord,
-        payload: dict[str, Any],
+        payload: DirectPayload,
         client: SessionClient,
         prepare: Callable[[], Awaitable[OutgoingMessage]],
     ) -> SentMessage:
@@ -268,23 +267,26 @@ class DirectOutbound:
         one with the same (sender, timestamp) identity (see :mod:`bridge.session.outgoing`).
         A kept message too old for the nodes to accept is encoded afresh.
         """
-        kept = payload.get("prepared")
-        outgoing = None
-        if kept is not None:
-            outgoing = OutgoingMessage.from_json(kept)
-            if outgoing.expired(int(time.time() * 1000) + EXPIRY_MARGIN_MS):
-                outgoing = None
+        outgoing = payload.prepared
+        if outgoing is not None and outgoing.expired(int(time.time() * 1000) + EXPIRY_MARGIN_MS):
+            outgoing = None
         if outgoing is None:
             outgoing = await prepare()
-            payload["prepared"] = outgoing.to_json()
-            await self._outbox.set_payload(row.id, json.dumps(payload))
+            await self._outbox.set_payload(row.id, payload.with_prepared(outgoing).to_json())
         return await client.send_prepared(outgoing)
 
+    async def _message(
+        self, client: SessionClient, peer: str, op: DirectText | DirectMedia
+    ) -> OutgoingMessage:
+        if isinstance(op, DirectText):
+            return client.prepare_text(peer, op.text, op.quote)
+        return await self._media(client, peer, op)
+
     async def _media(
-        self, client: SessionClient, peer: str, payload: dict[str, Any]
+        self, client: SessionClient, peer: str, media: DirectMedia
     ) -> OutgoingMessage:
         try:
-            data = await self._download(payload["url"])
+            data = await self._download(media.url)
         except MatrixRequestError as e:
             if e.http_status is not None and 400 <= e.http_status < 500:
                 raise PermanentFailure(f"the file could not be downloaded ({e})") from e
@@ -292,15 +294,15 @@ class DirectOutbound:
         if len(data) > MAX_SESSION_FILE_BYTES:
             raise PermanentFailure(too_large_text(len(data)))
         pointer = await client.upload_attachment(
-            data, payload["filename"], payload["mimetype"], payload.get("caption")
+            data, media.filename, media.mimetype, media.caption
         )
         pointer = dataclasses.replace(
             pointer,
-            flags=VOICE_MESSAGE_FLAG if payload.get("voice") else 0,
-            width=payload.get("width"),
-            height=payload.get("height"),
+            flags=VOICE_MESSAGE_FLAG if media.voice else 0,
+            width=media.width,
+            height=media.height,
         )
-        return client.prepare_text(peer, payload.get("caption"), attachments=(pointer,))
+        return client.prepare_text(peer, media.caption, attachments=(pointer,))
 
     async def _react(
         self,
@@ -309,23 +311,29 @@ class DirectOutbound:
         peer: str,
         row: OutboxRecord,
         event_id: str,
-        payload: dict[str, Any],
+        payload: DirectPayload,
+        op: DirectReaction,
     ) -> None:
-        target = await self._messages.get_by_mxid(payload["target"])
+        target = await self._messages.get_by_mxid(op.target)
         if target is None or target.sender_session_id is None:
             raise PermanentFailure("the message you reacted to is not on Session")
-        author, timestamp, emoji = target.sender_session_id, target.timestamp, payload["emoji"]
+        author, timestamp, emoji = target.sender_session_id, target.timestamp, op.emoji
 
         async def reaction() -> OutgoingMessage:
             return client.prepare_reaction(peer, author, timestamp, emoji)
 
         await self._send_once(row, payload, client, reaction)
-        await self._messages.add_reaction(portal.id, event_id, target.id, payload["sender"], emoji)
+        await self._messages.add_reaction(portal.id, event_id, target.id, payload.sender, emoji)
 
     async def _redact(
-        self, client: SessionClient, peer: str, row: OutboxRecord, payload: dict[str, Any]
+        self,
+        client: SessionClient,
+        peer: str,
+        row: OutboxRecord,
+        payload: DirectPayload,
+        op: DirectRedaction,
     ) -> None:
-        target, sender = payload["target"], payload["sender"]
+        target, sender = op.target, payload.sender
         reaction = await self._messages.get_reaction_by_mxid(target)
         if reaction is not None:
             message = await self._messages.get_by_id(reaction.target_message_id)
@@ -394,6 +402,8 @@ class DirectOutbound:
                 await work
             except SessionError as e:
                 log.info("Could not send a %s to Session: %s", what, e)
+            except Exception:
+                log.exception("Sending a %s to Session failed", what)
 
         task = asyncio.create_task(run())
         self._tasks.add(task)

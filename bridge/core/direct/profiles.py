@@ -18,10 +18,12 @@ import time
 from typing import Any
 
 from mautrix.appservice import IntentAPI
+from mautrix.errors import MatrixConnectionError, MatrixRequestError
 
 from bridge.db.repos.kv import KVRepo
 from bridge.matrix.reads import MediaDownload, global_display_name
 from bridge.session.client import SessionClient
+from bridge.session.errors import SessionError
 from bridge.session.messages import Profile
 
 log = logging.getLogger("bridge.core.direct.profiles")
@@ -75,8 +77,11 @@ class SessionProfiles:
         try:
             data = await self._download(avatar)
             profile = await client.set_profile(name, data)
-        except Exception as e:  # a download or upload failure must not stop the bridge
+        except (MatrixRequestError, MatrixConnectionError, SessionError) as e:
             log.warning("The bot's Session picture was not set (%s): %s", avatar, e)
+            return
+        except Exception:  # a download or upload failure must not stop the bridge
+            log.exception("The bot's Session picture was not set (%s)", avatar)
             return
         assert profile.avatar_url is not None and profile.avatar_key is not None
         value = {

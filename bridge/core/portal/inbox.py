@@ -14,6 +14,7 @@ import logging
 from collections.abc import Awaitable, Callable
 from typing import Any, Protocol
 
+from bridge.backoff import Backoff
 from bridge.db.records import InboxEventRecord as InboxItem
 
 log = logging.getLogger("bridge.core.portal.inbox")
@@ -115,5 +116,10 @@ class MatrixInbox:
                 if attempt == HANDLER_ATTEMPTS:
                     log.exception("Dropping Matrix event %s after %d attempts", event_id, attempt)
                     return
-                log.warning("Matrix event %s failed (attempt %d), retrying", event_id, attempt)
-                await asyncio.sleep(RETRY_BASE_DELAY * 2 ** (attempt - 1))
+                log.warning(
+                    "Matrix event %s failed (attempt %d), retrying",
+                    event_id,
+                    attempt,
+                    exc_info=True,
+                )
+                await Backoff(RETRY_BASE_DELAY).sleep(attempt)

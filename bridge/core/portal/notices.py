@@ -7,11 +7,10 @@ by the outbox sender when a queued row fails for good.
 
 from __future__ import annotations
 
-import json
-
 from mautrix.appservice import IntentAPI
-from mautrix.types import EventType, RoomID
+from mautrix.types import RoomID
 
+from bridge.core.portal.payloads import payload_sender
 from bridge.db.records import OutboxRecord
 from bridge.db.repos.portals import PortalRepo
 from bridge.matrix.send import (
@@ -21,8 +20,6 @@ from bridge.matrix.send import (
     send_content,
     send_status_content,
 )
-
-MSS = EventType.find(MSS_EVENT_TYPE, EventType.Class.MESSAGE)
 
 
 class FailureNotices:
@@ -37,7 +34,7 @@ class FailureNotices:
         portal = await self._portals.get_by_id(row.portal_id)
         if portal is None or portal.mxid is None or row.matrix_event_id is None:
             return
-        sender = json.loads(row.payload).get("sender", "")
+        sender = payload_sender(row.payload)
         text = f"Not sent to Session: {reason}"
         await self.tell_failure(portal.mxid, row.matrix_event_id, sender, text)
 
@@ -52,5 +49,9 @@ class FailureNotices:
         )
         status = send_status_content(event_id, ok=False, message=text)
         await send_content(
-            self._bot, room_id, status, event_type=MSS, txn_id=derived_txn_id("mss", event_id)
+            self._bot,
+            room_id,
+            status,
+            event_type=MSS_EVENT_TYPE,
+            txn_id=derived_txn_id("mss", event_id),
         )

@@ -12,10 +12,10 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import random
 import time
 from collections.abc import Awaitable, Callable, Mapping
 
+from bridge.backoff import Backoff
 from bridge.db.records import OutboxRecord
 from bridge.db.repos.outbox import OutboxRepo
 
@@ -64,8 +64,7 @@ class OutboxSender:
         self._on_failed = on_failed
         self._on_delivered = on_delivered
         self._max_attempts = max_attempts
-        self._base_delay_ms = base_delay_ms
-        self._max_delay_ms = max_delay_ms
+        self._backoff = Backoff(base_delay_ms, max_delay_ms, jitter=(0.8, 1.2))
         self._idle_poll_s = idle_poll_s
         self._wakeup = asyncio.Event()
 
@@ -91,8 +90,7 @@ class OutboxSender:
 
     def backoff_ms(self, attempts: int) -> int:
         """Delay before attempt ``attempts + 1``: doubling, capped, with jitter."""
-        delay = min(self._base_delay_ms * 2 ** max(attempts - 1, 0), self._max_delay_ms)
-        return int(delay * random.uniform(0.8, 1.2))
+        return int(self._backoff.delay(attempts))
 
     async def _deliver(self, row: OutboxRecord) -> None:
         deliver = self._deliverers.get(row.kind)

@@ -1,4 +1,5 @@
-"""Matrix rooms of portals: creating, attaching to an existing room, detaching.
+"""Matrix rooms of portals: creating, attaching to an existing room, detaching, and sending
+into them what came from Session (:func:`send_to_portal`).
 
 Every portal carries the bridge-info state under both event types (matrix-side.md §3.1);
 encrypted rooms are refused until end-to-bridge encryption exists (design.md §5).
@@ -7,11 +8,13 @@ encrypted rooms are refused until end-to-bridge encryption exists (design.md §5
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
+from typing import Any
 
 from mautrix.appservice import IntentAPI
 from mautrix.errors import IntentError, MatrixRequestError, MNotFound
 from mautrix.types import (
+    EventID,
     EventType,
     PowerLevelStateEventContent,
     RoomCreatePreset,
@@ -29,10 +32,38 @@ from bridge.matrix.rooms import (
     bridge_info_state_key,
     portal_power_levels,
 )
+from bridge.matrix.send import derived_txn_id, send_content
 
 log = logging.getLogger("bridge.core.portal.rooms")
 
 PROTOCOL = {"id": "session", "displayname": "Session"}
+
+
+async def send_to_portal(
+    intent: IntentAPI,
+    portal: PortalRecord,
+    content: Mapping[str, Any],
+    *,
+    origin: str,
+    key: str,
+    timestamp: int | None = None,
+    event_type: EventType = EventType.ROOM_MESSAGE,
+) -> EventID:
+    """Send ``content`` into the portal's room as ``intent``, at ``timestamp`` (ms) if given.
+
+    ``key`` names, within the portal, what on the Session side caused the send, and ``origin``
+    the kind of portal: the transaction id derives from them, so a re-delivered Session
+    message reuses it and Synapse returns the first event instead of a duplicate.
+    """
+    assert portal.mxid is not None
+    return await send_content(
+        intent,
+        portal.mxid,
+        content,
+        txn_id=derived_txn_id(origin, f"{portal.id}:{key}"),
+        event_type=event_type,
+        timestamp=timestamp,
+    )
 
 
 class PortalRoomError(Exception):

@@ -15,7 +15,8 @@ by :meth:`GroupsClient.start` when ``dm`` is given): 1:1 ``GroupUpdateInviteMess
   come later.
 * Events are delivered one at a time to subscribers; a message event is acknowledged (its
   cursor may advance) only after every subscriber returned, so subscribers must be idempotent
-  by ``event.hash`` (a crash re-delivers).
+  by ``event.hash`` (a crash re-delivers). A subscriber that raises gets the event again,
+  as every subscriber does, with backoff, until it is dropped (:mod:`bridge.session.subscribers`).
 """
 
 from __future__ import annotations
@@ -70,6 +71,7 @@ from bridge.session.messages import (
 )
 from bridge.session.snode.errors import Unauthorized
 from bridge.session.snode.rpc import SnodeClient
+from bridge.session.subscribers import SubscriberList
 
 log = logging.getLogger("bridge.session.groups.member")
 
@@ -102,10 +104,13 @@ class GroupsClient:
         self._store = store
         self._dm = dm
         self.poll_interval = poll_interval
-        self._max_attempts = max(1, max_delivery_attempts)
-        self._retry_delay = retry_delay
         self._poller = GroupPoller(snode, store)
-        self._subscribers: list[GroupEventCallback] = []
+        self._subscribers: SubscriberList[GroupEvent] = SubscriberList(
+            repr(self),
+            _describe,
+            max_attempts=max_delivery_attempts,
+            retry_delay=retry_delay,
+        )
         self._cycle = asyncio.Lock()
         self._wake = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
@@ -155,8 +160,12 @@ class GroupsClient:
 
     def subscribe(self, callback: GroupEventCallback) -> Callable[[], None]:
         """Deliver every group event to ``callback``; returns the unsubscribe function."""
-        self._subscribers.append(callback)
-        return lambda: self._subscribers.remove(callback)
+
+        async def deliver(event: GroupEvent) -> bool:
+            await callback(event)
+            return True
+
+        return self._subscribers.add(deliver)
 
     def poll_now(self) -> None:
         """Poll at once instead of waiting for the rest of the interval."""
@@ -204,7 +213,9 @@ class GroupsClient:
             invite_timestamp=event.timestamp,
         )
         await self._store.save_membership(membership)
-        await self._deliver(GroupInviteEvent(gid, event.sender, invite.name, event.timestamp))
+        await self._subscribers.deliver(
+            GroupInviteEvent(gid, event.sender, invite.name, event.timestamp)
+        )
 
     async def _on_promote(self, event: DirectMessageEvent, promote: GroupPromote) -> None:
         seed = promote.group_identity_seed
@@ -220,7 +231,9 @@ class GroupsClient:
             else Membership(gid.value, promote.name, seed=seed, inviter=event.sender.value)
         )
         await self._store.save_membership(membership)
-        await self._deliver(GroupPromotedEvent(gid, event.sender, promote.name, event.timestamp))
+        await self._subscribers.deliver(
+            GroupPromotedEvent(gid, event.sender, promote.name, event.timestamp)
+        )
 
     async def accept(self, group: GroupID | str, *, timeout: float = 30.0) -> GroupSent | None:
         """Accept an invite: poll the group, wait for a key, post the InviteResponse (§7.3 3).
@@ -374,21 +387,13 @@ class GroupsClient:
             membership = await self.membership(event.group)
             if membership is not None:
                 await self._store.save_membership(dataclasses.replace(membership, removed=True))
-        await self._deliver(event)
+        await self._subscribers.deliver(event)
         if isinstance(event, MessageEvent):
             await self._poller.ack(event)
 
-    async def _deliver(self, event: GroupEvent) -> None:
-        for attempt in range(1, self._max_attempts + 1):
-            try:
-                for callback in list(self._subscribers):
-                    await callback(event)
-                return
-            except Exception as e:  # a subscriber's bug must not kill the poll loop
-                log.error("%s: subscriber failed on %s: %r", self, type(event).__name__, e)
-                if attempt < self._max_attempts:
-                    await asyncio.sleep(min(30.0, self._retry_delay * 2 ** (attempt - 1)))
-        log.error("%s: dropping %s after %d attempts", self, type(event).__name__, attempt)
+
+def _describe(event: GroupEvent) -> str:
+    return type(event).__name__
 
 
 def _gid(group: GroupID | str) -> GroupID:

@@ -19,6 +19,7 @@ from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from bridge.backoff import Backoff
 from bridge.session.errors import InvalidInput
 from bridge.session.snode import auth, calls
 from bridge.session.snode.clock import NetworkClock
@@ -60,6 +61,12 @@ class RetryPolicy:
     max_swarm_updates: int = 3
     base_delay: float = 0.2
     max_delay: float = 3.0
+
+    @property
+    def backoff(self) -> Backoff:
+        """The wait before trying the next node: doubling from ``base_delay`` up to
+        ``max_delay``, then drawn between half and all of it."""
+        return Backoff(self.base_delay, self.max_delay, jitter=(0.5, 1.0))
 
 
 def _inspect_single(reply: RpcReply) -> tuple[int, Any]:
@@ -337,9 +344,7 @@ class SnodeClient:
         log.warning("clock skew: network offset %d ms → %d ms", before, self.clock.offset_ms)
 
     async def _backoff(self, failures: int) -> None:
-        p = self._policy
-        delay = min(p.max_delay, p.base_delay * 2 ** (failures - 1))
-        await self._sleep(delay * self._rng.uniform(0.5, 1.0))
+        await self._sleep(self._policy.backoff.delay(failures, self._rng))
 
 
 def _swarm_of(body: object) -> dict[str, Any]:

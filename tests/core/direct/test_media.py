@@ -84,7 +84,7 @@ def test_media_payload_of_a_matrix_file() -> None:
             "info": {"mimetype": "text/plain", "size": 5},
         }
     )
-    assert payload == {
+    assert payload.to_json() == {
         "op": "media",
         "url": "mxc://hs/n",
         "filename": "notes.txt",
@@ -105,8 +105,8 @@ def test_media_payload_keeps_captions_sizes_and_voice() -> None:
             "org.matrix.msc3245.voice": {},
         }
     )
-    assert payload["caption"] == "listen" and payload["voice"] is True
-    assert (payload["width"], payload["height"]) == (1, 2)
+    assert payload.caption == "listen" and payload.voice is True
+    assert (payload.width, payload.height) == (1, 2)
 
 
 def test_too_large_files_are_refused_with_the_limit() -> None:
