@@ -1,30 +1,45 @@
-# The Session <-> Matrix bridge. Data (config, registration, SQLite database) lives in /data.
+# The Session <-> Matrix bridge, installed from its wheel. Data (config, registration, SQLite
+# database) lives in /data.
 #   docker build -t session-bridge .
-#   docker run --rm -v $PWD/data:/data session-bridge     # first start: writes the config
-FROM python:3.11-slim
+#   docker run --rm -v "$PWD/data:/data" session-bridge       # first start: writes the config
+#   docker run --rm -v "$PWD/data:/data" session-bridge -g    # after editing: the registration
+#   docker run -d -v "$PWD/data:/data" -p 29340:29340 session-bridge
 
+# --- build: the wheel, with the pinned build backend ----------------------------------------
+FROM python:3.11-slim AS build
+ENV PIP_NO_CACHE_DIR=1 \
+    PIP_DISABLE_PIP_VERSION_CHECK=1
+WORKDIR /src
+COPY constraints.txt ./
+RUN pip install -c constraints.txt hatchling
+COPY pyproject.toml README.md alembic.ini config.example.yaml ./
+COPY alembic ./alembic
+COPY bridge ./bridge
+RUN pip wheel --no-deps --no-build-isolation -w /wheels .
+
+# --- the image: the wheel and its dependencies at the versions of constraints.txt ----------
+FROM python:3.11-slim
 ENV PYTHONDONTWRITEBYTECODE=1 \
     PYTHONUNBUFFERED=1 \
     PIP_NO_CACHE_DIR=1 \
     PIP_DISABLE_PIP_VERSION_CHECK=1
 
 RUN groupadd --system bridge && useradd --system --gid bridge --home-dir /data bridge
+COPY constraints.txt /tmp/constraints.txt
+COPY --from=build /wheels /tmp/wheels
+RUN pip install -c /tmp/constraints.txt /tmp/wheels/*.whl \
+    && rm -rf /tmp/wheels /tmp/constraints.txt \
+    && python -c "import bridge.app" \
+    && mkdir -p /data && chown bridge:bridge /data
 
-WORKDIR /opt/bridge
-# Dependencies first, so code changes do not reinstall them.
-COPY pyproject.toml README.md ./
-RUN mkdir bridge && touch bridge/__init__.py && pip install . && pip uninstall -y session-matrix-bridge
-# The source tree stays in place (editable install): the migrations in alembic/ and the
-# commented config.example.yaml are read from beside the package.
-COPY alembic.ini config.example.yaml ./
-COPY alembic ./alembic
-COPY bridge ./bridge
-RUN pip install --no-deps -e . && python -c "import bridge.app"
-COPY docker-run.sh /usr/local/bin/docker-run.sh
-RUN chmod 0755 /usr/local/bin/docker-run.sh && mkdir -p /data && chown bridge:bridge /data
+# Inside the container the bridge listens on every interface, whatever appservice.hostname
+# says in the config (an environment override: the file is never edited for it).
+ENV BRIDGE_APPSERVICE_HOSTNAME=0.0.0.0
 
 USER bridge
 VOLUME /data
 WORKDIR /data
 EXPOSE 29340
-ENTRYPOINT ["/usr/local/bin/docker-run.sh"]
+# The first start writes /data/config.yaml and stops (exit code 3); -g writes the registration;
+# every later start migrates the database and runs the bridge.
+ENTRYPOINT ["session-matrix-bridge", "-c", "/data/config.yaml", "-r", "/data/registration.yaml"]

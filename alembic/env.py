@@ -5,7 +5,12 @@ The database URL comes from the bridge config and nowhere else:
 - run programmatically (``bridge.db.migrate``): ``config.attributes["url"]``, or an open
   synchronous ``Connection`` in ``config.attributes["connection"]``;
 - from the command line: ``alembic -x config=PATH …``, else ``$BRIDGE_CONFIG``, else
-  ``config.yaml``, read with ``bridge.config.load_config``.
+  ``config.yaml`` (relative to the working directory, like ``python -m bridge -c``), read
+  with ``bridge.config.load_config``.
+
+Nothing here depends on the working directory: the bridge's own migrations find this file
+through ``bridge.db.migrate.alembic_dir`` (in a wheel it is package data), and ``alembic.ini``
+puts its own directory on ``sys.path`` for a checkout without an install.
 """
 
 from __future__ import annotations

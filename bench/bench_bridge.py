@@ -193,15 +193,15 @@ async def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("-n", type=int, default=200)
     args = parser.parse_args()
-    config = load_config(Path(os.environ["BRIDGE_TEST_CONFIG"]))
+    config = load_config(Path(os.environ["SMB_TEST_CONFIG"]))
     config.database.url = f"sqlite+aiosqlite:////tmp/bench-bridge-{uuid.uuid4().hex}.db"
     config.session.community_poll_interval = 0.05
     counter = RequestCounter()
     extras = CommunityAndFiles(middlewares=[counter.middleware])
     await extras.start()
     base_url, secret = (
-        os.environ["BRIDGE_TEST_SYNAPSE_URL"],
-        os.environ["BRIDGE_TEST_SHARED_SECRET"],
+        os.environ["SMB_TEST_SYNAPSE_URL"],
+        os.environ["SMB_TEST_SHARED_SECRET"],
     )
     alice = await register(base_url, secret, "alice")
     config.bridge.permissions = {"localhost": "user", str(alice.mxid): "admin"}

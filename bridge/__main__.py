@@ -101,6 +101,24 @@ def run(config: Config) -> int:
     return ExitCode.OK
 
 
+def upgrade_config(path: Path) -> None:
+    """Write the upgrade of a config file from an older version back, and say what changed."""
+    try:
+        done = config_file.upgrade_file(path)
+    except config_file.UpgradeNotWritten as e:
+        done = e.upgrade
+        log.warning(
+            "%s, but could not write it back (%s): edit the file by hand",
+            done.summary(str(path)),
+            e.error,
+        )
+    else:
+        if done is not None:
+            log.info("%s", done.summary(str(path)))
+    for warning in done.warnings if done is not None else ():
+        log.warning("%s", warning)
+
+
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     if not args.config.exists():
@@ -113,13 +131,18 @@ def main(argv: list[str] | None = None) -> int:
         )
         return ExitCode.CONFIG_CREATED
     try:
-        if args.generate_registration:
-            return generate_registration(args.config, args.registration)
-        config = load_config(args.config)
+        config = load_config(args.config, quiet=True)
     except ConfigError as e:
         print(f"Configuration error: {e}", file=sys.stderr)
         return ExitCode.BAD_CONFIG
     setup_logging(config)
+    upgrade_config(args.config)
+    if args.generate_registration:
+        try:
+            return generate_registration(args.config, args.registration)
+        except ConfigError as e:
+            print(f"Configuration error: {e}", file=sys.stderr)
+            return ExitCode.BAD_CONFIG
     if args.migrate_only:
         try:
             asyncio.run(migrate.upgrade_to_head(config.database.url))

@@ -1,15 +1,18 @@
 """Typed configuration of the bridge.
 
 The dataclasses below are the single source of truth: ``config.example.yaml`` documents the
-same keys with the same defaults (``tests/test_config.py`` keeps both equal). A YAML file is
-read into them strictly (an unknown key is an error, a wrong type is an error), then every key
-can be overridden from the environment as ``BRIDGE_<SECTION>_<KEY>`` (values are parsed as
-YAML, so ``BRIDGE_BRIDGE_PERMISSIONS='{"*": "user"}'`` works).
+same keys with the same defaults (``tests/test_config.py`` keeps both equal). A file written
+for an older version of the bridge is first upgraded (:mod:`bridge.config_upgrade`). A YAML
+file is read into them strictly (an unknown key is an error, a wrong type is an error), then
+every key can be overridden from the environment as ``BRIDGE_<SECTION>_<KEY>`` (values are
+parsed as YAML, so ``BRIDGE_BRIDGE_PERMISSIONS='{"*": "user"}'`` works); any other
+``BRIDGE_*`` variable is an error, so a misspelt override cannot go unnoticed.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import logging
 import os
 import types
 import typing
@@ -20,9 +23,16 @@ from typing import Any
 
 import yaml
 
+from bridge.config_upgrade import CONFIG_VERSION, ConfigVersionError, upgrade
+
+log = logging.getLogger("bridge.config")
+
 T = typing.TypeVar("T")
 
 ENV_PREFIX = "BRIDGE_"
+# BRIDGE_* variables that are not config keys: the config file of ``alembic`` run by hand
+# (alembic/env.py) and the migration scripts' directory (bridge.db.migrate).
+OTHER_ENV = frozenset({"BRIDGE_CONFIG", "BRIDGE_ALEMBIC_DIR"})
 GENERATED_TOKEN = "generate"
 EXAMPLE_DOMAIN = "example.org"
 PERMISSION_LEVELS = ("relay", "user", "admin")
@@ -78,7 +88,6 @@ class BridgeConfig:
     )
     relay: RelayConfig = field(default_factory=RelayConfig)
     secrets_key: str = ""
-    migration_deadline: str = ""
 
 
 @dataclass
@@ -105,11 +114,8 @@ class SessionConfig:
         }
     )
     file_server: str = "http://filev2.getsession.org"
-    # X25519 key of the file server (session-protocol.md §7.1)
-    file_server_pubkey: str = "09324794aa9c11948189762d198c618148e9136ac9582068180661208927ef34"
     poll_interval: float = 2.0
     community_poll_interval: float = 3.0
-    onion_requests: bool = False
 
 
 @dataclass
@@ -120,6 +126,7 @@ class LoggingConfig:
 
 @dataclass
 class Config:
+    config_version: int = CONFIG_VERSION
     homeserver: HomeserverConfig = field(default_factory=HomeserverConfig)
     appservice: AppserviceConfig = field(default_factory=AppserviceConfig)
     database: DatabaseConfig = field(default_factory=DatabaseConfig)
@@ -132,14 +139,31 @@ class Config:
         return f"@{self.appservice.bot_username}:{self.homeserver.domain}"
 
 
-def load_config(path: Path, environ: Mapping[str, str] | None = None) -> Config:
-    """Read ``path`` strictly into :class:`Config` and apply ``BRIDGE_*`` overrides."""
+def load_config(
+    path: Path, environ: Mapping[str, str] | None = None, *, quiet: bool = False
+) -> Config:
+    """Read ``path`` strictly into :class:`Config` and apply ``BRIDGE_*`` overrides.
+
+    A file of an older config version is upgraded in memory, with a warning unless ``quiet``
+    (``python -m bridge`` writes the upgrade back and reports it itself, see
+    :func:`bridge.config_file.upgrade_file`).
+    """
     try:
         raw = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
     except (OSError, yaml.YAMLError) as e:
         raise ConfigError(f"cannot read {path}: {e}") from e
     if not isinstance(raw, dict):
         raise ConfigError(f"{path}: the top level must be a mapping")
+    try:
+        upgraded = upgrade(raw)
+    except ConfigVersionError as e:
+        raise ConfigError(f"{path}: {e}") from e
+    if upgraded is not None and not quiet:
+        log.warning(
+            "%s (in memory only; python -m bridge writes it back)", upgraded.summary(str(path))
+        )
+        for warning in upgraded.warnings:
+            log.warning("%s", warning)
     config = build(Config, raw, "")
     apply_env_overrides(config, os.environ if environ is None else environ)
     return config
@@ -189,13 +213,20 @@ def coerce(hint: Any, value: Any, where: str) -> Any:
 
 
 def apply_env_overrides(config: Config, environ: Mapping[str, str]) -> None:
-    """Apply ``BRIDGE_<SECTION>_<KEY>=value`` overrides (value parsed as YAML)."""
-    for env_name, text in environ.items():
-        if not env_name.startswith(ENV_PREFIX) or env_name == "BRIDGE_CONFIG":
+    """Apply ``BRIDGE_<SECTION>_<KEY>=value`` overrides (value parsed as YAML).
+
+    A ``BRIDGE_*`` variable that names no config key (and is not one of :data:`OTHER_ENV`)
+    is an error.
+    """
+    for env_name, text in sorted(environ.items()):
+        if not env_name.startswith(ENV_PREFIX) or env_name in OTHER_ENV:
             continue
         target = _find_override_target(config, env_name[len(ENV_PREFIX) :].lower())
         if target is None:
-            continue
+            raise ConfigError(
+                f"environment variable {env_name} names no config key (overrides are "
+                "BRIDGE_<SECTION>_<KEY>, e.g. BRIDGE_HOMESERVER_DOMAIN; see config.example.yaml)"
+            )
         obj, name, hint = target
         try:
             parsed = yaml.safe_load(text) if text != "" else ""
@@ -209,9 +240,9 @@ def apply_env_overrides(config: Config, environ: Mapping[str, str]) -> None:
 def _find_override_target(config: Config, rest: str) -> tuple[Any, str, Any] | None:
     for section in dataclasses.fields(config):
         prefix = section.name + "_"
-        if not rest.startswith(prefix):
-            continue
         obj = getattr(config, section.name)
+        if not rest.startswith(prefix) or not dataclasses.is_dataclass(obj):
+            continue
         key = rest[len(prefix) :]
         hints = typing.get_type_hints(type(obj))
         for f in dataclasses.fields(obj):

@@ -6,9 +6,12 @@ set -euo pipefail
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 cd "$ROOT"
-VENV=${BRIDGE_TEST_VENV:-$ROOT/.venv}
+VENV=${SMB_TEST_VENV:-$ROOT/.venv}
 PY=${PYTHON:-python3}
 
+# shellcheck source=scripts/venv.sh
+source "$ROOT/scripts/venv.sh"
+install_project test -e "$ROOT[test]"
 # shellcheck source=scripts/services.sh
 source "$ROOT/scripts/services.sh"
 

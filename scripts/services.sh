@@ -1,20 +1,11 @@
 #!/usr/bin/env bash
-# Shared by scripts/test.sh and scripts/bench.sh (sourced, not run): a virtualenv with the
-# project and its test dependencies, a throw-away PostgreSQL and a throw-away Synapse on
-# loopback, and the bridge's own config and registration. Exports BRIDGE_TEST_POSTGRES_URL,
-# BRIDGE_TEST_CONFIG, BRIDGE_TEST_SYNAPSE_URL and BRIDGE_TEST_SHARED_SECRET; the EXIT trap
-# stops what it started. Expects ROOT, VENV and PY to be set.
+# Shared by scripts/test.sh and scripts/bench.sh (sourced, not run): a throw-away PostgreSQL
+# and a throw-away Synapse on loopback, and the bridge's own config and registration. Exports
+# SMB_TEST_POSTGRES_URL, SMB_TEST_CONFIG, SMB_TEST_SYNAPSE_URL and SMB_TEST_SHARED_SECRET; the
+# EXIT trap stops what it started. Expects ROOT and VENV to be set, and the project with its
+# test dependencies installed in VENV (scripts/venv.sh: install_project test -e "$ROOT[test]").
 
 log() { printf '[services] %s\n' "$*" >&2; }
-
-# --- virtualenv and dependencies ---------------------------------------------------------
-if [ ! -x "$VENV/bin/python" ]; then
-    log "creating virtualenv $VENV"
-    "$PY" -m venv "$VENV"
-fi
-log "installing the project with its test dependencies"
-"$VENV/bin/python" -m pip install -q --disable-pip-version-check --upgrade pip >/dev/null
-"$VENV/bin/python" -m pip install -q --disable-pip-version-check -e "$ROOT[test]"
 
 # --- work directory and cleanup ------------------------------------------------------------
 WORK=$(mktemp -d /tmp/bridge-test.XXXXXX)
@@ -35,7 +26,7 @@ cleanup() {
         log "stopping PostgreSQL"
         "${AS_PG[@]}" "$PG_CTL" -D "$PG_DATA" -m fast -w stop >/dev/null 2>&1 || true
     fi
-    if [ "${BRIDGE_TEST_KEEP:-0}" != 1 ]; then rm -rf "$WORK"; else log "kept $WORK"; fi
+    if [ "${SMB_TEST_KEEP:-0}" != 1 ]; then rm -rf "$WORK"; else log "kept $WORK"; fi
     exit "$rc"
 }
 trap cleanup EXIT INT TERM
@@ -75,16 +66,16 @@ log "starting PostgreSQL on 127.0.0.1:$PG_PORT"
 "${AS_PG[@]}" "$PG_CTL" -D "$PG_DATA" -l "$WORK/pg/server.log" -w -t 60 start \
     -o "-p $PG_PORT -k $WORK/pg -c listen_addresses=127.0.0.1 -c fsync=off -c max_connections=200" >/dev/null \
     || { cat "$WORK/pg/server.log" >&2; exit 1; }
-export BRIDGE_TEST_POSTGRES_URL="postgresql+asyncpg://postgres@127.0.0.1:$PG_PORT/postgres"
+export SMB_TEST_POSTGRES_URL="postgresql+asyncpg://postgres@127.0.0.1:$PG_PORT/postgres"
 
 # --- the bridge's config and registration, made by the bridge itself ------------------------
 SYNAPSE_PORT=$(free_port)
-BRIDGE_PORT=$(free_port)
-BRIDGE_CONFIG="$WORK/bridge/config.yaml"
+AS_PORT=$(free_port)
+AS_CONFIG="$WORK/bridge/config.yaml"
 mkdir -p "$WORK/bridge"
-"$VENV/bin/python" -m bridge -c "$BRIDGE_CONFIG" 2>/dev/null && { log "expected the config to be created"; exit 1; } || true
-[ -f "$BRIDGE_CONFIG" ] || { log "python -m bridge did not create $BRIDGE_CONFIG"; exit 1; }
-"$VENV/bin/python" - "$BRIDGE_CONFIG" "$SYNAPSE_PORT" "$BRIDGE_PORT" <<'EOF'
+"$VENV/bin/python" -m bridge -c "$AS_CONFIG" 2>/dev/null && { log "expected the config to be created"; exit 1; } || true
+[ -f "$AS_CONFIG" ] || { log "python -m bridge did not create $AS_CONFIG"; exit 1; }
+"$VENV/bin/python" - "$AS_CONFIG" "$SYNAPSE_PORT" "$AS_PORT" <<'EOF'
 import sys
 from pathlib import Path
 from bridge.config_file import update_values
@@ -97,8 +88,8 @@ update_values(path, {
     ("bridge", "permissions"): {"localhost": "user", "@admin:localhost": "admin"},
 })
 EOF
-"$VENV/bin/python" -m bridge -c "$BRIDGE_CONFIG" -g -r "$WORK/bridge/registration.yaml" >/dev/null
-export BRIDGE_TEST_CONFIG="$BRIDGE_CONFIG"
+"$VENV/bin/python" -m bridge -c "$AS_CONFIG" -g -r "$WORK/bridge/registration.yaml" >/dev/null
+export SMB_TEST_CONFIG="$AS_CONFIG"
 
 # --- Synapse -------------------------------------------------------------------------------
 SYN="$WORK/synapse"
@@ -136,6 +127,6 @@ if ! wait_http "http://127.0.0.1:$SYNAPSE_PORT/health" 120; then
     tail -n 50 "$SYN/homeserver.log" "$SYN/stdout.log" >&2 || true
     exit 1
 fi
-export BRIDGE_TEST_SYNAPSE_URL="http://127.0.0.1:$SYNAPSE_PORT"
-export BRIDGE_TEST_SHARED_SECRET="$SHARED_SECRET"
+export SMB_TEST_SYNAPSE_URL="http://127.0.0.1:$SYNAPSE_PORT"
+export SMB_TEST_SHARED_SECRET="$SHARED_SECRET"
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 import re
 import stat
 import subprocess
@@ -13,6 +14,7 @@ import pytest
 import yaml
 
 from bridge import __main__ as cli
+from bridge import config_file
 from bridge.config import load_config
 from bridge.db import migrate
 from bridge.exitcodes import ExitCode
@@ -82,6 +84,53 @@ def test_migrate_only_brings_the_database_to_head(tmp_path: Path) -> None:
     assert cli.main(["-c", str(config_path), "--migrate-only"]) == ExitCode.OK
     url = f"sqlite+aiosqlite:///{db}"
     assert asyncio.run(migrate.current_revision(url)) == migrate.head_revision()
+
+
+def test_old_config_is_written_back_upgraded_with_a_warning(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.INFO)
+    db = tmp_path / "bridge.db"
+    path = tmp_path / "config.yaml"
+    path.write_text(
+        f"# mine\ndatabase:\n  url: sqlite+aiosqlite:///{db}  # here\n"
+        "session:\n  # off\n  onion_requests: true\n"
+    )
+    assert cli.main(["-c", str(path), "--migrate-only"]) == ExitCode.OK
+    text = path.read_text()
+    assert "onion" not in text and "# mine" in text and "  # here" in text
+    assert "config_version: " in text
+    upgraded = [r for r in caplog.records if r.getMessage().startswith("Upgraded ")]
+    assert [r.levelname for r in upgraded] == ["INFO"]
+    assert "removed session.onion_requests" in upgraded[0].getMessage()
+    (warning,) = [r.getMessage() for r in caplog.records if r.levelname == "WARNING"]
+    assert "onion routing is not supported" in warning
+
+
+def test_config_that_cannot_be_written_back_is_used_upgraded(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    path = tmp_path / "config.yaml"
+    text = f"database: {{url: 'sqlite+aiosqlite:///{tmp_path / 'b.db'}'}}\n"
+    path.write_text(text + "session: {onion_requests: true}\n")
+
+    def read_only(path: Path, text: str) -> None:
+        raise PermissionError(13, "Permission denied", str(path))
+
+    monkeypatch.setattr(config_file, "_atomic_write", read_only)
+    assert cli.main(["-c", str(path), "--migrate-only"]) == ExitCode.OK
+    assert "onion_requests" in path.read_text()
+    warnings = [r.getMessage() for r in caplog.records if r.levelname == "WARNING"]
+    assert any("could not write it back" in w and "Permission denied" in w for w in warnings)
+    assert any("onion routing is not supported" in w for w in warnings)
+
+
+def test_unknown_bridge_environment_variable_is_a_config_error(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setenv("BRIDGE_HOMESERVER_ADRESS", "http://x")
+    assert cli.main(["-c", str(configured(tmp_path)), "--migrate-only"]) == ExitCode.BAD_CONFIG
+    assert "BRIDGE_HOMESERVER_ADRESS" in capsys.readouterr().err
 
 
 @pytest.mark.parametrize(

@@ -1,13 +1,17 @@
 from __future__ import annotations
 
 import dataclasses
+from io import StringIO
 from pathlib import Path
 from typing import Any
 
 import pytest
 import yaml
+from ruamel.yaml import YAML
 
+from bridge import config_file, config_upgrade
 from bridge.config import Config, ConfigError, load_config, problems, to_dict
+from bridge.config_upgrade import CONFIG_VERSION, Migration, Remove, Rename
 
 EXAMPLE = Path(__file__).resolve().parent.parent / "config.example.yaml"
 
@@ -34,8 +38,15 @@ def test_every_example_key_has_a_comment_nearby() -> None:
     # Every top-level section is introduced, and no key is left undocumented in bulk.
     text = EXAMPLE.read_text()
     assert text.count("#") > 40
-    for section in (f.name for f in dataclasses.fields(Config)):
+    for section in (f.name for f in dataclasses.fields(Config) if f.name != "config_version"):
         assert f"\n{section}:\n" in text
+
+
+def test_example_is_at_the_current_config_version() -> None:
+    text = EXAMPLE.read_text()
+    comment = f"# {config_upgrade.VERSION_COMMENT}\nconfig_version: {CONFIG_VERSION}\n"
+    assert comment in text
+    assert yaml.safe_load(text)["config_version"] == CONFIG_VERSION == Config().config_version
 
 
 def write(tmp_path: Path, text: str) -> Path:
@@ -118,3 +129,138 @@ def test_config_pins_match_the_session_clients_defaults() -> None:
     from bridge.session.snode.nodes import DEFAULT_SEEDS
 
     assert {s.url: s.cert_sha256 for s in DEFAULT_SEEDS} == Config().session.seed_cert_sha256
+
+
+def test_unknown_environment_variable_is_refused(tmp_path: Path) -> None:
+    path = write(tmp_path, "{}\n")
+    for name in ("BRIDGE_HOMESERVER_DOMIAN", "BRIDGE_TEST_POSTGRES_URL", "BRIDGE_CONFIG_VERSION"):
+        with pytest.raises(ConfigError, match=name):
+            load_config(path, environ={name: "x"})
+    # The bridge's own variables that are not config keys are not overrides.
+    assert load_config(path, environ={"BRIDGE_CONFIG": "x", "BRIDGE_ALEMBIC_DIR": "y"}) == Config()
+
+
+# A config of version 0 (before config_version existed), edited by its operator.
+OLD_CONFIG = """\
+# The bridge of chat.example.com.
+
+homeserver:
+  # Where Synapse is.
+  address: http://localhost:8008
+  domain: chat.example.com  # ours
+
+bridge:
+  permissions:
+    chat.example.com: user
+  # The day Session goes away.
+  migration_deadline: "2026-06-01"
+
+session:
+  # The file server and its key.
+  file_server: http://filev2.getsession.org
+  file_server_pubkey: 09324794aa9c11948189762d198c618148e9136ac9582068180661208927ef34
+  # Slow polls.
+  poll_interval: 5
+  # Onion routing is not implemented; requests go directly to the service nodes.
+  onion_requests: true
+
+logging:
+  # Chatty.
+  level: DEBUG
+"""
+
+
+def test_old_config_is_upgraded_in_place_keeping_comments(tmp_path: Path) -> None:
+    path = write(tmp_path, OLD_CONFIG)
+    done = config_file.upgrade_file(path)
+    assert done is not None
+    assert (done.from_version, done.to_version) == (0, CONFIG_VERSION)
+    assert done.changes == (
+        "removed session.onion_requests",
+        "removed session.file_server_pubkey",
+        "removed bridge.migration_deadline",
+    )
+    text = path.read_text()
+    for kept in (
+        "# The bridge of chat.example.com.\n",
+        "# Where Synapse is.\n",
+        "domain: chat.example.com  # ours\n",
+        "# The file server and its key.\n  file_server: http://filev2.getsession.org\n",
+        "# Slow polls.\n  poll_interval: 5\n\nlogging:\n  # Chatty.\n  level: DEBUG\n",
+        "  permissions:\n    chat.example.com: user\n\nsession:\n",
+        f"# {config_upgrade.VERSION_COMMENT}\nconfig_version: {CONFIG_VERSION}\n\nhomeserver:\n",
+    ):
+        assert kept in text
+    # The removed keys go with the comments that described them.
+    for gone in ("onion", "Onion", "file_server_pubkey", "migration_deadline", "goes away"):
+        assert gone not in text
+    config = load_config(path, environ={})
+    assert config.homeserver.domain == "chat.example.com"
+    assert config.session.poll_interval == 5.0
+    assert config.logging.level == "DEBUG"
+    # Current now: nothing more to do.
+    assert config_file.upgrade_file(path) is None
+    assert path.read_text() == text
+
+
+def test_removed_settings_that_had_an_effect_are_warned_about(tmp_path: Path) -> None:
+    done = config_file.upgrade_file(write(tmp_path, OLD_CONFIG))
+    assert done is not None
+    (onion, deadline) = done.warnings
+    assert onion.startswith("session.onion_requests (True) was removed: onion routing is not")
+    assert "\n" not in onion
+    assert deadline.startswith("bridge.migration_deadline ('2026-06-01') was removed")
+    # The defaults had no effect to lose: no warning.
+    default = OLD_CONFIG.replace("onion_requests: true", "onion_requests: false")
+    default = default.replace('"2026-06-01"', '""')
+    done = config_file.upgrade_file(write(tmp_path, default))
+    assert done is not None and done.warnings == ()
+
+
+def test_old_config_loads_upgraded_in_memory_with_a_warning(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    path = write(tmp_path, OLD_CONFIG)
+    config = load_config(path, environ={})
+    assert config.config_version == CONFIG_VERSION
+    assert path.read_text() == OLD_CONFIG
+    warnings = [r.getMessage() for r in caplog.records if r.levelname == "WARNING"]
+    assert any("onion routing is not supported" in w for w in warnings)
+    assert any("in memory only" in w for w in warnings)
+
+
+def test_config_of_a_newer_bridge_is_refused(tmp_path: Path) -> None:
+    path = write(tmp_path, f"config_version: {CONFIG_VERSION + 1}\n")
+    with pytest.raises(ConfigError, match="newer bridge"):
+        load_config(path, environ={})
+    with pytest.raises(ConfigError, match="newer bridge"):
+        config_file.upgrade_file(path)
+
+
+def test_invalid_old_config_is_not_rewritten(tmp_path: Path) -> None:
+    path = write(tmp_path, "session:\n  onion_requests: true\n  poll_intervall: 3\n")
+    assert config_file.upgrade_file(path) is None
+    assert "onion_requests" in path.read_text()
+    with pytest.raises(ConfigError, match="poll_intervall"):
+        load_config(path, environ={})
+
+
+def test_renames_keep_place_and_comments() -> None:
+    rt = YAML()
+    tree = rt.load("a:\n  # about x\n  x: 1  # eol\n  # about y\n  y: 2\nb:\n  z: 3\n")
+    migrations = (
+        Migration(1, (Rename("a.x", "a.renamed"),)),
+        Migration(2, (Rename("b.z", "a.moved"), Remove("b", None, "empty"))),
+    )
+    done = config_upgrade.upgrade(tree, migrations)
+    assert done is not None
+    assert done.changes == ("renamed a.x to a.renamed", "renamed b.z to a.moved", "removed b")
+    out = StringIO()
+    rt.dump(tree, out)
+    assert out.getvalue() == (
+        "# Layout version of this file. The bridge upgrades older files itself; keep it.\n"
+        "config_version: 2\n\n"
+        "a:\n  # about x\n  renamed: 1 # eol\n  # about y\n  y: 2\n  moved: 3\n"
+    )
+    with pytest.raises(config_upgrade.ConfigVersionError, match=r"both a\.x and its new name"):
+        config_upgrade.upgrade({"a": {"x": 1, "y": 2}}, (Migration(1, (Rename("a.x", "a.y"),)),))

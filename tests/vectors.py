@@ -1,7 +1,9 @@
 """Known-answer vectors from the real Session implementations.
 
-The files in ``tests/vectors/`` are copies of ``../shared/vectors/`` so the tests run from a
-bare clone too; ``tests/test_vectors_fresh.py`` checks that the copies are current.
+The files in ``tests/vectors/`` are committed copies of the shared vectors, so the tests need
+nothing outside the repository; a missing file fails the tests that read it.
+``tests/test_vectors_fresh.py`` checks their structure, and compares them with the shared
+vectors when ``$SMB_SHARED_VECTORS`` points at them.
 """
 
 from __future__ import annotations

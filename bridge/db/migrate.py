@@ -1,7 +1,8 @@
 """Schema migrations at startup: upgrade to head, and refuse a database that is too new.
 
-The migration scripts live in the ``alembic/`` directory next to the ``bridge`` package
-(override with ``$BRIDGE_ALEMBIC_DIR``); ``alembic/env.py`` takes the URL from here.
+The migration scripts are ``alembic/`` at the top of the repository, carried by the wheel as
+package data (:mod:`bridge.resources`); ``$BRIDGE_ALEMBIC_DIR`` overrides where they are read
+from. ``alembic/env.py`` takes the URL from here.
 """
 
 from __future__ import annotations
@@ -16,8 +17,8 @@ from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
 from sqlalchemy.engine import Connection
 
-import bridge
 from alembic import command
+from bridge import resources
 from bridge.db.engine import make_engine
 
 log = logging.getLogger("bridge.db.migrate")
@@ -38,11 +39,12 @@ class DatabaseTooNew(RuntimeError):
 
 
 def alembic_dir() -> Path:
-    """The alembic script directory: ``$BRIDGE_ALEMBIC_DIR`` or ``<repo>/alembic``."""
+    """The alembic script directory: ``$BRIDGE_ALEMBIC_DIR``, else the installed copy (wheel),
+    else ``<repository>/alembic`` (editable install)."""
     override = os.environ.get(ALEMBIC_DIR_ENV)
     if override:
         return Path(override)
-    return Path(bridge.__file__).resolve().parent.parent / "alembic"
+    return resources.path(resources.ALEMBIC)
 
 
 def alembic_config(url: str | None = None) -> Config:

@@ -1,9 +1,10 @@
 """Fixtures running every database test on SQLite and on PostgreSQL.
 
-PostgreSQL: one fresh database per test module, created under ``$BRIDGE_TEST_POSTGRES_URL``
+PostgreSQL: one fresh database per test module, created under ``$SMB_TEST_POSTGRES_URL``
 and dropped afterwards; each test starts from an empty ``public`` schema. SQLite: a new
-file per test. Without ``$BRIDGE_TEST_POSTGRES_URL`` the PostgreSQL tests fail (never skip):
-the test command always provides it.
+file per test. Without ``$SMB_TEST_POSTGRES_URL`` the PostgreSQL tests fail (never skip):
+the test command always provides it. They are marked ``integration``, so
+``pytest -m "not integration"`` leaves them out.
 """
 
 from __future__ import annotations
@@ -25,7 +26,7 @@ from bridge.db.engine import Database
 from bridge.db.migrate import upgrade_to_head
 from bridge.db.repos import Repositories
 
-PG_ENV = "BRIDGE_TEST_POSTGRES_URL"
+PG_ENV = "SMB_TEST_POSTGRES_URL"
 START_MS = 1_700_000_000_000
 
 
@@ -62,7 +63,10 @@ class Backend:
         return self.pg_url
 
 
-@pytest.fixture(scope="module", params=["sqlite", "postgresql"])
+@pytest.fixture(
+    scope="module",
+    params=["sqlite", pytest.param("postgresql", marks=pytest.mark.integration)],
+)
 def backend(request: pytest.FixtureRequest) -> Iterator[Backend]:
     """Each database backend; PostgreSQL gets a database of its own for this module."""
     if request.param == "sqlite":

@@ -1,6 +1,8 @@
 """Fixtures for tests against the real Synapse and PostgreSQL that scripts/test.sh starts.
 
-Nothing here is skipped: without the servers these tests fail and say how to run them.
+Nothing here is skipped: without the servers these tests fail and say how to run them. Every
+test here is marked ``integration`` (``pytest -m "not integration"`` runs the rest without the
+servers), and the PostgreSQL databases a test creates are dropped after it.
 """
 
 from __future__ import annotations
@@ -10,7 +12,8 @@ import hashlib
 import hmac
 import os
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
@@ -61,26 +64,63 @@ async def wait_for(
         pytest.fail(f"timed out after {timeout} s waiting for {what}")
 
 
-async def create_postgres_database(server_url: str) -> str:
-    name = f"bridge_test_{uuid.uuid4().hex[:12]}"
+@pytest.hookimpl(tryfirst=True)
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Mark every test of this directory ``integration`` (before ``-m`` deselects)."""
+    here = Path(__file__).parent
+    for item in items:
+        if item.path.is_relative_to(here):
+            item.add_marker(pytest.mark.integration)
+
+
+# The PostgreSQL databases the running test created: (server URL, name).
+_created_databases: list[tuple[str, str]] = []
+
+
+async def _admin(server_url: str, statement: str) -> None:
     conn = await asyncpg.connect(server_url.replace("postgresql+asyncpg://", "postgresql://"))
     try:
-        await conn.execute(f'CREATE DATABASE "{name}"')
+        await conn.execute(statement)
     finally:
         await conn.close()
+
+
+async def create_postgres_database(server_url: str) -> str:
+    """A new empty database on the test server; it is dropped after the test."""
+    name = f"bridge_test_{uuid.uuid4().hex[:12]}"
+    await _admin(server_url, f'CREATE DATABASE "{name}"')
+    _created_databases.append((server_url, name))
     return server_url.rsplit("/", 1)[0] + "/" + name
 
 
-@pytest.fixture(params=["sqlite", "postgresql"])
+async def _drop_databases(databases: list[tuple[str, str]]) -> None:
+    for server_url, name in databases:
+        # FORCE: a bridge process the test killed may still hold connections.
+        await _admin(server_url, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+@pytest.fixture(autouse=True)
+def _drop_created_databases() -> Iterator[None]:
+    # Autouse: set up first, so torn down after the fixtures that use the databases. The
+    # drop runs on its own event loop, in a thread, whatever loop the test used.
+    yield
+    created = list(_created_databases)
+    _created_databases.clear()
+    if created:
+        with ThreadPoolExecutor(max_workers=1) as pool:
+            pool.submit(asyncio.run, _drop_databases(created)).result()
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.integration)])
 async def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
     if request.param == "sqlite":
         return f"sqlite+aiosqlite:///{tmp_path / 'bridge.db'}"
-    return await create_postgres_database(require_env("BRIDGE_TEST_POSTGRES_URL"))
+    return await create_postgres_database(require_env("SMB_TEST_POSTGRES_URL"))
 
 
 @pytest.fixture
 def bridge_config(database_url: str) -> Config:
-    config = load_config(Path(require_env("BRIDGE_TEST_CONFIG")))
+    config = load_config(Path(require_env("SMB_TEST_CONFIG")))
     config.database.url = database_url
     return config
 
@@ -171,9 +211,7 @@ async def devnet(servers: CommunityAndFiles) -> AsyncIterator[CommunityDevnet]:
 
 @pytest.fixture
 async def matrix_users() -> AsyncIterator[MatrixUsers]:
-    users = MatrixUsers(
-        require_env("BRIDGE_TEST_SYNAPSE_URL"), require_env("BRIDGE_TEST_SHARED_SECRET")
-    )
+    users = MatrixUsers(require_env("SMB_TEST_SYNAPSE_URL"), require_env("SMB_TEST_SHARED_SECRET"))
     yield users
     await users.close()
 
@@ -233,7 +271,9 @@ class DmEnv:
 
     async def portal_room(self, ours: str, peer: str) -> RoomID:
         async def room() -> str | None:
-            portal = await self.app.repos.portals.get_by_key(PortalKind.DIRECT, direct_key(ours, peer))
+            portal = await self.app.repos.portals.get_by_key(
+                PortalKind.DIRECT, direct_key(ours, peer)
+            )
             return portal.mxid if portal is not None else None
 
         return RoomID(await wait_for(room, "the direct-chat portal", WAIT_TIMEOUT))

@@ -138,10 +138,10 @@ async def write_process_config(
 ) -> tuple[Path, str]:
     """A config file for a bridge process with its own PostgreSQL database; returns the path
     and the appservice address."""
-    source = FilePath(require_env("BRIDGE_TEST_CONFIG"))
+    source = FilePath(require_env("SMB_TEST_CONFIG"))
     path = tmp_path / "config.yaml"
     path.write_text(source.read_text())
-    database = await create_postgres_database(require_env("BRIDGE_TEST_POSTGRES_URL"))
+    database = await create_postgres_database(require_env("SMB_TEST_POSTGRES_URL"))
     values: dict[tuple[str, str], Any] = {
         ("database", "url"): database,
         ("bridge", "permissions"): {"localhost": "user", admin: "admin"},

@@ -16,7 +16,7 @@ from tests.integration.conftest import require_env
 
 @pytest.fixture
 def sqlite_config(tmp_path: Path) -> Config:
-    config = load_config(Path(require_env("BRIDGE_TEST_CONFIG")))
+    config = load_config(Path(require_env("SMB_TEST_CONFIG")))
     config.database.url = f"sqlite+aiosqlite:///{tmp_path / 'bridge.db'}"
     return config
 
