@@ -1,6 +1,7 @@
 """Command line of the bridge, following mautrix's conventions.
 
 python -m bridge -c config.yaml -g -r registration.yaml   # write the registration
+python -m bridge -c config.yaml -g --rotate-tokens        # ... with new as_token/hs_token
 python -m bridge -c config.yaml                           # run the bridge
 python -m bridge -c config.yaml --migrate-only            # only migrate the database
 """
@@ -13,14 +14,17 @@ import logging
 import signal
 import sys
 from pathlib import Path
+from typing import Any
+
+import yaml
 
 from bridge import config_file
 from bridge.app import BridgeApp, ListenFailed, run_until_stopped
-from bridge.config import Config, ConfigError, load_config, problems
+from bridge.config import Config, ConfigError, load_config, placeholder_problems, problems
 from bridge.db import migrate
 from bridge.exitcodes import ExitCode
 from bridge.matrix.startup import BotAuthFailed, HomeserverUnreachable, PingFailed
-from bridge.registration import make_registration, new_secrets_key, new_token
+from bridge.registration import generated_values, make_registration
 
 log = logging.getLogger("bridge")
 
@@ -42,30 +46,62 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         help="where -g writes the registration (default registration.yaml)",
     )
     parser.add_argument(
+        "--rotate-tokens",
+        action="store_true",
+        help="with -g: replace as_token and hs_token by fresh ones (the homeserver must then "
+        "be restarted); without it -g keeps the tokens the config has",
+    )
+    parser.add_argument(
         "--migrate-only",
         action="store_true",
         help="upgrade the database to the current schema and exit",
     )
-    return parser.parse_args(argv)
+    args = parser.parse_args(argv)
+    if args.rotate_tokens and not args.generate_registration:
+        parser.error("--rotate-tokens goes with -g")
+    return args
 
 
-def generate_registration(config_path: Path, registration_path: Path) -> int:
-    """Fresh tokens into the config (kept with its comments), and the registration file."""
-    updates: dict[tuple[str, str], str] = {
-        ("appservice", "as_token"): new_token(),
-        ("appservice", "hs_token"): new_token(),
-    }
+def generate_registration(
+    config_path: Path, registration_path: Path, *, rotate: bool = False
+) -> int:
+    """Write the registration for the config, once the operator has replaced the example's
+    placeholders. Generated tokens and the secrets key go into the config (kept with its
+    comments); existing tokens are kept unless ``rotate``. An unchanged registration is not
+    rewritten, so only a real change asks for a homeserver restart."""
     config = load_config(config_path)
-    if not config.bridge.secrets_key:
-        updates[("bridge", "secrets_key")] = new_secrets_key()
-    config_file.update_values(config_path, updates)
-    config = load_config(config_path)
-    config_file.write_yaml(registration_path, make_registration(config))
+    found = placeholder_problems(config)
+    if found:
+        for problem in found:
+            log.error("Not writing the registration yet: %s", problem)
+        return ExitCode.PLACEHOLDER_CONFIG
+    generated = generated_values(config, rotate=rotate)
+    if generated:
+        config_file.update_values(config_path, generated)
+        config = load_config(config_path)
+    old = _read_registration(registration_path)
+    # Keep the random sender_localpart too: then only a real change rewrites the file.
+    localpart = old.get("sender_localpart") if old else None
+    registration = make_registration(config, localpart if isinstance(localpart, str) else None)
+    if registration == old:
+        print(f"{registration_path} is up to date; the homeserver need not be restarted.")
+        return ExitCode.OK
+    config_file.write_yaml(registration_path, registration)
     print(
-        f"Wrote {registration_path}; add it to app_service_config_files in homeserver.yaml "
-        "and restart the homeserver."
+        f"Wrote {registration_path}. The homeserver reads registrations only when it starts: "
+        "list it in app_service_config_files in homeserver.yaml (once) and restart the "
+        "homeserver before starting the bridge."
     )
     return ExitCode.OK
+
+
+def _read_registration(path: Path) -> dict[str, Any] | None:
+    """The registration file as written, or ``None`` if missing or unreadable."""
+    try:
+        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except (OSError, yaml.YAMLError):
+        return None
+    return data if isinstance(data, dict) else None
 
 
 def setup_logging(config: Config) -> None:
@@ -75,8 +111,14 @@ def setup_logging(config: Config) -> None:
 async def _serve(config: Config) -> None:
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
+
+    def on_signal(sig: signal.Signals) -> None:
+        if not stop.is_set():  # a second signal while stopping says nothing new
+            log.info("Stopping on %s", sig.name)
+        stop.set()
+
     for sig in (signal.SIGINT, signal.SIGTERM):
-        loop.add_signal_handler(sig, stop.set)
+        loop.add_signal_handler(sig, on_signal, sig)
     await run_until_stopped(BridgeApp(config), stop)
 
 
@@ -84,6 +126,7 @@ def run(config: Config) -> int:
     """Run the bridge; each kind of startup failure has its own exit code."""
     failures: list[tuple[type[Exception], ExitCode]] = [
         (migrate.DatabaseTooNew, ExitCode.DATABASE),
+        (migrate.DatabaseUnreachable, ExitCode.DATABASE_UNREACHABLE),
         (HomeserverUnreachable, ExitCode.HOMESERVER_UNREACHABLE),
         (BotAuthFailed, ExitCode.BOT_AUTH_FAILED),
         (PingFailed, ExitCode.PING_FAILED),
@@ -139,7 +182,7 @@ def main(argv: list[str] | None = None) -> int:
     upgrade_config(args.config)
     if args.generate_registration:
         try:
-            return generate_registration(args.config, args.registration)
+            return generate_registration(args.config, args.registration, rotate=args.rotate_tokens)
         except ConfigError as e:
             print(f"Configuration error: {e}", file=sys.stderr)
             return ExitCode.BAD_CONFIG
@@ -149,6 +192,9 @@ def main(argv: list[str] | None = None) -> int:
         except migrate.DatabaseTooNew as e:
             log.error("%s", e)
             return ExitCode.DATABASE
+        except migrate.DatabaseUnreachable as e:
+            log.error("%s", e)
+            return ExitCode.DATABASE_UNREACHABLE
         log.info("Database is at the current schema")
         return ExitCode.OK
     found = problems(config)

@@ -16,20 +16,27 @@ from mautrix.types import ContentURI, MessageEvent, UserID
 
 import bridge
 from bridge.commands.account import PHRASE_PROMPT, account_commands, finish_phrase_login
+from bridge.commands.admin import AdminDeps, admin_commands
 from bridge.commands.bot import BotController
 from bridge.commands.builtin import builtin_commands
 from bridge.commands.direct import direct_commands
+from bridge.commands.permissions import level_for, no_login_refusal
 from bridge.commands.portals import PortalCommandDeps, portal_commands
 from bridge.commands.registry import CommandRegistry
 from bridge.config import Config
+from bridge.core.community.health import community_checks
 from bridge.core.community.service import Communities, parse_community_key
 from bridge.core.community.wiring import CommunityKind, build_community
 from bridge.core.convert.mentions import ghost_mxid_pattern
+from bridge.core.direct.health import network_checks
 from bridge.core.direct.wiring import DirectKind, build_direct
 from bridge.core.downloads import AllowedDownloads
+from bridge.core.expiring import ExpiringMessages
 from bridge.core.ghosts import GhostManager
 from bridge.core.logins import Login, LoginManager
+from bridge.core.own_ids import OwnSessionIds
 from bridge.core.portal.events import PortalEvents
+from bridge.core.portal.health import Check, database_check, homeserver_check
 from bridge.core.portal.inbox import MatrixInbox
 from bridge.core.portal.kind import ConversationKind, PortalDeps, PortalLocks
 from bridge.core.portal.notices import FailureNotices
@@ -93,11 +100,21 @@ class BridgeApp:
             on_logout=self._on_logout,
         )
         self.prompts = Prompts()
+        # The message showing a new recovery phrase, removed once saved or after a while.
+        self.expiring = ExpiringMessages(
+            repo=self.repos.expiring,
+            intent=lambda: self.appservice.intent,
+            ttl=config.bridge.phrase_message_timeout,
+        )
         self.registry = CommandRegistry()
         prefix = config.bridge.command_prefix
+        admin = AdminDeps(self.repos.portals, self.repos.users, self._status)
         for command in [
             *builtin_commands(lambda: self.registry, prefix, VERSION_TEXT),
-            *account_commands(self.logins, self.prompts, prefix, self._community_servers),
+            *account_commands(
+                self.logins, self.prompts, prefix, self.expiring, self._community_servers
+            ),
+            *admin_commands(admin),
         ]:
             self.registry.register(command)
         # Events and ephemeral events go to the router and the direct-chat kind, which exist
@@ -116,6 +133,8 @@ class BridgeApp:
         )
         self.downloads = AllowedDownloads(self._download, [config.session.file_server])
         appservice = self.appservice
+        # The logins' Session ids, blinded per bridged server: never ghosts, pills of their owners.
+        self.own_ids = OwnSessionIds(self.logins, self._community_server_keys)
         self.ghosts = GhostManager(
             repo=self.repos.ghosts,
             # The intents exist once the appservice has started; ghosts are used only after.
@@ -124,6 +143,7 @@ class BridgeApp:
             displayname_template=config.bridge.displayname_template,
             domain=config.homeserver.domain,
             downloader=self.downloads,
+            is_own=self.own_ids.is_own,
         )
         self.appservice.bind_query_user(self.ghosts.query_user)
         self.ghost_pattern = re.compile(
@@ -169,6 +189,7 @@ class BridgeApp:
         self._build_kinds(self._http, self._files, bot_login)
         for kind in self._kinds:
             await kind.start()
+        await self.expiring.start()
         self._spawn(self.inbox.run(), "matrix-inbox")
         await ping_homeserver(intent, self.config.appservice.id, self.config.appservice.address)
         await self._set_bot_profile()
@@ -190,6 +211,7 @@ class BridgeApp:
 
     async def stop(self) -> None:
         self.appservice.ready = False
+        await self.expiring.stop()
         for kind in self._kinds:
             await kind.stop()
         for task in self._tasks:
@@ -207,11 +229,33 @@ class BridgeApp:
 
     async def _community_servers(self) -> list[CommunityServerRef]:
         """The servers of the bridged community rooms, each once."""
-        servers: dict[str, CommunityServerRef] = {}
+        servers: dict[CommunityServerRef, None] = {}  # a server is its URL and its key
         for portal in await self.repos.portals.list_active(PortalKind.COMMUNITY):
             server, _ = parse_community_key(portal.session_key)
-            servers.setdefault(server.base_url, server)
-        return list(servers.values())
+            servers.setdefault(server)
+        return list(servers)
+
+    async def _community_server_keys(self) -> list[bytes]:
+        return [server.pubkey for server in await self._community_servers()]
+
+    def _no_login_text(self, mxid: str, what: str) -> str:
+        level = level_for(mxid, self.config.bridge.permissions)
+        return no_login_refusal(level, what, self.config.bot_mxid)
+
+    async def _status(self) -> list[Check]:
+        """The admin's ``status``: the homeserver, the database, then the Session side."""
+
+        async def ours() -> list[Check]:
+            intent, address = self.appservice.intent, self.config.homeserver.address
+            return [await homeserver_check(intent, address), await database_check(self.db)]
+
+        groups = [ours()]  # every group is bounded in time; they run side by side
+        if self._community is not None:
+            groups.append(community_checks(self._community.communities, self.repos.portals))
+        if self._direct is not None:
+            direct = self._direct
+            groups.append(network_checks(direct.accounts.snode, direct.bot_login.session_id))
+        return [check for group in await asyncio.gather(*groups) for check in group]
 
     @property
     def communities(self) -> Communities | None:
@@ -244,6 +288,8 @@ class BridgeApp:
                 self.config.bridge.username_template, self.config.homeserver.domain
             ),
             portal_lock=self.portal_lock,
+            own_ids=self.own_ids,
+            no_login_text=self._no_login_text,
         )
         community = self._community = build_community(deps)
         direct = self._direct = build_direct(deps, files)
@@ -262,6 +308,7 @@ class BridgeApp:
             sender=sender,
             notices=notices,
             outside_portals=direct.outside_portals,
+            no_login_text=self._no_login_text,
         )
         self._register_portal_commands(rooms, community, direct)
         self._build_router(portal_events)
@@ -275,6 +322,7 @@ class BridgeApp:
             rooms=rooms,
             portals=self.repos.portals,
             communities=community.communities,
+            community_portals=community.portals,
             bot=bot,
             is_ghost=lambda mxid: bool(self.ghost_pattern.match(mxid)),
             intent_for=lambda mxid: bot.user(UserID(mxid)),
@@ -285,6 +333,8 @@ class BridgeApp:
             *direct_commands(direct.chats, self.logins, direct.accounts, prefix),
         ]:
             self.registry.register(command)
+        # Joining a portal's alias (#session_<room>.<server>.<key>) reaches it (README).
+        self.appservice.bind_query_alias(community.portals.query_alias)
 
     def _build_router(self, portal_events: PortalEvents) -> None:
         bot = BotController(
@@ -310,6 +360,8 @@ class BridgeApp:
             on_bot_left=bot.handle_bot_left,
             on_message=on_message,
             on_room_event=portal_events.handle_event,
+            # Member names and memberships as the intents read them (router docstring).
+            on_state=self.appservice.state_store.update_state,
         )
 
     async def _route_event(self, raw: dict[str, object]) -> None:

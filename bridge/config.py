@@ -87,7 +87,9 @@ class BridgeConfig:
         }
     )
     relay: RelayConfig = field(default_factory=RelayConfig)
+    public_portals: bool = False
     secrets_key: str = ""
+    phrase_message_timeout: float = 300.0
 
 
 @dataclass
@@ -146,7 +148,8 @@ def load_config(
 
     A file of an older config version is upgraded in memory, with a warning unless ``quiet``
     (``python -m bridge`` writes the upgrade back and reports it itself, see
-    :func:`bridge.config_file.upgrade_file`).
+    :func:`bridge.config_file.upgrade_file`). A relative SQLite path is taken relative to the
+    folder of ``path`` (:func:`sqlite_relative_to`).
     """
     try:
         raw = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
@@ -166,7 +169,25 @@ def load_config(
             log.warning("%s", warning)
     config = build(Config, raw, "")
     apply_env_overrides(config, os.environ if environ is None else environ)
+    config.database.url = sqlite_relative_to(config.database.url, path.resolve().parent)
     return config
+
+
+def sqlite_relative_to(url: str, folder: Path) -> str:
+    """``url`` with a relative SQLite file path made absolute against ``folder`` (the config
+    file's), so the database does not depend on the working directory.
+
+    SQLAlchemy's form is ``sqlite[+driver]:///relative/path`` (three slashes) and
+    ``sqlite[+driver]:////absolute/path`` (four); in-memory databases, ``file:`` URIs and
+    other backends are returned unchanged.
+    """
+    scheme, sep, rest = url.partition(":///")
+    if not sep or not (scheme == "sqlite" or scheme.startswith("sqlite+")):
+        return url
+    path, question, query = rest.partition("?")
+    if path in ("", ":memory:") or path.startswith(("/", "file:")):
+        return url
+    return f"{scheme}:///{folder / path}{question}{query}"
 
 
 def build(cls: type[T], raw: Mapping[str, Any], where: str) -> T:
@@ -264,19 +285,26 @@ def to_dict(config: Config) -> dict[str, Any]:
 
 def problems(config: Config) -> list[str]:
     """What must be fixed before the bridge may start (placeholders, missing tokens)."""
-    found = []
-    if config.homeserver.domain == EXAMPLE_DOMAIN:
-        found.append("homeserver.domain is still the example value 'example.org'")
+    found = placeholder_problems(config)
     for name in ("as_token", "hs_token"):
         if getattr(config.appservice, name) in ("", GENERATED_TOKEN):
             found.append(f"appservice.{name} is not set: generate a registration with -g")
+    if not config.bridge.secrets_key:
+        found.append("bridge.secrets_key is empty: run with -g or set BRIDGE_BRIDGE_SECRETS_KEY")
+    return found
+
+
+def placeholder_problems(config: Config) -> list[str]:
+    """What the operator must edit before a registration can be written: everything
+    :func:`problems` reports except the tokens and the secrets key, which ``-g`` generates."""
+    found = []
+    if config.homeserver.domain == EXAMPLE_DOMAIN:
+        found.append("homeserver.domain is still the example value 'example.org'")
     if any(EXAMPLE_DOMAIN in key for key in config.bridge.permissions):
         found.append("bridge.permissions still names example.org: set your own users and domain")
     for who, level in config.bridge.permissions.items():
         if level not in PERMISSION_LEVELS:
             found.append(f"bridge.permissions[{who!r}] = {level!r}: use relay, user or admin")
-    if not config.bridge.secrets_key:
-        found.append("bridge.secrets_key is empty: run with -g or set BRIDGE_BRIDGE_SECRETS_KEY")
     if "{userid}" not in config.bridge.username_template:
         found.append("bridge.username_template must contain {userid}")
     return found

@@ -17,3 +17,4 @@ class ExitCode(IntEnum):
     BOT_AUTH_FAILED = 7
     PING_FAILED = 8
     LISTEN_FAILED = 9
+    DATABASE_UNREACHABLE = 10

@@ -12,7 +12,7 @@ import re
 import secrets
 from typing import Any
 
-from bridge.config import Config
+from bridge.config import GENERATED_TOKEN, Config
 
 
 def new_token() -> str:
@@ -23,6 +23,21 @@ def new_token() -> str:
 def new_secrets_key() -> str:
     """A fresh key for encrypting Session seeds at rest (base64 of 32 random bytes)."""
     return base64.b64encode(secrets.token_bytes(32)).decode()
+
+
+def generated_values(config: Config, *, rotate: bool = False) -> dict[tuple[str, str], str]:
+    """The ``(section, key)`` values ``-g`` saves into the config file: a token only where the
+    config has none (the ``generate`` placeholder), or both with ``rotate``; a secrets key only
+    where there is none. Tokens the homeserver already has are kept, so writing the
+    registration again after an edit does not lock the bridge out until a homeserver restart.
+    """
+    values = {}
+    for name in ("as_token", "hs_token"):
+        if rotate or getattr(config.appservice, name) in ("", GENERATED_TOKEN):
+            values[("appservice", name)] = new_token()
+    if not config.bridge.secrets_key:
+        values[("bridge", "secrets_key")] = new_secrets_key()
+    return values
 
 
 def ghost_user_regex(username_template: str, domain: str) -> str:

@@ -64,7 +64,16 @@ FORBIDDEN = {
 # pure helpers at the bottom, usable by every layer: they depend on no other bridge module
 for _helper in ("bridge.ids", "bridge.backoff"):
     FORBIDDEN[_helper] = ("bridge.",)
-SHARED_CORE = ("ghosts", "logins", "secrets", "prompts", "downloads")
+SHARED_CORE = (
+    "ghosts",
+    "logins",
+    "secrets",
+    "prompts",
+    "downloads",
+    "expiring",
+    "own_ids",
+    "pills",
+)
 for _name in SHARED_CORE:
     FORBIDDEN[f"bridge.core.{_name}"] = ("bridge.core.portal", *KINDS)
 

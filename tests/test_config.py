@@ -10,7 +10,7 @@ import yaml
 from ruamel.yaml import YAML
 
 from bridge import config_file, config_upgrade
-from bridge.config import Config, ConfigError, load_config, problems, to_dict
+from bridge.config import Config, ConfigError, load_config, problems, sqlite_relative_to, to_dict
 from bridge.config_upgrade import CONFIG_VERSION, Migration, Remove, Rename
 
 EXAMPLE = Path(__file__).resolve().parent.parent / "config.example.yaml"
@@ -31,7 +31,10 @@ def test_example_documents_exactly_the_typed_keys() -> None:
 
 
 def test_example_values_are_the_defaults() -> None:
-    assert load_config(EXAMPLE, environ={}) == Config()
+    expected = Config()
+    # The default SQLite file is relative: it lies next to the config file.
+    expected.database.url = f"sqlite+aiosqlite:///{EXAMPLE.parent / 'bridge.db'}"
+    assert load_config(EXAMPLE, environ={}) == expected
 
 
 def test_every_example_key_has_a_comment_nearby() -> None:
@@ -137,7 +140,9 @@ def test_unknown_environment_variable_is_refused(tmp_path: Path) -> None:
         with pytest.raises(ConfigError, match=name):
             load_config(path, environ={name: "x"})
     # The bridge's own variables that are not config keys are not overrides.
-    assert load_config(path, environ={"BRIDGE_CONFIG": "x", "BRIDGE_ALEMBIC_DIR": "y"}) == Config()
+    expected = Config()
+    expected.database.url = f"sqlite+aiosqlite:///{tmp_path / 'bridge.db'}"
+    assert load_config(path, environ={"BRIDGE_CONFIG": "x", "BRIDGE_ALEMBIC_DIR": "y"}) == expected
 
 
 # A config of version 0 (before config_version existed), edited by its operator.
@@ -264,3 +269,36 @@ def test_renames_keep_place_and_comments() -> None:
     )
     with pytest.raises(config_upgrade.ConfigVersionError, match=r"both a\.x and its new name"):
         config_upgrade.upgrade({"a": {"x": 1, "y": 2}}, (Migration(1, (Rename("a.x", "a.y"),)),))
+
+
+@pytest.mark.parametrize(
+    ("url", "expected"),
+    [
+        ("sqlite+aiosqlite:///bridge.db", "sqlite+aiosqlite:////etc/bridge/bridge.db"),
+        (
+            "sqlite+aiosqlite:///data/b.db?timeout=5",
+            "sqlite+aiosqlite:////etc/bridge/data/b.db?timeout=5",
+        ),
+        ("sqlite:///../b.db", "sqlite:////etc/bridge/../b.db"),
+        ("sqlite+aiosqlite:////var/lib/b.db", "sqlite+aiosqlite:////var/lib/b.db"),
+        ("sqlite+aiosqlite:///:memory:", "sqlite+aiosqlite:///:memory:"),
+        ("sqlite+aiosqlite://", "sqlite+aiosqlite://"),
+        ("postgresql+asyncpg://u:p@h/db", "postgresql+asyncpg://u:p@h/db"),
+    ],
+)
+def test_relative_sqlite_paths_are_relative_to_the_config_folder(url: str, expected: str) -> None:
+    assert sqlite_relative_to(url, Path("/etc/bridge")) == expected
+
+
+def test_loaded_sqlite_path_does_not_depend_on_the_working_directory(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    path = write(tmp_path, "database: {url: 'sqlite+aiosqlite:///state/bridge.db'}\n")
+    monkeypatch.chdir("/")
+    url = load_config(path, environ={}).database.url
+    assert url == f"sqlite+aiosqlite:///{tmp_path}/state/bridge.db"
+    # An override from the environment is read the same way.
+    env = {"BRIDGE_DATABASE_URL": "sqlite+aiosqlite:///other.db"}
+    assert (
+        load_config(path, environ=env).database.url == f"sqlite+aiosqlite:///{tmp_path}/other.db"
+    )

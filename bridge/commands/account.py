@@ -6,12 +6,13 @@ from collections.abc import Awaitable, Callable
 
 from bridge.commands.permissions import Level
 from bridge.commands.registry import Command, CommandEvent
+from bridge.core.expiring import ExpiringMessages
 from bridge.core.logins import LoginError, LoginManager, blinded_id
 from bridge.core.prompts import Prompts
 from bridge.session.sogs.urls import CommunityServerRef
 
 SECTION = "Account"
-PHRASE_PROMPT = "phrase"
+PHRASE_PROMPT = "recovery phrase"
 
 
 def _redaction_note(redacted: bool) -> str:
@@ -34,6 +35,12 @@ async def finish_phrase_login(logins: LoginManager, evt: CommandEvent, phrase: s
     await evt.reply(f"{note}\n\nLogged in as Session account `{login.session_id}`.")
 
 
+def _duration(seconds: float) -> str:
+    if seconds >= 120:
+        return f"{round(seconds / 60)} minutes"
+    return f"{round(seconds)} seconds"
+
+
 async def _no_servers() -> list[CommunityServerRef]:
     return []
 
@@ -42,10 +49,12 @@ def account_commands(
     logins: LoginManager,
     prompts: Prompts,
     prefix: str,
+    expiring: ExpiringMessages,
     community_servers: Callable[[], Awaitable[list[CommunityServerRef]]] = _no_servers,
 ) -> list[Command]:
-    """The account section; ``prompts`` carries the wait for a phrase sent on its own, and
-    ``community_servers`` lists the servers of bridged communities (for blinded ids)."""
+    """The account section; ``prompts`` carries the wait for a phrase sent on its own,
+    ``expiring`` shows a new phrase until the user saved it, and ``community_servers`` lists
+    the servers of bridged communities (for blinded ids)."""
 
     async def login(evt: CommandEvent) -> None:
         if not evt.in_management_room:
@@ -56,12 +65,7 @@ def account_commands(
             )
             return
         if evt.args[:1] == ("new",):
-            created = await logins.create_new(evt.sender)
-            await evt.reply(
-                f"Created the Session account `{created.session_id}`. Its recovery phrase is:\n\n"
-                f"`{created.identity.phrase}`\n\nWrite it down now: I will not show it again. "
-                "You can then delete this message."
-            )
+            await login_new(evt)
             return
         if evt.args:
             await finish_phrase_login(logins, evt, evt.raw_args)
@@ -71,6 +75,26 @@ def account_commands(
             "Send your 13-word Session recovery phrase as your next message. I will delete that "
             "message at once and keep the account key encrypted. Send `cancel` to stop."
         )
+
+    async def login_new(evt: CommandEvent) -> None:
+        created = await logins.create_new(evt.sender)
+        await evt.reply(
+            f"Created the Session account `{created.session_id}`. My next message shows its "
+            "recovery phrase, once: write it down, then send `saved` and I will delete that "
+            f"message. If you do not, I delete it anyway after {_duration(expiring.ttl)}."
+        )
+        await expiring.post(
+            evt.room_id,
+            evt.sender,
+            f"Recovery phrase of `{created.session_id}`:\n\n`{created.identity.phrase}`",
+            cause=evt.event_id or created.session_id,
+        )
+
+    async def saved(evt: CommandEvent) -> None:
+        if await expiring.confirm(evt.sender):
+            await evt.reply("Thank you: I deleted the message with your recovery phrase.")
+            return
+        await evt.reply("There is no message with a recovery phrase of yours left to delete.")
 
     async def logout(evt: CommandEvent) -> None:
         target = evt.args[0] if evt.args else None
@@ -113,6 +137,13 @@ def account_commands(
             logout,
             Level.USER,
             "[session id]",
+        ),
+        Command(
+            "saved",
+            SECTION,
+            "you wrote down the phrase `login new` showed: delete its message",
+            saved,
+            Level.USER,
         ),
         Command("whoami", SECTION, "show your Session accounts", whoami, Level.USER),
     ]

@@ -11,15 +11,20 @@ from mautrix.errors import MatrixError
 from mautrix.types import MemberStateEventContent, MessageEvent, RoomID, StateEvent
 
 from bridge.commands.parse import CommandRejected, parse_command
-from bridge.commands.permissions import Level, level_for
+from bridge.commands.permissions import NOT_ALLOWED, Level, level_for
 from bridge.commands.registry import CommandEvent, CommandRegistry
 from bridge.core.prompts import Prompts
-from bridge.matrix.send import derived_txn_id, send_notice
+from bridge.matrix.send import derived_txn_id, redact_once, send_notice
+from bridge.session.mnemonic import looks_like_phrase
 
 log = logging.getLogger("bridge.commands.bot")
 
 # A handler for the message that answers a prompt (e.g. the phrase after `login`).
 PromptHandler = Callable[[CommandEvent, str], Awaitable[None]]
+
+# A recovery phrase has 13 or 25 words (session-protocol.md §1.2); a message of that length is
+# an answer to a prompt even if its first word is also a command name.
+PHRASE_WORD_COUNTS = (13, 25)
 
 
 class ManagementRooms(Protocol):
@@ -58,9 +63,7 @@ class BotController:
         inviter, room_id = str(event.sender), str(event.room_id)
         if self.level(inviter) == Level.NONE:
             log.info("Declining invite from %s to %s: no permission", inviter, room_id)
-            await self._intent.leave_room(
-                RoomID(room_id), reason="You are not allowed to use this bridge."
-            )
+            await self._intent.leave_room(RoomID(room_id), reason=NOT_ALLOWED)
             return
         await self._intent.join_room(RoomID(room_id))
         content = event.content
@@ -97,15 +100,33 @@ class BotController:
 
         async def redact() -> bool:
             try:
-                await self._intent.redact(RoomID(room_id), event.event_id, reason="secret")
+                await redact_once(self._intent, room_id, str(event.event_id), "secret")
             except MatrixError as e:
                 log.info("Could not redact %s in %s: %s", event.event_id, room_id, e)
                 return False
             return True
 
-        prompt = self._prompts.take(sender, room_id)
+        prompt = self._prompts.peek(sender, room_id)
         if prompt is not None and prompt.kind in self._prompt_handlers:
-            await self._answer_prompt(prompt.kind, event, body, reply, redact)
+            if not self._is_command_word(body):
+                self._prompts.take(sender, room_id)
+                await self._answer_prompt(prompt.kind, event, body, reply, redact)
+                return True
+            # A command is never taken for the answer: it runs, and the prompt is closed.
+            self._prompts.cancel(sender)
+            await reply(
+                f"I stopped waiting for your {prompt.kind}: that was a command, so I ran it."
+            )
+        if looks_like_phrase(body, checksum=not in_management):
+            # A phrase pasted without `login` first (or into a portal, where it would reach
+            # Session): never echo any of it, remove it at once. In the management room even
+            # a mistyped one counts; elsewhere only a valid one, so that prose is not eaten.
+            removed = await redact()
+            await reply(
+                "That looks like a Session recovery phrase"
+                + (", so I removed it from this room." if removed else ".")
+                + " To log in, send `login` first, then the phrase when I ask for it."
+            )
             return True
         try:
             parsed = parse_command(body, self._prefix, in_management)
@@ -116,7 +137,7 @@ class BotController:
             return False
         level = self.level(sender)
         if level == Level.NONE:
-            await reply("You are not allowed to use this bridge.")
+            await reply(NOT_ALLOWED)
             return True
         command_event = CommandEvent(
             sender=sender,
@@ -140,6 +161,16 @@ class BotController:
                 f"Sorry, `{parsed.name}` failed with an internal error; it has been logged."
             )
         return True
+
+    def _is_command_word(self, body: str) -> bool:
+        """Whether ``body`` starts with the prefix or, bare, with a known command name."""
+        text = body.strip()
+        if text == self._prefix or text.startswith(self._prefix + " "):
+            return True
+        words = text.split()
+        if not words or len(words) in PHRASE_WORD_COUNTS:
+            return False
+        return self._registry.get(words[0].lower()) is not None
 
     async def _answer_prompt(
         self,

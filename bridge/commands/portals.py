@@ -10,11 +10,11 @@ from mautrix.types import RoomID
 
 from bridge.commands.permissions import Level
 from bridge.commands.registry import Command, CommandEvent
-from bridge.core.community.service import Communities, CommunityJoinError, community_key
+from bridge.core.community.portals import CommunityPortals, Opened
+from bridge.core.community.service import Communities, CommunityJoinError
 from bridge.core.portal.rooms import PortalRoomError, PortalRooms
 from bridge.db.records import PortalKind, PortalRecord
 from bridge.db.repos.portals import PortalRepo
-from bridge.matrix.rooms import Channel
 
 SECTION = "Portals"
 
@@ -24,21 +24,24 @@ class PortalCommandDeps:
     rooms: PortalRooms
     portals: PortalRepo
     communities: Communities
+    community_portals: CommunityPortals
     bot: IntentAPI
     is_ghost: Callable[[str], bool]
     intent_for: Callable[[str], IntentAPI]
 
 
-async def _resolve_channel(deps: PortalCommandDeps, url: str) -> tuple[str, Channel, str]:
-    server, token, info = await deps.communities.lookup(url)
-    channel = Channel(
-        id=token,
-        displayname=info.name or token,
-        network_id=server.base_url.split("://", 1)[-1],
-        network_name=server.base_url,
-        external_url=server.room_url(token),
-    )
-    return community_key(server, token), channel, info.description
+def _opened_text(opened: Opened) -> str:
+    link = f"[{opened.name}](https://matrix.to/#/{opened.portal.mxid})"
+    if opened.created:
+        return (
+            f"Created {link}; I invited you and made you its admin. Its address is "
+            f"`{opened.alias}`."
+        )
+    if opened.invited:
+        return (
+            f"That community room is already bridged: I invited you to the existing portal {link}."
+        )
+    return f"That community room is already bridged to {link}, and you are in it."
 
 
 def portal_commands(deps: PortalCommandDeps) -> list[Command]:
@@ -61,9 +64,7 @@ def portal_commands(deps: PortalCommandDeps) -> list[Command]:
             await evt.reply("Only an admin of this room can bridge it.")
             return
         try:
-            key, channel, _ = await _resolve_channel(deps, url)
-            portal = await deps.rooms.attach(evt.room_id, PortalKind.COMMUNITY, key, channel)
-            await deps.communities.follow(portal)
+            channel = await deps.community_portals.bridge(evt.room_id, url)
         except (CommunityJoinError, PortalRoomError) as e:
             await evt.reply(str(e))
             return
@@ -76,17 +77,11 @@ def portal_commands(deps: PortalCommandDeps) -> list[Command]:
         if url is None:
             return
         try:
-            key, channel, topic = await _resolve_channel(deps, url)
-            portal = await deps.rooms.create(
-                PortalKind.COMMUNITY, key, channel, topic=topic, invitees=[evt.sender]
-            )
-            await deps.communities.follow(portal)
+            opened = await deps.community_portals.open(url, evt.sender)
         except (CommunityJoinError, PortalRoomError) as e:
             await evt.reply(str(e))
             return
-        await evt.reply(
-            f"Created [{channel.displayname}](https://matrix.to/#/{portal.mxid}); I invited you."
-        )
+        await evt.reply(_opened_text(opened))
 
     async def current_portal(evt: CommandEvent) -> PortalRecord | None:
         portal = await deps.portals.get_by_mxid(evt.room_id)
@@ -107,6 +102,8 @@ def portal_commands(deps: PortalCommandDeps) -> list[Command]:
         members = await deps.bot.get_joined_members(RoomID(evt.room_id))
         ghosts = [deps.intent_for(str(m)) for m in members if deps.is_ghost(str(m))]
         await deps.rooms.detach(portal, ghosts)
+        if portal.kind == PortalKind.COMMUNITY:
+            await deps.community_portals.unbridged(portal)
         await evt.reply("This room is no longer bridged. Its history stays here.")
 
     async def relay_cmd(evt: CommandEvent) -> None:

@@ -7,7 +7,7 @@ import logging
 from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass
 
-from bridge.commands.permissions import Level
+from bridge.commands.permissions import Level, level_summary
 
 log = logging.getLogger("bridge.commands")
 
@@ -86,8 +86,7 @@ class CommandRegistry:
         if event.level < command.level:
             await event.reply(
                 f"You are not allowed to use `{command.name}`: it needs the "
-                f"*{command.level.name.lower()}* level, and you have "
-                f"*{event.level.name.lower()}*. Ask the bridge admin if you need it."
+                f"*{command.level.name.lower()}* level. {level_summary(event.level)}"
             )
             return
         log.info("Command %s from %s in %s", command.name, event.sender, event.room_id)

@@ -9,9 +9,12 @@ profile picture, downloaded, decrypted (session-protocol.md §2.13) and uploaded
 
 The ghost row remembers what was last set: the Matrix display name, and a fingerprint of the
 Session avatar pointer (URL and profile key), so that a profile is re-applied only when it
-changes, never on every message. Two ghosts with the same Session name keep distinct Matrix
-ids, which Matrix clients show next to identical display names (matrix-side.md §3.5); per-room
-names can be made unique with :func:`bridge.core.convert.names.disambiguate_ghost_names`.
+changes, never on every message. When a second Session user has a name a ghost already shows,
+the later ghost gets its short id appended ("Sam (Session) (ab12cd34)") and the first keeps
+the plain name (matrix-side.md §3.5); names are decided one at a time, so that two such users
+arriving together cannot both take, or both lose, the plain name. The Session ids of the
+bridge's own logins get no ghost when the homeserver asks (``is_own``): those people are on
+Matrix already.
 """
 
 from __future__ import annotations
@@ -61,6 +64,8 @@ AvatarDownloader = Callable[[str], Awaitable[bytes]]
 """Downloads a file-server URL (``FileServerClient.download``); raises ``SessionError``s."""
 IntentFactory = Callable[[str], IntentAPI]
 """The intent of a user id (``lambda mxid: appservice.intent.user(mxid)``)."""
+OwnIdCheck = Callable[[str], Awaitable[bool]]
+"""Whether a Session id is one of the bridge's own logins (``OwnSessionIds.is_own``)."""
 
 _GHOST_ID = "(?P<session_id>(?:05|15|25)[0-9a-f]{64})"
 
@@ -159,8 +164,10 @@ class GhostManager:
         displayname_template: str,
         domain: str,
         downloader: AvatarDownloader | None,
+        is_own: OwnIdCheck | None = None,
     ) -> None:
         self._repo = repo
+        self._is_own = is_own
         self._intent_for = intent_for
         self._username_template = username_template
         self._displayname_template = displayname_template
@@ -169,6 +176,7 @@ class GhostManager:
         # One lock per ghost while someone uses it, so that concurrent messages from a new
         # Session account register and name its ghost once.
         self._locks: weakref.WeakValueDictionary[str, asyncio.Lock] = weakref.WeakValueDictionary()
+        self._naming = asyncio.Lock()
 
     def mxid_for(self, session_id: str) -> str:
         """The ghost mxid of ``session_id``; raises :class:`bridge.ids.InvalidId` if malformed."""
@@ -216,12 +224,16 @@ class GhostManager:
             return GhostHandle(intent, record)
 
     async def query_user(self, mxid: str) -> dict[str, Any] | None:
-        """The appservice ``query_user`` hook: register any well-formed ghost (§1.5).
+        """The appservice ``query_user`` hook: register any well-formed ghost (§1.5), except
+        for the Session ids of the bridge's own logins: those people are on Matrix already.
 
         Returns a truthy dict (→ 200) once the ghost exists, ``None`` (→ 404) otherwise.
         """
         session_id = self.session_id_for(mxid)
         if session_id is None:
+            return None
+        if self._is_own is not None and await self._is_own(session_id):
+            log.info("Not registering %s: that Session id is a login of this bridge", mxid)
             return None
         try:
             await self.ensure(session_id)
@@ -238,18 +250,24 @@ class GhostManager:
         if session_name is None and record.name_set:
             return record
         name = ghost_displayname(session_name, record.session_id, self._displayname_template)
-        if await self._repo.name_taken(name, record.session_id):
-            # Two Session users with the same name: tell them apart by their short id.
-            name = truncate_utf8(f"{name} ({short_id(record.session_id)})", DISPLAYNAME_MAX_BYTES)
-        if record.name_set and name == record.displayname:
-            return record
-        try:
-            # check_current=False: the row knows what we set; a fresh ghost has its localpart.
-            await intent.set_displayname(name, check_current=False)
-        except MatrixError as e:
-            log.warning("Could not set the display name of %s: %s", record.mxid, e)
-            return record
-        return replace(record, displayname=name, name_set=True)
+        # One naming at a time, the name stored before the next: two Session users with the
+        # same name whose first messages arrive together would otherwise both see the name
+        # free (and both take it), then both see it taken (and both get the suffix).
+        async with self._naming:
+            if await self._repo.name_taken(name, record.session_id):
+                # Someone already has it: the later one is told apart by its short id.
+                suffixed = f"{name} ({short_id(record.session_id)})"
+                name = truncate_utf8(suffixed, DISPLAYNAME_MAX_BYTES)
+            if record.name_set and name == record.displayname:
+                return record
+            try:
+                # check_current=False: the row knows what we set; a fresh ghost has its
+                # localpart.
+                await intent.set_displayname(name, check_current=False)
+            except MatrixError as e:
+                log.warning("Could not set the display name of %s: %s", record.mxid, e)
+                return record
+            return await self._repo.upsert(replace(record, displayname=name, name_set=True))
 
     async def _update_avatar(
         self, intent: IntentAPI, record: GhostRecord, profile: GhostProfile | None

@@ -89,6 +89,10 @@ class LoginManager:
         """The identities of every login this process knows of."""
         return [login.identity for login in self._cache.values()]
 
+    def cached_logins(self) -> list[Login]:
+        """Every Matrix user's login this process knows of (not the bot's identity)."""
+        return [login for login in self._cache.values() if login.record.mxid is not None]
+
     async def login_by_id(self, login_id: int) -> Login | None:
         cached = self._cache.get(login_id)
         if cached is not None:

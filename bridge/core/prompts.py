@@ -26,6 +26,18 @@ class Prompts:
     def open(self, mxid: str, kind: str, room_id: str, timeout: float = PROMPT_TIMEOUT_S) -> None:
         self._open[mxid] = Prompt(kind, room_id, self._clock() + timeout)
 
+    def peek(self, mxid: str, room_id: str) -> Prompt | None:
+        """The user's open, unexpired prompt in ``room_id`` (left open), or None."""
+        prompt = self._open.get(mxid)
+        if prompt is None or prompt.room_id != room_id or prompt.expires_at <= self._clock():
+            return None
+        return prompt
+
+    def cancel(self, mxid: str) -> bool:
+        """Close the user's prompt; True if one was open and unexpired."""
+        prompt = self._open.pop(mxid, None)
+        return prompt is not None and prompt.expires_at > self._clock()
+
     def take(self, mxid: str, room_id: str) -> Prompt | None:
         """The user's open prompt in ``room_id`` (closing it), or None."""
         prompt = self._open.get(mxid)

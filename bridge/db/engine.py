@@ -7,7 +7,7 @@ from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from typing import Any
 
-from sqlalchemy import event
+from sqlalchemy import event, text
 from sqlalchemy.engine import Connection, make_url
 from sqlalchemy.ext.asyncio import (
     AsyncEngine,
@@ -110,6 +110,11 @@ class Database:
             return
         async with self.transaction() as session:
             yield session
+
+    async def ping(self) -> None:
+        """One trivial query (``SELECT 1``); raises if the database cannot answer it."""
+        async with self._engine.connect() as conn:
+            await conn.execute(text("SELECT 1"))
 
     async def close(self) -> None:
         """Dispose of the engine and its pooled connections."""

@@ -1,4 +1,5 @@
-"""Schema migrations at startup: upgrade to head, and refuse a database that is too new.
+"""Schema migrations at startup: upgrade to head, refuse a database that is too new, and say
+in one line why a database cannot be opened.
 
 The migration scripts are ``alembic/`` at the top of the repository, carried by the wheel as
 package data (:mod:`bridge.resources`); ``$BRIDGE_ALEMBIC_DIR`` overrides where they are read
@@ -15,7 +16,9 @@ from pathlib import Path
 from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
-from sqlalchemy.engine import Connection
+from sqlalchemy.engine import Connection, make_url
+from sqlalchemy.exc import DBAPIError
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from alembic import command
 from bridge import resources
@@ -36,6 +39,42 @@ class DatabaseTooNew(RuntimeError):
             "backup taken before the upgrade) instead of downgrading it"
         )
         self.revision = revision
+
+
+class DatabaseUnreachable(RuntimeError):
+    """The database cannot be opened: server down or unknown, wrong credentials, no such
+    database, or an SQLite file whose directory does not exist."""
+
+    def __init__(self, url: str, reason: str) -> None:
+        # The password never goes into the message (it ends up in the log).
+        shown = make_url(url).render_as_string(hide_password=True)
+        super().__init__(f"cannot open the database {shown} (database.url): {reason}")
+
+
+def _missing_sqlite_folder(url: str) -> Path | None:
+    """The folder of an SQLite file that does not exist (SQLite would not create it)."""
+    parsed = make_url(url)
+    if parsed.get_backend_name() != "sqlite" or parsed.database in (None, "", ":memory:"):
+        return None
+    folder = Path(parsed.database).parent
+    return None if folder.is_dir() else folder
+
+
+async def _connect(engine: AsyncEngine, url: str) -> AsyncConnection:
+    """An open connection, or :class:`DatabaseUnreachable` saying why there is none."""
+    folder = _missing_sqlite_folder(url)
+    if folder is not None:
+        raise DatabaseUnreachable(url, f"the directory {folder} does not exist")
+    try:
+        return await engine.connect().start()
+    except (OSError, DBAPIError) as e:  # refused, unknown host, timeout; login, no database
+        if engine.dialect.name == "sqlite":
+            # aiosqlite stops its worker thread after a failed open without waiting for it;
+            # if the event loop closes first, that thread prints a traceback. Let it finish.
+            await asyncio.sleep(0.2)
+        # SQLAlchemy's text adds the statement and a link; the driver's message is the point.
+        cause = e.orig if isinstance(e, DBAPIError) and e.orig is not None else e
+        raise DatabaseUnreachable(url, str(cause) or type(cause).__name__) from e
 
 
 def alembic_dir() -> Path:
@@ -72,8 +111,11 @@ async def current_revision(url: str) -> str | None:
     """The revision the database is at, or ``None`` if it has never been migrated."""
     engine = make_engine(url)
     try:
-        async with engine.connect() as connection:
+        connection = await _connect(engine, url)
+        try:
             heads = await connection.run_sync(_current_heads)
+        finally:
+            await connection.close()
     finally:
         await engine.dispose()
     if len(heads) > 1:

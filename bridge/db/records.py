@@ -149,3 +149,13 @@ class InboxEventRecord:
     id: int
     room_id: str
     event: dict[str, Any]
+
+
+@dataclass(frozen=True, slots=True)
+class ExpiringMessageRecord:
+    """A message of the bot to redact by ``deadline`` (ms since the epoch), shown to ``owner``."""
+
+    event_id: str
+    room_id: str
+    owner: str
+    deadline: int

@@ -25,7 +25,27 @@ from bridge.matrix.state_store import MemoryBridgeStateStore
 
 log = logging.getLogger("bridge.matrix.appservice")
 
+
+class _AccessLogAtDebug(logging.Filter):
+    """aiohttp logs one INFO line per request on ``aiohttp.access`` (most of a bridge's log,
+    since the homeserver pushes every transaction); make those lines DEBUG: shown only when
+    the bridge logs at DEBUG, and then labelled so."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if record.levelno == logging.INFO:
+            record.levelno, record.levelname = logging.DEBUG, logging.getLevelName(logging.DEBUG)
+        return logging.getLogger(record.name).isEnabledFor(record.levelno)
+
+
+_ACCESS_LOG_FILTER = _AccessLogAtDebug()
+
 QueryUser = Callable[[str], Awaitable[dict[str, Any] | None]]
+# An alias of our namespace the homeserver does not know: True once it leads to a room.
+QueryAlias = Callable[[str], Awaitable[bool]]
+
+
+async def _no_alias(alias: str) -> bool:
+    return False
 
 
 class TransactionSink(Protocol):
@@ -63,7 +83,9 @@ class BridgeAppService(AppService):
         max_body_size: int = 64 * 1024 * 1024,
         verify_ssl: bool = True,
     ) -> None:
+        logging.getLogger("aiohttp.access").addFilter(_ACCESS_LOG_FILTER)  # added once
         self.sink = sink
+        self._query_alias: QueryAlias = _no_alias
         super().__init__(
             server=server,
             domain=domain,
@@ -90,14 +112,32 @@ class BridgeAppService(AppService):
         # mautrix calls the hook with the user id (see the note in __init__).
         self.query_user = query_user  # type: ignore[assignment]
 
+    def bind_query_alias(self, query_alias: QueryAlias) -> None:
+        """Answer alias queries with ``query_alias`` (bound once the portals exist)."""
+        self._query_alias = query_alias
+
     def register_routes(self, app: web.Application) -> None:
         prefix = "/_matrix/app/v1"
         app.router.add_put(
             prefix + "/transactions/{transaction_id}", self._http_handle_transaction
         )
         app.router.add_get(prefix + "/users/{user_id}", self._http_query_user)
-        app.router.add_get(prefix + "/rooms/{alias}", self._http_query_alias)
+        app.router.add_get(prefix + "/rooms/{alias}", self._http_room_alias)
         app.router.add_post(prefix + "/ping", self._http_ping)
+
+    async def _http_room_alias(self, request: web.Request) -> web.Response:
+        # The homeserver asks when an alias of our namespace is unknown; it waits while we
+        # create the room and publish the alias, then reads the alias again. 200 {} = it
+        # exists now, 404 = no such room (matrix-side.md §1.5).
+        alias = request.match_info["alias"]
+        try:
+            found = await self._query_alias(alias)
+        except Exception:
+            log.exception("Answering the alias query for %s failed", alias)
+            return _json_error(500, "M_UNKNOWN", "Alias query failed")
+        if not found:
+            return _json_error(404, "M_NOT_FOUND", "No such room")
+        return web.json_response({})
 
     def _check_token(self, request: web.Request) -> bool:
         # token_middleware has already refused every request without the right token.

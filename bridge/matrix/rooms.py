@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import quote
@@ -46,10 +47,15 @@ def bridge_info_content(
 
 
 def portal_power_levels(
-    bot_mxid: str, *, bot_is_creator: bool = False, announcement_only: bool = False
+    bot_mxid: str,
+    *,
+    bot_is_creator: bool = False,
+    announcement_only: bool = False,
+    admins: Sequence[str] = (),
 ) -> dict[str, Any]:
     """Power level overrides for a portal: everyone may talk and react; the bot rules; the
-    encryption switch stays with the bot until end-to-bridge encryption exists.
+    encryption switch stays with the bot until end-to-bridge encryption exists; ``admins``
+    (the Matrix user who asked for the portal) get 100, so they can moderate and redact.
 
     When the bot creates the room it is not listed in ``users``: the homeserver's defaults
     give the creator 100 in rooms up to v11, and in v12 the creator has unlimited power and
@@ -68,6 +74,9 @@ def portal_power_levels(
         },
         "redact": 50,
     }
+    users = {mxid: BOT_POWER for mxid in admins}
     if not bot_is_creator:
-        levels["users"] = {bot_mxid: BOT_POWER}
+        users[bot_mxid] = BOT_POWER
+    if users:
+        levels["users"] = users
     return levels

@@ -8,6 +8,8 @@ from collections.abc import Mapping
 from typing import Any, cast
 
 import commonmark  # type: ignore[import-untyped]
+from mautrix.api import Method
+from mautrix.api import Path as ClientPath
 from mautrix.appservice import IntentAPI
 from mautrix.errors import MatrixRequestError
 from mautrix.types import (
@@ -75,10 +77,37 @@ async def send_content(
     return event_id
 
 
-async def redact_quietly(intent: IntentAPI, room_id: str, event_id: str, reason: str) -> None:
-    """Redact ``event_id`` as ``intent``; a refusal (gone already, no power) is only logged."""
+async def is_redacted(intent: IntentAPI, room_id: str, event_id: str) -> bool:
+    """Whether ``event_id`` has been redacted already (its ``unsigned.redacted_because``)."""
+    raw = await intent.api.request(
+        Method.GET, ClientPath.v3.rooms[RoomID(room_id)].event[EventID(event_id)]
+    )
+    unsigned = raw.get("unsigned") if isinstance(raw, dict) else None
+    return isinstance(unsigned, dict) and "redacted_because" in unsigned
+
+
+async def redact_once(intent: IntentAPI, room_id: str, event_id: str, reason: str) -> None:
+    """Redact ``event_id`` as ``intent`` unless it is redacted already.
+
+    Synapse accepts a redaction of a redacted event and adds one more redaction event to the
+    room (§2.8); the same message may reach several redacting paths (e.g. a community post a
+    Matrix user deleted comes back from the poll as deleted, a command is handled again after
+    a retry), so every redaction checks first.
+    """
     try:
-        await intent.redact(RoomID(room_id), EventID(event_id), reason=reason)
+        if await is_redacted(intent, room_id, event_id):
+            log.debug("%s is already redacted", event_id)
+            return
+    except MatrixRequestError as e:
+        log.debug("Could not read %s (%s); redacting it anyway", event_id, e)
+    await intent.redact(RoomID(room_id), EventID(event_id), reason=reason)
+
+
+async def redact_quietly(intent: IntentAPI, room_id: str, event_id: str, reason: str) -> None:
+    """Redact ``event_id`` as ``intent`` (once, see :func:`redact_once`); a refusal (gone
+    already, no power) is only logged."""
+    try:
+        await redact_once(intent, room_id, event_id, reason)
     except MatrixRequestError as e:
         log.warning("Could not redact %s: %s", event_id, e)
 

@@ -117,6 +117,26 @@ def _word_indices(tokens: list[str]) -> list[int]:
     return indices
 
 
+def looks_like_phrase(text: str, *, checksum: bool) -> bool:
+    """Whether ``text`` is 13 or 25 words that are all in the word list: a recovery phrase,
+    or (``checksum=False``) one close enough, e.g. mistyped, that it must be kept secret.
+    With ``checksum=True`` the last word must match too, which ordinary prose almost never
+    does."""
+    tokens = unicodedata.normalize("NFC", text).lower().split()
+    if len(tokens) not in _WORD_COUNTS:
+        return False
+    index_by_prefix = _word_list().index_by_prefix
+    if not all(len(t) >= 3 and t[:PREFIX_LENGTH] in index_by_prefix for t in tokens):
+        return False
+    if not checksum:
+        return True
+    try:
+        decode(text)
+    except MnemonicError:
+        return False
+    return True
+
+
 def _decode_triple(w1: int, w2: int, w3: int, n: int) -> bytes:
     x = w1 + n * ((n - w1 + w2) % n) + n * n * ((n - w2 + w3) % n)
     # x mod n == w1 holds by construction; the only invalid triples are those past 2^32 - 1.

@@ -40,6 +40,7 @@ class FakeIntent:
         self.mxid = mxid
         self.log = log
         self.gate: asyncio.Event | None = None
+        self.name_gate: asyncio.Event | None = None
         self.fail_profile = False
         self.fail_register = False
 
@@ -54,6 +55,8 @@ class FakeIntent:
             raise MatrixConnectionError("homeserver down")
 
     async def set_displayname(self, name: str, check_current: bool = True) -> None:
+        if self.name_gate is not None:
+            await self.name_gate.wait()
         if self.fail_profile:
             raise MatrixConnectionError("homeserver down")
         self._record("displayname", name)
@@ -350,3 +353,44 @@ async def test_same_named_session_users_get_distinguishable_names(world: World) 
     assert again.record.displayname == "Sam (Session)"
     renamed = await world.manager.ensure(BOB, GhostProfile("Samuel"))
     assert renamed.record.displayname == "Samuel (Session)"
+
+
+async def test_same_named_users_arriving_together_get_one_plain_name(world: World) -> None:
+    # Alice's name is being set on the homeserver (slowly) when Bob's first message arrives.
+    gate = cast(FakeIntent, world.intent_for(f"@session_{ALICE}:{DOMAIN}")).name_gate = (
+        asyncio.Event()
+    )
+    first = asyncio.create_task(world.manager.ensure(ALICE, GhostProfile("Sam")))
+    for _ in range(1000):
+        if any(what == "register" for _, what, _ in world.calls):
+            break
+        await asyncio.sleep(0.01)
+    second = asyncio.create_task(world.manager.ensure(BOB, GhostProfile("Sam")))
+    # Bob's naming may not finish while Alice's is under way; without that it would take the
+    # plain name too. (Bounded wait: the fixed bridge gives nothing to observe here.)
+    await asyncio.wait({second}, timeout=1.0)
+    gate.set()
+    alice, bob = await first, await second
+    assert alice.record.displayname == "Sam (Session)"
+    assert bob.record.displayname == f"Sam (Session) ({BOB[2:10]})"
+    # Both write again: nothing changes, nobody loses or gains the suffix.
+    assert (await world.manager.ensure(ALICE, GhostProfile("Sam"))).record == alice.record
+    assert (await world.manager.ensure(BOB, GhostProfile("Sam"))).record == bob.record
+
+
+async def test_query_user_refuses_the_ids_of_the_bridges_logins(world: World) -> None:
+    async def is_own(session_id: str) -> bool:
+        return session_id == BOB
+
+    manager = GhostManager(
+        repo=world.repo,
+        intent_for=world.intent_for,
+        username_template="session_{userid}",
+        displayname_template=TEMPLATE,
+        domain=DOMAIN,
+        downloader=None,
+        is_own=is_own,
+    )
+    assert await manager.query_user(f"@session_{BOB}:{DOMAIN}") is None
+    assert await world.repo.get(BOB) is None and world.what("register") == []
+    assert await manager.query_user(f"@session_{ALICE}:{DOMAIN}") == {"registered": True}

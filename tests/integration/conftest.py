@@ -225,11 +225,14 @@ async def room_events(client: Client, room_id: str, limit: int = 100) -> list[An
 
 
 async def messages_from(client: Client, room_id: str, sender: str) -> list[str]:
-    """Bodies of the messages ``sender`` sent to the room, oldest first."""
+    """Bodies of the messages ``sender`` sent to the room, oldest first (redacted messages,
+    which have no body any more, left out)."""
     return [
         e.content.body
         for e in await room_events(client, room_id)
-        if str(e.sender) == sender and str(e.type) == "m.room.message"
+        if str(e.sender) == sender
+        and str(e.type) == "m.room.message"
+        and isinstance(getattr(e.content, "body", None), str)
     ]
 
 

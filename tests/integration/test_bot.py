@@ -7,12 +7,20 @@ import uuid
 from typing import Any
 
 import aiohttp
+from mautrix.client import Client
 from mautrix.types import EventType, Membership, RoomID, UserID
 
 from bridge.app import BridgeApp
 from bridge.config import Config
-from tests.integration.conftest import MatrixUsers, messages_from, wait_for
-from tests.integration.helpers import has_member, open_management_room
+from tests.integration.conftest import CommunityDevnet, MatrixUsers, messages_from, wait_for
+from tests.integration.helpers import (
+    bot_says,
+    bridged_room,
+    has_member,
+    matrix_event,
+    open_management_room,
+    start_bridge,
+)
 
 
 async def test_user_dms_the_bot_and_gets_help(
@@ -155,3 +163,55 @@ async def test_replayed_transaction_is_processed_once_even_across_a_restart(
         assert len(pongs) == 1
     finally:
         await second.stop()
+
+
+async def bot_reply_to(user: Client, room_id: RoomID, bot: str, event_id: str) -> str:
+    """The body of the bot's notice that replies to ``event_id``, once it is there."""
+
+    def match(event: Any) -> bool:
+        relates = event.content.serialize().get("m.relates_to") or {}
+        reply_to = (relates.get("m.in_reply_to") or {}).get("event_id")
+        return str(event.sender) == bot and reply_to == event_id
+
+    found = await matrix_event(user, room_id, f"the bot's answer to {event_id}", match)
+    return str(found.content.body)
+
+
+async def test_relay_and_no_level_users_are_told_what_they_can_do(
+    bridge_config: Config, matrix_users: MatrixUsers, devnet: CommunityDevnet
+) -> None:
+    admin = await matrix_users.new("admin")
+    relay_user = await matrix_users.new("relayonly")
+    nobody = await matrix_users.new("nobody")
+    app = await start_bridge(bridge_config, str(admin.mxid))
+    # The README's levels: the relay user may only be relayed, the other one matches nothing.
+    bridge_config.bridge.permissions.clear()
+    bridge_config.bridge.permissions.update(
+        {str(admin.mxid): "admin", str(relay_user.mxid): "relay"}
+    )
+    try:
+        bot = bridge_config.bot_mxid
+        room_id = await bridged_room(admin, bot, devnet.url)  # relay stays off
+        for user in (relay_user, nobody):
+            await admin.invite_user(room_id, user.mxid)
+            await user.join_room(room_id)
+
+        # A message without a login, relay off: each is told what they can do at their level.
+        sent = await relay_user.send_text(room_id, "hello from a relay user")
+        text = await bot_reply_to(admin, room_id, bot, str(sent))
+        assert "relay is off in this room" in text and "relayed when relay is on" in text
+        assert "`login`" not in text
+        sent = await nobody.send_text(room_id, "hello from nobody")
+        text = await bot_reply_to(admin, room_id, bot, str(sent))
+        assert "not allowed to use this bridge" in text and "Ask the bridge admin" in text
+        assert "`login`" not in text
+
+        # Commands: the relay user learns what relay level allows, not to log in.
+        await relay_user.send_text(room_id, "!session login")
+        text = await bot_says(admin, room_id, bot, "not allowed to use `login`")
+        assert "*relay*" in text and "relayed to Session when a bridge admin" in text
+        await nobody.send_text(room_id, "!session ping")
+        text = await bot_says(admin, room_id, bot, "^You are not allowed to use this bridge")
+        assert "Ask the bridge admin" in text
+    finally:
+        await app.stop()

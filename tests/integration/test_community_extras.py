@@ -177,7 +177,8 @@ async def test_files_both_ways(
         sam = await devnet.member()
         image = tiny_png()
 
-        # Session -> Matrix: a room file (unencrypted, §5.8) becomes an m.image with its info.
+        # Session -> Matrix: a room file (unencrypted, §5.8) becomes an m.image with its info,
+        # the post's text its caption (one event: body the caption, filename the file's name).
         upload = await sam.upload(room, image, "dot.png")
         pointer = Attachment(
             url=upload.url, size=len(image), content_type="image/png", file_name="dot.png"
@@ -185,10 +186,9 @@ async def test_files_both_ways(
         await sam.post(
             room, VisibleMessage(body="a picture", attachments=(pointer,)), files=[upload.id]
         )
-        await matrix_sees(alice, room_id, "^a picture$")
-        picture = await matrix_sees(alice, room_id, "^dot.png$")
+        picture = await matrix_sees(alice, room_id, "^a picture$")
         content = picture.content.serialize()
-        assert content["msgtype"] == "m.image"
+        assert content["msgtype"] == "m.image" and content["filename"] == "dot.png"
         assert content["info"] == {"mimetype": "image/png", "size": len(image), "w": 1, "h": 1}
         assert content["m.mentions"] == {}
         assert await alice.download_media(ContentURI(content["url"])) == image

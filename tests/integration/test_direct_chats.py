@@ -14,6 +14,7 @@ from mautrix.types import (
     MessageType,
     RoomCreatePreset,
     RoomID,
+    SyncToken,
     TextMessageEventContent,
     UserID,
 )
@@ -315,3 +316,70 @@ async def test_an_encrypted_direct_chat_is_refused_with_a_reason(
     await wait_for(refused, "Tom's ghost to explain and leave")
     key = direct_key(login.session_id, tom.session_id.value)
     assert await dm_env.app.repos.portals.get_by_key(PortalKind.DIRECT, key) is None
+
+
+async def invite_of(user: Client, room_id: RoomID) -> dict[str, Any]:
+    """The content of ``user``'s invite to the room, once it is there (read with incremental
+    syncs: Synapse answers a repeated initial sync from its cache for a while)."""
+    since: list[SyncToken | None] = [None]
+
+    async def find() -> dict[str, Any] | None:
+        response = await user.sync(since=since[0], timeout=0)
+        since[0] = SyncToken(response["next_batch"])
+        invites = response.get("rooms", {}).get("invite", {})
+        events = invites.get(str(room_id), {}).get("invite_state", {}).get("events", [])
+        return next(
+            (
+                e["content"]
+                for e in events
+                if e.get("type") == "m.room.member" and e.get("state_key") == str(user.mxid)
+            ),
+            None,
+        )
+
+    return await wait_for(find, f"an invite to {room_id}", TIMEOUT)
+
+
+async def test_a_direct_chat_invite_is_marked_direct(
+    dm_env: DmEnv, matrix_users: MatrixUsers
+) -> None:
+    alice = await matrix_users.new("alice")
+    login = await dm_env.app.logins.create_new(str(alice.mxid))
+    sam, _ = await dm_env.session_user("Sam")
+    await sam.send_text(login.session_id, "hello")
+    room_id = await dm_env.portal_room(login.session_id, sam.session_id.value)
+    # The room was created with is_direct, so the invite says so: a client accepting it
+    # files the room under direct chats (it writes m.direct, the user's own account data).
+    invite = await invite_of(alice, room_id)
+    assert invite["membership"] == "invite" and invite["is_direct"] is True
+
+
+async def test_a_new_message_after_the_user_left_the_chat_invites_them_back(
+    dm_env: DmEnv, matrix_users: MatrixUsers
+) -> None:
+    alice = await matrix_users.new("alice")
+    login = await dm_env.app.logins.create_new(str(alice.mxid))
+    sam, _ = await dm_env.session_user("Sam")
+    ours, sam_id = login.session_id, sam.session_id.value
+    await sam.send_text(ours, "hello")
+    room_id = await joined_portal(dm_env, alice, ours, sam_id)
+    await matrix_event(alice, room_id, "the first message", body_is("hello"))
+
+    await alice.leave_room(room_id)
+    await sam.send_text(ours, "are you still there?")
+    # Invited back into the same room, as a direct chat, by Sam's ghost.
+    invite = await invite_of(alice, room_id)
+    assert invite["is_direct"] is True
+    await alice.join_room(room_id)
+    await matrix_event(alice, room_id, "the new message", body_is("are you still there?"))
+    await bot_says(alice, room_id, dm_env.app.config.bot_mxid, "You had left this chat", TIMEOUT)
+    assert await dm_env.portal_room(ours, sam_id) == room_id
+    # Once back, messages arrive as before, without another notice.
+    await sam.send_text(ours, "good")
+    await matrix_event(alice, room_id, "the next message", body_is("good"))
+    notices = [
+        e
+        for e in await room_events(alice, str(room_id))
+        if "You had left this chat" in str(getattr(e.content, "body", ""))
+    ]
+    assert len(notices) == 1

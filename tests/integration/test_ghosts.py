@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import secrets
 
 import pytest
@@ -10,14 +11,18 @@ from mautrix.errors import MatrixRequestError
 from mautrix.types import ContentURI, Membership, MemberStateEventContent, RoomID, UserID
 
 from bridge.app import BridgeApp
+from bridge.config import Config
 from bridge.core.convert.names import short_id
 from bridge.core.ghosts import GhostManager, GhostProfile
 from bridge.db.records import GhostRecord
 from bridge.db.repos.ghosts import GhostRepo
 from bridge.session.avatars import encrypt_avatar
 from bridge.session.files import FileNotFound
+from bridge.session.messages import Profile, VisibleMessage
+from bridge.session.sogs.client import CommunityClient
 from tests.images import tiny_png
-from tests.integration.conftest import MatrixUsers, wait_for
+from tests.integration.conftest import CommunityDevnet, MatrixUsers, wait_for
+from tests.integration.helpers import bridged_room, matrix_sees, start_bridge
 
 
 def new_session_id() -> str:
@@ -133,3 +138,48 @@ async def test_profile_name_and_avatar_reach_matrix_clients(
 
     await wait_for(renamed, "the ghost's new name")
     assert downloads == [url]
+
+
+async def test_same_named_session_users_only_the_later_gets_a_suffix(
+    bridge_config: Config, matrix_users: MatrixUsers, devnet: CommunityDevnet
+) -> None:
+    alice = await matrix_users.new("alice")
+    app = await start_bridge(bridge_config, str(alice.mxid))
+    try:
+        room_id = await bridged_room(alice, bridge_config.bot_mxid, devnet.url)
+        first, second = await devnet.member(), await devnet.member()
+        sam = Profile(display_name="Sam")
+
+        async def sender_name(client: CommunityClient, text: str) -> tuple[str, str | None]:
+            await client.post(devnet.room, VisibleMessage(body=text, profile=sam))
+            event = await matrix_sees(alice, room_id, f"^{text}$")
+            return str(event.sender), await alice.get_displayname(UserID(str(event.sender)))
+
+        first_ghost, name = await sender_name(first, "the first Sam")
+        assert name == "Sam (Session)"
+        second_ghost, name = await sender_name(second, "the second Sam")
+        second_id = app.ghosts.session_id_for(second_ghost)
+        assert second_id is not None
+        assert name == f"Sam (Session) ({short_id(second_id)})"
+        # Both write again: the earlier keeps the plain name, the later keeps its suffix.
+        assert await sender_name(first, "the first Sam again") == (first_ghost, "Sam (Session)")
+        assert (await sender_name(second, "the second Sam again"))[1] == name
+
+        # Same-named Session users whose first messages are handled at the same time (each
+        # login's direct chats and each community server are read concurrently): one keeps
+        # the plain name, the others get their short ids, and writing again changes nothing.
+        toms = [new_session_id() for _ in range(4)]
+
+        async def names() -> dict[str, str | None]:
+            return {t: await alice.get_displayname(UserID(app.ghosts.mxid_for(t))) for t in toms}
+
+        await asyncio.gather(*(app.ghosts.ensure(t, GhostProfile("Tom")) for t in toms))
+        named = await names()
+        plain = [t for t, shown in named.items() if shown == "Tom (Session)"]
+        assert len(plain) == 1, named
+        for tom, shown in named.items():
+            assert tom in plain or shown == f"Tom (Session) ({short_id(tom)})", named
+        await asyncio.gather(*(app.ghosts.ensure(t, GhostProfile("Tom")) for t in toms))
+        assert await names() == named
+    finally:
+        await app.stop()

@@ -14,7 +14,9 @@ from typing import Any
 import pytest
 from mautrix.client import Client
 from mautrix.types import (
+    ContentURI,
     Format,
+    MediaMessageEventContent,
     MessageType,
     RoomID,
     SyncToken,
@@ -24,8 +26,9 @@ from mautrix.types import (
 
 from bridge.config import Config
 from bridge.core.convert.mentions import ghost_mxid_pattern
-from bridge.session.messages import DisappearingSettings, VisibleMessage
+from bridge.session.messages import Attachment, DisappearingSettings, VisibleMessage
 from bridge.session.messages.model import ExpiryMode
+from tests.images import tiny_png
 from tests.integration.conftest import CommunityDevnet, DmEnv, MatrixUsers, room_events, wait_for
 from tests.integration.helpers import bridged_room, matrix_event, session_sees, start_bridge
 from tests.integration.test_direct_chats import body_is, joined_portal, session_gets
@@ -273,3 +276,102 @@ async def test_direct_chat_typing_receipts_and_disappearing_settings_reach_matri
     assert name is not None and name.startswith("Sam")
     assert raw(shown)["body"] == f"{name} set disappearing messages to 1 hour after sending"
     assert raw(shown)["m.mentions"] == {}
+
+
+# --- captions (MSC2530) ----------------------------------------------------------------------
+
+
+async def count_bodies(user: Client, room_id: RoomID, text: str) -> int:
+    return sum(1 for e in await room_events(user, str(room_id)) if body_is(text)(e))
+
+
+async def test_community_captions_both_ways(
+    bridge_config: Config, matrix_users: MatrixUsers, devnet: CommunityDevnet
+) -> None:
+    alice = await matrix_users.new("alice")
+    bridge_config.session.file_server = devnet.servers.file_server_url
+    app = await start_bridge(bridge_config, str(alice.mxid))
+    try:
+        room_id = await bridged_room(alice, bridge_config.bot_mxid, devnet.url)
+        room = devnet.room
+        await app.logins.create_new(str(alice.mxid))
+        sam = await devnet.member()
+        image = tiny_png()
+
+        # A Session post with a picture and text: one m.image whose caption is the text.
+        upload = await sam.upload(room, image, "dot.png")
+        pointer = Attachment(
+            url=upload.url, size=len(image), content_type="image/png", file_name="dot.png"
+        )
+        message = VisibleMessage(body="look at this", attachments=(pointer,))
+        posted = await sam.post(room, message, files=[upload.id])
+        shown = raw(await matrix_event(alice, room_id, "the picture", body_is("look at this")))
+        assert (shown["msgtype"], shown["filename"]) == ("m.image", "dot.png")
+        assert await alice.download_media(ContentURI(shown["url"])) == image
+        await sam.post(room, VisibleMessage(body="next"))
+        await matrix_event(alice, room_id, "the next post", body_is("next"))
+        assert await count_bodies(alice, room_id, "look at this") == 1
+
+        # The caption edited on Session: the picture's caption is edited on Matrix.
+        edited = VisibleMessage(body="look at that", attachments=(pointer,))
+        await sam.edit(room, posted.id, edited, files=[upload.id])
+
+        def caption_edit(event: Any) -> bool:
+            return raw(event).get("m.new_content", {}).get("body") == "look at that"
+
+        new = raw(await matrix_event(alice, room_id, "the caption edit", caption_edit))
+        assert new["m.new_content"]["msgtype"] == "m.image"
+        assert (new["m.new_content"]["url"], new["m.new_content"]["filename"]) == (
+            shown["url"],
+            "dot.png",
+        )
+
+        # Matrix -> Session: an image with a caption is posted with the caption as its text.
+        mxc = await alice.upload_media(image, mime_type="image/png", filename="mine.png")
+        media = MediaMessageEventContent(
+            msgtype=MessageType.IMAGE, body="my caption", url=mxc, filename="mine.png"
+        )
+        media["info"] = {"mimetype": "image/png", "size": len(image)}
+        await alice.send_message(room_id, media)
+        seen = await session_sees(sam, room, "^my caption$")
+        assert isinstance(seen.content, VisibleMessage)
+        assert [a.file_name for a in seen.content.attachments] == ["mine.png"]
+    finally:
+        await app.stop()
+
+
+async def test_direct_chat_captions_both_ways(dm_env: DmEnv, matrix_users: MatrixUsers) -> None:
+    alice = await matrix_users.new("alice")
+    login = await dm_env.app.logins.create_new(str(alice.mxid))
+    ours = login.session_id
+    sam, inbox = await dm_env.session_user("Sam")
+    image = tiny_png()
+
+    # Text and a picture in one Session message: one m.image whose caption is the text.
+    pointer = await sam.upload_attachment(image, "dot.png", "image/png")
+    await sam.send_text(ours, "look at this", attachments=(pointer,))
+    room_id = await joined_portal(dm_env, alice, ours, sam.session_id.value)
+    shown = raw(await matrix_event(alice, room_id, "the picture", body_is("look at this")))
+    assert (shown["msgtype"], shown["filename"]) == ("m.image", "dot.png")
+    assert await alice.download_media(ContentURI(shown["url"])) == image
+    # The Session apps' own way, the caption also in the attachment: one event too.
+    await sam.send_attachment(ours, image, "pixel.png", "image/png", caption="a pixel")
+    pixel = raw(await matrix_event(alice, room_id, "the pixel", body_is("a pixel")))
+    assert (pixel["msgtype"], pixel["filename"]) == ("m.image", "pixel.png")
+    await sam.send_text(ours, "next")
+    await matrix_event(alice, room_id, "the next message", body_is("next"))
+    assert await count_bodies(alice, room_id, "look at this") == 1
+    assert await count_bodies(alice, room_id, "a pixel") == 1
+
+    # Matrix -> Session: an image with a caption arrives with the caption as its text.
+    mxc = await alice.upload_media(image, mime_type="image/png", filename="mine.png")
+    media = MediaMessageEventContent(
+        msgtype=MessageType.IMAGE, body="my caption", url=mxc, filename="mine.png"
+    )
+    media["info"] = {"mimetype": "image/png", "size": len(image)}
+    await alice.send_message(room_id, media)
+    got = await session_gets(
+        inbox, "the captioned picture", lambda c: getattr(c, "body", None) == "my caption"
+    )
+    assert [a.file_name for a in got.content.attachments] == ["mine.png"]
+    assert await sam.download_attachment(got.content.attachments[0]) == image

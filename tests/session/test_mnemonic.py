@@ -190,3 +190,17 @@ def test_truncated_phrases_are_rejected(seed: bytes, keep: int) -> None:
     words = mnemonic.encode(seed).split()[:keep]
     with pytest.raises(WrongWordCountError):
         mnemonic.decode(" ".join(words))
+
+
+def test_looks_like_phrase() -> None:
+    phrase = mnemonic.encode(bytes(range(16)))
+    words = phrase.split()
+    mistyped = " ".join([*words[:-1], words[0] if words[0] != words[-1] else words[1]])
+    assert mnemonic.looks_like_phrase(phrase, checksum=True)
+    assert mnemonic.looks_like_phrase(phrase.upper(), checksum=True)
+    assert mnemonic.looks_like_phrase(mistyped, checksum=False)
+    assert not mnemonic.looks_like_phrase(mistyped, checksum=True)
+    assert not mnemonic.looks_like_phrase(" ".join(words[:12]), checksum=False)
+    prose = "we will meet at the old park and then walk home after lunch"
+    assert len(prose.split()) == 13
+    assert not mnemonic.looks_like_phrase(prose, checksum=True)

@@ -22,11 +22,12 @@ from tests.sessionnet.community_state import RoomSpec
 from tests.sessionnet.fileserver import FileServer
 
 
-async def serve(host: str, app: web.Application) -> tuple[web.AppRunner, str]:
-    """Serve ``app`` over plain HTTP on a free port of ``host``; return runner and base URL."""
+async def serve(host: str, app: web.Application, port: int = 0) -> tuple[web.AppRunner, str]:
+    """Serve ``app`` over plain HTTP on ``port`` of ``host`` (0: a free one); return runner
+    and base URL."""
     sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    sock.bind((host, 0))
+    sock.bind((host, port))
     runner = web.AppRunner(app, access_log=None)
     await runner.setup()
     await web.SockSite(runner, sock).start()
@@ -66,7 +67,8 @@ class RequestCounter:
 
 
 class CommunityAndFiles:
-    """Both servers as one devnet extension."""
+    """Both servers as one devnet extension; ports 0 mean free ones, ``community_pubkey``
+    keeps the community server's key (the standalone devnet's state directory)."""
 
     def __init__(
         self,
@@ -74,11 +76,15 @@ class CommunityAndFiles:
         rooms: Iterable[RoomSpec] = DEFAULT_ROOMS,
         *,
         middlewares: Sequence[Middleware] = (),
+        community_port: int = 0,
+        file_server_port: int = 0,
+        community_pubkey: bytes | None = None,
     ) -> None:
         self.host = host
-        self.community = CommunityServer(rooms)
+        self.community = CommunityServer(rooms, pubkey=community_pubkey)
         self.files = FileServer()
         self.middlewares = middlewares
+        self.ports = (community_port, file_server_port)
         self.community_url = ""
         self.file_server_url = ""
         self._runners: list[web.AppRunner] = []
@@ -86,9 +92,10 @@ class CommunityAndFiles:
     async def start(self, devnet: Any = None) -> dict[str, Any]:
         """Start both servers (on ``devnet.host`` when given); return the JSON-line keys."""
         host = getattr(devnet, "host", None) or self.host
-        runner, self.community_url = await serve(host, self.community.make_app(self.middlewares))
+        community = self.community.make_app(self.middlewares)
+        runner, self.community_url = await serve(host, community, self.ports[0])
         self._runners.append(runner)
-        runner, self.file_server_url = await serve(host, self.files.make_app())
+        runner, self.file_server_url = await serve(host, self.files.make_app(), self.ports[1])
         self._runners.append(runner)
         return self.describe()
 
@@ -100,6 +107,11 @@ class CommunityAndFiles:
             "rooms": list(self.community.state.rooms),
             "file_server": self.file_server_url,
         }
+
+    async def stop_community(self) -> None:
+        """Stop only the community server (its URL then refuses connections)."""
+        runner = self._runners.pop(0)  # started first, see start()
+        await runner.cleanup()
 
     async def stop(self) -> None:
         """Stop both servers."""

@@ -74,6 +74,12 @@ class Devnet:
     swarm_size: int = 3
     seed_http: bool = False
     extensions: list[Extension] = field(default_factory=list)
+    # Fixed addresses (0 or missing: a free port) and seed certificate, e.g. from the
+    # standalone devnet's state directory (tests/sessionnet/state.py).
+    node_ports: list[int] = field(default_factory=list)
+    seed_port: int = 0
+    seed_http_port: int = 0
+    fixed_seed_cert: SelfSignedCert | None = None
     nodes: list[StorageNode] = field(default_factory=list, init=False)
     swarms: list[SwarmInfo] = field(default_factory=list, init=False)
     seed_url: str = field(default="", init=False)
@@ -90,14 +96,14 @@ class Devnet:
     async def start(self) -> None:
         """Create and start the nodes, the seed and the extensions."""
         self._node_cert = make_self_signed(self.host, "sessionnet-snode")
-        self.seed_cert = make_self_signed(self.host, "sessionnet-seed")
+        self.seed_cert = self.fixed_seed_cert or make_self_signed(self.host, "sessionnet-seed")
         swarm_count = max(1, self.node_count // max(1, self.swarm_size))
         self.swarms = [
             SwarmInfo(i * (SPACE // swarm_count) + SPACE // (2 * swarm_count))
             for i in range(swarm_count)
         ]
         for i in range(self.node_count):
-            sock = self._bind(0)
+            sock = self._bind(self.node_ports[i] if i < len(self.node_ports) else 0)
             node = StorageNode(self, self.host, sock.getsockname()[1])
             self.swarms[min(i // max(1, self.swarm_size), swarm_count - 1)].nodes.append(node)
             self.nodes.append(node)
@@ -105,9 +111,9 @@ class Devnet:
             await runner.setup()
             self._listeners[id(node)] = _Listener(runner)
             await self._open(node, sock)
-        self.seed_url = await self._start_seed(https=True)
+        self.seed_url = await self._start_seed(https=True, port=self.seed_port)
         if self.seed_http:
-            self.seed_http_url = await self._start_seed(https=False)
+            self.seed_http_url = await self._start_seed(https=False, port=self.seed_http_port)
         for ext in self.extensions:
             self.extra.update(await ext.start(self))
 
@@ -217,13 +223,13 @@ class Devnet:
         listener.site = site
         node.up = True
 
-    async def _start_seed(self, *, https: bool) -> str:
+    async def _start_seed(self, *, https: bool, port: int = 0) -> str:
         assert self.seed_cert is not None
         app = make_seed_app(lambda: [n.service_node_state() for n in self.nodes])
         runner = web.AppRunner(app, access_log=None)
         await runner.setup()
         self._runners.append(runner)
-        sock = self._bind(0)
+        sock = self._bind(port)
         ctx = self.seed_cert.server_context() if https else None
         await web.SockSite(runner, sock, ssl_context=ctx).start()
         scheme = "https" if https else "http"

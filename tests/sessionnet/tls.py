@@ -40,7 +40,9 @@ class SelfSignedCert:
         return ctx
 
 
-def make_self_signed(host: str, common_name: str = "sessionnet") -> SelfSignedCert:
+def make_self_signed(
+    host: str, common_name: str = "sessionnet", valid_days: int = 30
+) -> SelfSignedCert:
     """Create a fresh P-256 self-signed certificate for ``host`` (an IP or a DNS name)."""
     key = ec.generate_private_key(ec.SECP256R1())
     name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, common_name)])
@@ -56,7 +58,7 @@ def make_self_signed(host: str, common_name: str = "sessionnet") -> SelfSignedCe
         .public_key(key.public_key())
         .serial_number(x509.random_serial_number())
         .not_valid_before(now - datetime.timedelta(days=1))
-        .not_valid_after(now + datetime.timedelta(days=30))
+        .not_valid_after(now + datetime.timedelta(days=valid_days))
         .add_extension(x509.SubjectAlternativeName([san]), critical=False)
         .sign(key, hashes.SHA256())
     )

@@ -23,8 +23,10 @@ from bridge.db.repos.portals import PortalRepo
 from bridge.session.blinding import blind15_id
 from bridge.session.errors import InvalidInput
 from bridge.session.keys import Identity
+from bridge.session.messages import Profile
 from bridge.session.sogs.client import CommunityClient
 from bridge.session.sogs.errors import CommunityError, CommunityUnreachable
+from bridge.session.sogs.urls import CommunityServerRef
 
 log = logging.getLogger("bridge.core.community.actors")
 
@@ -41,12 +43,15 @@ class CommunityActors:
         logins: LoginManager,
         bot_identity: Identity,
         portals: PortalRepo,
+        bot_name: str | None = None,
     ) -> None:
         self._http = http
         self._logins = logins
         self.bot_identity = bot_identity
+        self._bot_name = bot_name
         self._portals = portals
-        self._clients: dict[tuple[str, str], CommunityClient] = {}
+        # (Session id, server): a server is its URL and its key (session-protocol.md §5.1).
+        self._clients: dict[tuple[str, CommunityServerRef], CommunityClient] = {}
         self._blinded: dict[tuple[str, bytes], str] = {}
 
     async def portal_of(self, row: OutboxRecord) -> PortalRecord:
@@ -70,10 +75,21 @@ class CommunityActors:
         mine = await self._logins.logins_of(mxid)
         return mine[0].record.id if mine else None
 
+    def profile(self, name: str, *, relayed: bool) -> Profile:
+        """The profile a post carries: Session apps name a post's author after it
+        (session-protocol.md §5.11, §2.13).
+
+        A login's post shows its sender's current Matrix name (read when the event was
+        handled). A relayed post is the bot's and shows the bot's name (``bot_displayname``):
+        the profile names the author id, which all relayed posts share, while each relayed
+        sender's name is in the text (the relay template).
+        """
+        return Profile(display_name=(self._bot_name or None) if relayed else (name or None))
+
     def client(self, identity: Identity, portal: PortalRecord) -> tuple[CommunityClient, str]:
         """``identity``'s client for the portal's server, and the room token."""
         server, token = parse_community_key(portal.session_key)
-        key = (identity.session_id.value, server.base_url)
+        key = (identity.session_id.value, server)
         client = self._clients.get(key)
         if client is None:
             client = self._clients[key] = CommunityClient(self._http, identity, server)

@@ -5,12 +5,15 @@ Dedup (design.md §4): a new message is keyed by its server message id; an edit 
 transaction id derived from the same key, so a re-delivery after a crash between the send and
 the database commit returns the first event instead of a duplicate.
 
-A post becomes one Matrix event per part: its text (part 0) if any, then one media event per
-attachment (:mod:`bridge.core.community.media`). Edits replace the text part; deletions redact
-every part. Reactions, on full messages and in reaction-only updates, are synced by
-:mod:`bridge.core.community.reactions`. Posts of our own identities (Matrix users' logins, the
-bot's relay) are never bridged back; only their deletion on Session (e.g. by a moderator) is,
-by the bot. Session control messages (anything but a visible message) are logged, not shown.
+A post becomes one Matrix event per part: one media event per attachment
+(:mod:`bridge.core.community.media`), the first carrying the post's text as its caption
+(MSC2530), or the text alone when there is no file to carry it. Edits replace the text, or the
+first file's caption; deletions redact every part. Reactions, on full messages and in
+reaction-only updates, are synced by :mod:`bridge.core.community.reactions`. Posts of our own
+identities (Matrix users' logins, the bot's relay) are never bridged back; only their deletion
+on Session (e.g. by a moderator) is, by the bot. Session control messages (anything but a
+visible message) are logged, not shown. A mention of a login's id (blinded or not) becomes a
+pill of its Matrix owner (:mod:`bridge.core.pills`).
 """
 
 from __future__ import annotations
@@ -20,30 +23,28 @@ from collections.abc import Callable
 from typing import Any
 
 from mautrix.appservice import IntentAPI
-from mautrix.types import EventID
+from mautrix.errors import MatrixError
+from mautrix.types import EventID, RoomID
 
 from bridge.core.community.media import CommunityMediaIn
 from bridge.core.community.reactions import CommunityReactionsIn
 from bridge.core.community.service import parse_community_key
+from bridge.core.convert.media import caption_parts, with_caption
 from bridge.core.convert.mentions import mentioned_session_ids
-from bridge.core.convert.text_to_matrix import (
-    MentionTarget,
-    as_edit,
-    session_text_to_content,
-    with_reply,
-)
+from bridge.core.convert.text_to_matrix import as_edit, session_text_to_content, with_reply
 from bridge.core.ghosts import GhostHandle, GhostManager, GhostProfile
+from bridge.core.own_ids import OwnSessionIds
+from bridge.core.pills import mention_resolver
 from bridge.core.portal.rooms import send_to_portal
 from bridge.db.records import MessageRecord, PortalRecord
 from bridge.db.repos.cursors import CursorRepo
 from bridge.db.repos.messages import MessageRepo
+from bridge.matrix.reads import member_display_name
 from bridge.matrix.send import redact_quietly
 from bridge.session.messages import VisibleMessage
 from bridge.session.sogs.models import CommunityMessage, ReactionUpdate
 
 log = logging.getLogger("bridge.core.community.inbound")
-
-MentionResolverFactory = Callable[[], Callable[[str], MentionTarget | None]]
 
 
 class CommunityInbound:
@@ -59,8 +60,10 @@ class CommunityInbound:
         reactions: CommunityReactionsIn,
         media: CommunityMediaIn,
         bot: IntentAPI,
+        own_ids: OwnSessionIds,
     ) -> None:
         self._ghosts = ghosts
+        self._own_ids = own_ids
         self._messages = messages
         self._cursors = cursors
         self._is_own_identity = is_own_identity
@@ -90,15 +93,21 @@ class CommunityInbound:
             await self._handle_edit(portal, item, item.content, existing)
         await self._reactions.sync(portal, item.id, item.seqno, item.reactions)
 
-    async def _content(self, body: str, sender_mxid: str) -> dict[str, Any]:
-        """Matrix content for Session ``body``; mentioned ghosts become pills with their names."""
-        names = await self._ghosts.pill_names(mentioned_session_ids(body))
+    async def _content(self, portal: PortalRecord, body: str, sender_mxid: str) -> dict[str, Any]:
+        """Matrix content for Session ``body``: a mentioned login (its ``05…`` id or its blinded
+        id on this server) becomes a pill of its Matrix owner, any other id its ghost's pill."""
+        server, _ = parse_community_key(portal.session_key)
+        room_id = str(portal.mxid)
 
-        def resolve(session_id: str) -> MentionTarget | None:
-            return MentionTarget(
-                self._ghosts.mxid_for(session_id), names.get(session_id) or session_id[2:10]
-            )
+        async def name(mxid: str) -> str:
+            return await member_display_name(self._bot, room_id, mxid)
 
+        resolve = await mention_resolver(
+            body,
+            ghosts=self._ghosts,
+            owners=self._own_ids.owners(mentioned_session_ids(body), server.pubkey),
+            member_name=name,
+        )
         return session_text_to_content(body, resolve, sender_mxid=sender_mxid)
 
     def _is_own(self, portal: PortalRecord, author: str) -> bool:
@@ -115,13 +124,15 @@ class CommunityInbound:
             log.debug("Skipping our own post %s/%d", item.room, item.id)
             return
         ghost = await self._ghosts.ensure(author, GhostProfile.from_session(message.profile))
-        content = await self._content(message.body or "", ghost.mxid)
+        content = await self._content(portal, message.body or "", ghost.mxid)
         if not content["body"] and not message.attachments:
             log.info("Empty community message %s/%d not bridged", item.room, item.id)
             return
-        parts: list[dict[str, Any]] = [content] if content["body"] else []
-        for index, attachment in enumerate(message.attachments):
-            parts.append(await self._media.content(portal, attachment, index, ghost.intent))
+        files = [
+            await self._media.content(portal, attachment, index, ghost.intent)
+            for index, attachment in enumerate(message.attachments)
+        ]
+        parts = caption_parts(content if content["body"] else None, files)
         if message.quote is not None:
             quoted = await self._find_quoted(portal, message)
             if quoted is not None:
@@ -180,15 +191,35 @@ class CommunityInbound:
         if await self._cursors.is_processed(key):
             return
         ghost = await self._ghosts.ensure(author, GhostProfile.from_session(message.profile))
-        new = await self._content(message.body or "", ghost.mxid)
+        new = await self._content(portal, message.body or "", ghost.mxid)
         if not new["body"]:
             log.info("Edit of %s/%d without text not bridged", item.room, item.id)
         elif await self._cursors.is_processed(_file_first_key(portal, item.id)):
-            # A post that had no text starts with a file: a text edit cannot replace that.
-            log.info("Edit of file post %s/%d not bridged", item.room, item.id)
+            # The post starts with a file: its text is that file's caption.
+            edit = await self._caption_edit(ghost.intent, portal, existing.mxid, new)
+            if edit is None:
+                log.info("Edit of file post %s/%d not bridged", item.room, item.id)
+            else:
+                await self._send(ghost.intent, portal, edit, key, item)
         else:
             await self._send(ghost.intent, portal, as_edit(new, existing.mxid), key, item)
         await self._cursors.claim_inbound(key, portal_id=portal.id)
+
+    async def _caption_edit(
+        self, intent: IntentAPI, portal: PortalRecord, event_id: str, new: dict[str, Any]
+    ) -> dict[str, Any] | None:
+        """An edit giving the file event ``event_id`` the caption ``new`` (MSC2530); ``None``
+        if that event is no file (a notice about a file that was not bridged) or unreadable."""
+        try:
+            event = await intent.get_event(RoomID(str(portal.mxid)), EventID(event_id))
+        except MatrixError as e:
+            log.warning("Could not read %s to edit its caption: %s", event_id, e)
+            return None
+        original = dict(event.content.serialize())
+        # Drop the old caption: the edited post's text is the whole new caption.
+        original["body"] = original.get("filename") or original.get("body")
+        captioned = with_caption(original, new)
+        return None if captioned is None else as_edit(captioned, event_id)
 
     async def _handle_delete(self, portal: PortalRecord, item: CommunityMessage) -> None:
         if portal.mxid is None:

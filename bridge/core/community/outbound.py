@@ -33,14 +33,14 @@ from bridge.core.community.relations import CommunityRelations, outbox_dedup_key
 from bridge.core.convert.matrix_to_text import matrix_to_session_text
 from bridge.core.convert.media import MAX_SESSION_FILE_BYTES, human_size, matrix_media
 from bridge.core.convert.names import clean_name
-from bridge.core.portal.events import Refused
+from bridge.core.portal.events import NoLogin, Refused
 from bridge.core.portal.outbox import Deliver, PermanentFailure, TemporaryFailure
 from bridge.core.portal.router import RoomEvent
 from bridge.db.records import OutboxRecord, PortalRecord
 from bridge.db.repos.messages import MessageRepo
 from bridge.db.repos.outbox import OutboxRepo
 from bridge.matrix.reads import MediaDownload
-from bridge.session.messages import Attachment, Profile, Quote, VisibleMessage
+from bridge.session.messages import Attachment, Quote, VisibleMessage
 from bridge.session.messages.model import VOICE_MESSAGE_FLAG
 from bridge.session.sogs.client import CommunityClient
 
@@ -51,10 +51,6 @@ RECENT_CHECK = 100
 
 POST_KIND = "sogs_post"
 DisplayName = Callable[[str, str], Awaitable[str]]  # (room, mxid) → display name
-NO_LOGIN = (
-    "Your message was not sent to Session: you have no Session login and relay is off in this "
-    "room. Send `login` to the bridge bot in a direct chat, or ask a room admin to turn relay on."
-)
 
 
 class CommunityOutbound:
@@ -149,7 +145,7 @@ class CommunityOutbound:
         display = clean_name(name) or sender
         if login_id is None:
             if not portal.relay_enabled:
-                raise Refused(NO_LOGIN)
+                raise NoLogin("message")
             caption = text or (media.filename if media else "")
             text = self._relay_template.format(displayname=display, message=caption)
         quote = await self._quote(content)
@@ -216,7 +212,7 @@ class CommunityOutbound:
             body=payload.text or None,
             attachments=attachments,
             quote=payload.quote,
-            profile=Profile(display_name=payload.name if row.login_id else None),
+            profile=self._actors.profile(payload.name, relayed=row.login_id is None),
             sig_timestamp=sent_at,
         )
         async with self._portal_lock(portal.id):

@@ -26,12 +26,12 @@ from mautrix.types import MessageEvent, ReactionEvent, RedactionEvent
 
 from bridge.core.community.actors import CommunityActors, call_server
 from bridge.core.community.payloads import EditPayload, ReactPayload, RedactPayload
-from bridge.core.portal.events import Refused
+from bridge.core.portal.events import NoLogin, Refused
 from bridge.core.portal.outbox import Deliver, PermanentFailure, TemporaryFailure
 from bridge.db.records import MessageRecord, OutboxRecord, PortalRecord, ReactionRecord
 from bridge.db.repos.messages import MessageRepo
 from bridge.db.repos.outbox import OutboxRepo
-from bridge.session.messages import Profile, VisibleMessage
+from bridge.session.messages import VisibleMessage
 from bridge.session.sogs.errors import CommunityNotFound
 
 log = logging.getLogger("bridge.core.community.relations")
@@ -133,10 +133,7 @@ class CommunityRelations:
         sender = str(event.sender)
         login_id = await self._actors.login_id_of(sender)
         if login_id is None and not portal.relay_enabled:
-            raise Refused(
-                "Your reaction was not sent to Session: you have no Session login and relay "
-                "is off in this room."
-            )
+            raise NoLogin("reaction")
         payload = ReactPayload(target, key, sender)
         await self._enqueue(portal, REACT_KIND, payload, str(event.event_id), login_id)
 
@@ -188,7 +185,7 @@ class CommunityRelations:
             text = self._relay_template.format(displayname=payload.name, message=text)
         message = VisibleMessage(
             body=text,
-            profile=Profile(display_name=None if relayed else payload.name),
+            profile=self._actors.profile(payload.name, relayed=relayed),
             sig_timestamp=int(time.time() * 1000),
         )
         client, token = self._actors.client(identity, portal)

@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 import aiohttp
 
 from bridge.backoff import Backoff
+from bridge.core.community.refusals import lookup_refusal
 from bridge.db.records import PortalKind, PortalRecord
 from bridge.db.repos.cursors import CursorRepo
 from bridge.db.repos.portals import PortalRepo
@@ -61,17 +62,27 @@ def parse_community_key(key: str) -> tuple[CommunityServerRef, str]:
 
 
 class CursorRepoStore:
-    """The community client's cursor store, persisted in ``poll_cursor``."""
+    """One server's cursor store, persisted in ``poll_cursor`` under its URL **and** key.
 
-    def __init__(self, cursors: CursorRepo) -> None:
+    A server is its base URL and its public key (session-protocol.md §5.1): the client's
+    ``server`` argument (its base URL) is not enough, so each store is bound to one
+    :class:`CommunityServerRef` and ignores it.
+    """
+
+    def __init__(self, cursors: CursorRepo, server: CommunityServerRef) -> None:
         self._cursors = cursors
+        self._poller = f"sogs:{server.base_url}|{server.pubkey.hex()}"
+        # Bridges before this name had one client per base URL, under ``sogs:<base URL>``.
+        self._legacy_poller = f"sogs:{server.base_url}"
 
     async def get(self, server: str, stream: str) -> int:
-        record = await self._cursors.get_cursor(f"sogs:{server}", "", stream)
+        record = await self._cursors.get_cursor(self._poller, "", stream)
+        if record is None:
+            record = await self._cursors.get_cursor(self._legacy_poller, "", stream)
         return record.seqno if record and record.seqno is not None else 0
 
     async def set(self, server: str, stream: str, value: int) -> None:
-        await self._cursors.set_cursor(f"sogs:{server}", "", stream, seqno=value)
+        await self._cursors.set_cursor(self._poller, "", stream, seqno=value)
 
 
 @dataclass
@@ -84,24 +95,35 @@ class ServerLink:
 
 
 class CommunityLinks:
-    """The bot's client for each community server, created on first use."""
+    """The bot's client for each community server, created on first use.
+
+    Keyed by base URL **and** public key: a URL given with another key is another server to
+    the bridge (its signatures are refused, §5.2), never a way into this one's poller.
+    """
 
     def __init__(
         self, *, http: aiohttp.ClientSession, bot_identity: Identity, cursors: CursorRepo
     ) -> None:
         self._http = http
         self._bot_identity = bot_identity
-        self._cursor_store = CursorRepoStore(cursors)
-        self._links: dict[str, ServerLink] = {}
+        self._cursors = cursors
+        self._links: dict[CommunityServerRef, ServerLink] = {}
 
     def link(self, server: CommunityServerRef) -> ServerLink:
-        link = self._links.get(server.base_url)
+        link = self._links.get(server)
         if link is None:
-            client = CommunityClient(
-                self._http, self._bot_identity, server, cursors=self._cursor_store
-            )
-            link = self._links[server.base_url] = ServerLink(client)
+            link = self._links[server] = ServerLink(self._new_client(server))
         return link
+
+    def lookup_client(self, server: CommunityServerRef) -> CommunityClient:
+        """The followed server's client, else a throw-away one (a lookup with a wrong key or
+        of a server that is never followed leaves nothing behind)."""
+        link = self._links.get(server)
+        return link.client if link is not None else self._new_client(server)
+
+    def _new_client(self, server: CommunityServerRef) -> CommunityClient:
+        store = CursorRepoStore(self._cursors, server)
+        return CommunityClient(self._http, self._bot_identity, server, cursors=store)
 
     def client_for(self, portal: PortalRecord) -> tuple[CommunityClient, str]:
         """The bot's client and the room token of a community portal."""
@@ -161,8 +183,10 @@ class Communities:
             with contextlib.suppress(asyncio.CancelledError):
                 await task
 
-    async def lookup(self, url: str) -> tuple[CommunityServerRef, str, RoomInfo]:
-        """Check a community URL against its server: :class:`CommunityJoinError` if wrong."""
+    @staticmethod
+    def parse(url: str) -> tuple[CommunityServerRef, str]:
+        """The server and room token of a community URL: :class:`CommunityJoinError` if it
+        is not one."""
         try:
             parsed = parse_community_url(url)
         except SessionError as e:
@@ -170,12 +194,17 @@ class Communities:
                 f"That is not a community URL ({e}). It looks like "
                 "`https://host/room?public_key=<64 hex digits>`."
             ) from None
-        link = self.link(parsed.server)
+        return parsed.server, parsed.room
+
+    async def lookup(self, url: str) -> tuple[CommunityServerRef, str, RoomInfo]:
+        """Check a community URL against its server: :class:`CommunityJoinError` if wrong."""
+        server, room = self.parse(url)
+        client = self._links.lookup_client(server)
         try:
-            info = await link.client.room(parsed.room)
+            info = await client.room(room)
         except SessionError as e:
-            raise CommunityJoinError(f"The community server refused: {e}") from None
-        return parsed.server, parsed.room, info
+            raise CommunityJoinError(lookup_refusal(server, room, e)) from None
+        return server, room, info
 
     async def follow(self, portal: PortalRecord) -> None:
         """Start reading the community room of ``portal``."""

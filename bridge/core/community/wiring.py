@@ -2,8 +2,9 @@
 
 :func:`build_community` is called once by :mod:`bridge.app`; the :class:`CommunityKind` it
 returns is what the rest of the bridge needs: the Matrix-side handler, the outbox deliverers
-of every community row kind, :class:`~bridge.core.community.service.Communities` (for the
-portal commands) and the start/stop of the pollers.
+of every community row kind, :class:`~bridge.core.community.service.Communities`, the
+:class:`~bridge.core.community.portals.CommunityPortals` of the portal commands and of alias
+queries, and the start/stop of the pollers.
 """
 
 from __future__ import annotations
@@ -16,9 +17,11 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 from bridge.core.community.actors import CommunityActors
+from bridge.core.community.aliases import alias_prefix
 from bridge.core.community.inbound import CommunityInbound
 from bridge.core.community.media import CommunityMediaIn, UploadLimit
 from bridge.core.community.outbound import CommunityOutbound
+from bridge.core.community.portals import AliasSettings, CommunityPortals
 from bridge.core.community.reactions import CommunityReactionsIn
 from bridge.core.community.relations import CommunityRelations
 from bridge.core.community.room_info import CommunityRoomInfo
@@ -38,6 +41,7 @@ class CommunityKind:
 
     communities: Communities
     outbound: CommunityOutbound
+    portals: CommunityPortals
     portal_kind: PortalKind = PortalKind.COMMUNITY
     _resume: asyncio.Task[None] | None = field(default=None, repr=False)
 
@@ -80,6 +84,7 @@ def build_community(deps: PortalDeps) -> CommunityKind:
         logins=deps.logins,
         bot_identity=deps.bot_login.identity,
         portals=repos.portals,
+        bot_name=config.appservice.bot_displayname,
     )
     media = CommunityMediaIn(
         client_for=links.client_for, downloads=deps.downloads, upload_limit=UploadLimit(bot)
@@ -94,6 +99,7 @@ def build_community(deps: PortalDeps) -> CommunityKind:
         ),
         media=media,
         bot=bot,
+        own_ids=deps.own_ids,
     )
     communities = Communities(
         links=links,
@@ -122,4 +128,15 @@ def build_community(deps: PortalDeps) -> CommunityKind:
         download_media=media_download(bot),
         display_name=functools.partial(member_display_name, bot),
     )
-    return CommunityKind(communities, outbound)
+    portals = CommunityPortals(
+        communities=communities,
+        rooms=deps.rooms,
+        portals=repos.portals,
+        bot=bot,
+        settings=AliasSettings(
+            prefix=alias_prefix(config.bridge.username_template),
+            domain=config.homeserver.domain,
+            public=config.bridge.public_portals,
+        ),
+    )
+    return CommunityKind(communities, outbound, portals)

@@ -3,14 +3,16 @@
 Session → Matrix: :func:`media_content` builds ``m.image``/``m.video``/``m.audio``/``m.file``
 content with the ``info`` fields Element uses (matrix-side.md §7): ``mimetype``, ``size`` and,
 when known, ``w``/``h`` (from the Session pointer, else read from the image header), plus the
-voice-message keys for Session voice notes. Matrix → Session: :func:`matrix_media` reads what
-the outbound path needs from a Matrix media message. Nothing here does I/O.
+voice-message keys for Session voice notes; :func:`caption_parts` makes the text of a message
+with files the caption of its first file (MSC2530). Matrix → Session: :func:`matrix_media`
+reads what the outbound path needs from a Matrix media message (its caption is the text posted
+with the file). Nothing here does I/O.
 """
 
 from __future__ import annotations
 
 import struct
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -19,6 +21,7 @@ __all__ = [
     "MEDIA_MSGTYPES",
     "OCTET_STREAM",
     "MatrixMedia",
+    "caption_parts",
     "default_filename",
     "human_size",
     "image_mime_type",
@@ -27,6 +30,7 @@ __all__ = [
     "media_content",
     "msgtype_for",
     "sniff_mimetype",
+    "with_caption",
 ]
 
 MAX_SESSION_FILE_BYTES = 10_000_000  # Session's upload limit (session-protocol.md §7.1)
@@ -200,6 +204,44 @@ def media_content(
         content["org.matrix.msc1767.audio"] = {"waveform": []}
         content["org.matrix.msc3245.voice"] = {}
     return content
+
+
+def with_caption(media: Mapping[str, Any], text: Mapping[str, Any]) -> dict[str, Any] | None:
+    """``media`` (a file's content) with the text content ``text`` as its caption (MSC2530,
+    spec v1.10): ``body`` is the caption, ``filename`` stays the file's name, the formatting
+    and ``m.mentions`` are the text's. ``None`` when ``media`` is no file (the notice about a
+    file that could not be bridged) or already has another caption of its own.
+    """
+    if media.get("msgtype") not in MEDIA_MSGTYPES or not text.get("body"):
+        return None
+    own = media.get("body")
+    if own and own != media.get("filename") and own != text["body"]:
+        return None
+    captioned = {k: v for k, v in media.items() if k not in ("format", "formatted_body")}
+    captioned["body"] = text["body"]
+    if "formatted_body" in text:
+        captioned["format"] = text.get("format")
+        captioned["formatted_body"] = text["formatted_body"]
+    captioned["m.mentions"] = text.get("m.mentions", {})
+    return captioned
+
+
+def caption_parts(
+    text: Mapping[str, Any] | None, files: Sequence[Mapping[str, Any]]
+) -> list[dict[str, Any]]:
+    """The Matrix events of a Session message with text and files, in order.
+
+    Session sends a caption as the text of the message that carries the file: it becomes the
+    caption of the first file (one event, which Element shows as an image with its caption).
+    Without a file to carry it (none, or the first could not be bridged) the text is an event
+    of its own, before the files.
+    """
+    parts = [dict(file) for file in files]
+    if text is None:
+        return parts
+    if parts and (captioned := with_caption(parts[0], text)) is not None:
+        return [captioned, *parts[1:]]
+    return [dict(text), *parts]
 
 
 @dataclass(frozen=True, slots=True)

@@ -189,6 +189,10 @@ def as_edit(
     mentions = inner.get("m.mentions") or {}
     inner["m.mentions"] = dict(mentions)
     edit: dict[str, Any] = {"msgtype": inner.get("msgtype", "m.text")}
+    for key in ("url", "info", "filename"):
+        # A file's new caption: clients without edits still show the file in the fallback.
+        if key in inner:
+            edit[key] = inner[key]
     edit["body"] = "* " + str(inner.get("body", ""))
     if "formatted_body" in inner:
         edit["format"] = inner.get("format", HTML_FORMAT)

@@ -109,6 +109,11 @@ class SessionAccounts:
         inbound path) needs this object to find the owners of accounts."""
         self._handler = handler
 
+    @property
+    def snode(self) -> SnodeClient:
+        """The storage-network client every account's client uses."""
+        return self._snode
+
     def get(self, session_id: str) -> tuple[Account, SessionClient] | None:
         """The running account and client of ``session_id``, if any."""
         return self._clients.get(session_id)

@@ -33,6 +33,7 @@ from mautrix.types import (
 from bridge.core.direct.accounts import Account, SessionAccounts
 from bridge.core.ghosts import GhostManager, GhostProfile
 from bridge.core.logins import LoginManager
+from bridge.core.portal.events import NoLoginText, default_no_login_text
 from bridge.core.portal.rooms import PortalRooms
 from bridge.db.records import PortalKind, PortalRecord
 from bridge.db.repos.cursors import CursorRepo
@@ -98,6 +99,7 @@ class DirectChats:
         bot_mxid: str,
         domain: str,
         command_prefix: str,
+        no_login_text: NoLoginText = default_no_login_text,
     ) -> None:
         self._portals = portals
         self._ghosts = ghosts
@@ -109,6 +111,7 @@ class DirectChats:
         self._bot_mxid = bot_mxid
         self._domain = domain
         self._prefix = command_prefix
+        self._no_login_text = no_login_text
         self._creating: defaultdict[int, asyncio.Lock] = defaultdict(asyncio.Lock)
 
     async def existing(self, ours: str, peer: str) -> PortalRecord | None:
@@ -217,7 +220,7 @@ class DirectChats:
         room_id, inviter = str(event.room_id), str(event.sender)
         ghost = await self._ghosts.ensure(peer)
         account = await self._account_of(inviter)
-        reason = self._refusal(account, peer)
+        reason = self._refusal(account, peer, inviter)
         if account is not None and reason is None:
             found = await self.existing(account.session_id, peer)
             if found is not None and found.mxid != room_id:
@@ -239,16 +242,13 @@ class DirectChats:
         log.info("Room %s is now the direct chat %s", room_id, portal.session_key)
         return True
 
-    def _refusal(self, account: Account | None, peer: str) -> str | None:
+    def _refusal(self, account: Account | None, peer: str, inviter: str) -> str | None:
         try:
             SessionID.parse(peer)
         except InvalidId:
             return "Only Session accounts (05… IDs) can have direct chats."
         if account is None:
-            return (
-                "You need a Session login for direct chats: send `login` to the bridge bot "
-                f"({self._bot_mxid})."
-            )
+            return self._no_login_text(inviter, "direct chat")
         return None
 
     async def _account_of(self, mxid: str) -> Account | None:

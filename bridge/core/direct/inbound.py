@@ -2,11 +2,13 @@
 
 Each Session account's client delivers its events one at a time, in swarm order, and
 acknowledges one only after :meth:`DirectInbound.handle` returned (design.md §4). Dedup: a
-visible message is keyed by its swarm hash (one mapping per part: text, then each attachment);
-every other item by ``dm:<account>:<hash>`` in ``inbound_dedup``, claimed after its effect.
-Targets of quotes, reactions, unsends and read receipts are found by (author, sent timestamp).
-Matrix sends use transaction ids derived from the hash, so a re-delivery after a crash between
-the send and the commit returns the first event instead of a duplicate.
+visible message is keyed by its swarm hash (one mapping per part: the first file carrying the
+text as its caption, or the text, then each other file); every other item by
+``dm:<account>:<hash>`` in ``inbound_dedup``, claimed after its effect. Targets of quotes,
+reactions, unsends and read receipts are found by (author, sent timestamp). Matrix sends use
+transaction ids derived from the hash, so a re-delivery after a crash between the send and the
+commit returns the first event instead of a duplicate. A visible message for a chat whose owner
+has left its room invites them back first (:mod:`bridge.core.direct.rejoin`).
 """
 
 from __future__ import annotations
@@ -20,10 +22,9 @@ from mautrix.appservice import IntentAPI
 from mautrix.errors import MatrixRequestError
 from mautrix.types import EventID, EventType, RoomID
 
-from bridge.core.convert.media import MAX_SESSION_FILE_BYTES
+from bridge.core.convert.media import MAX_SESSION_FILE_BYTES, caption_parts
 from bridge.core.convert.mentions import mentioned_session_ids
 from bridge.core.convert.text_to_matrix import (
-    MentionTarget,
     disappearing_notice,
     session_text_to_content,
     with_reply,
@@ -36,11 +37,15 @@ from bridge.core.direct.media import (
     attachment_name,
     human_size,
 )
+from bridge.core.direct.rejoin import bring_back_owner
 from bridge.core.ghosts import GhostHandle, GhostManager, GhostProfile
+from bridge.core.own_ids import OwnSessionIds
+from bridge.core.pills import mention_resolver
 from bridge.core.portal.rooms import send_to_portal
 from bridge.db.records import PortalRecord
 from bridge.db.repos.cursors import CursorRepo
 from bridge.db.repos.messages import MessageRepo
+from bridge.matrix.reads import member_display_name
 from bridge.matrix.send import (
     reaction_content,
     redact_quietly,
@@ -75,14 +80,16 @@ class DirectInbound:
         ghosts: GhostManager,
         messages: MessageRepo,
         cursors: CursorRepo,
-        owner_of: Callable[[str], str | None],
+        own_ids: OwnSessionIds,
         portal_lock: Callable[[int], Any],
+        bot: IntentAPI,
     ) -> None:
+        self._bot = bot
         self._chats = chats
         self._ghosts = ghosts
         self._messages = messages
         self._cursors = cursors
-        self._owner_of = owner_of
+        self._own_ids = own_ids
         self._portal_lock = portal_lock
 
     async def handle(self, account: Account, client: SessionClient, event: ClientEvent) -> None:
@@ -158,21 +165,15 @@ class DirectInbound:
                 return
             ghost = await self._ghosts.ensure(peer, profile)
             await self._chats.ensure_accepted(client, portal, peer)
-            parts: list[dict[str, Any] | Attachment] = []
-            if message.body:
-                parts.append(await self._text_content(message.body, ghost))
-            parts.extend(message.attachments)
+            parts = await self._parts(client, portal, message, ghost)
             if not parts:
                 log.info("Empty direct message %s not bridged", event.hash)
                 return
-            first = parts[0]
-            if message.quote is not None and isinstance(first, dict):
-                parts[0] = await self._with_quote(portal, message, first, ghost)
+            if account.owner_mxid is not None:
+                await bring_back_owner(self._bot, ghost, portal, account.owner_mxid, event.hash)
             for index, part in enumerate(parts):
                 if await self._messages.get_by_session_key(portal.id, event.hash, index):
                     continue
-                if isinstance(part, Attachment):
-                    part = await self._attachment(client, ghost, part)
                 event_id = await self._send(
                     ghost.intent, portal, part, f"{event.hash}:{index}", event.timestamp
                 )
@@ -186,19 +187,38 @@ class DirectInbound:
                 )
             await self._cursors.claim_inbound(key, portal_id=portal.id)
 
-    async def _text_content(self, body: str, ghost: GhostHandle) -> dict[str, Any]:
-        """Matrix content for Session ``body``: a mentioned logged-in user becomes a pill of
-        the Matrix user, any other Session id a pill of its ghost with the ghost's name."""
-        names = await self._ghosts.pill_names(mentioned_session_ids(body))
+    async def _parts(
+        self,
+        client: SessionClient,
+        portal: PortalRecord,
+        message: VisibleMessage,
+        ghost: GhostHandle,
+    ) -> list[dict[str, Any]]:
+        """The Matrix events of a visible message: the text as the first file's caption
+        (MSC2530) or as an event of its own, then the files; the first replies to the quote."""
+        text = await self._text_content(portal, message.body, ghost) if message.body else None
+        files = [await self._attachment(client, ghost, a) for a in message.attachments]
+        parts = caption_parts(text, files)
+        if parts and message.quote is not None:
+            parts[0] = await self._with_quote(portal, message, parts[0], ghost)
+        return parts
 
-        def resolve(session_id: str) -> MentionTarget | None:
-            owner = self._owner_of(session_id)
-            if owner is not None:
-                return MentionTarget(owner, owner)
-            return MentionTarget(
-                self._ghosts.mxid_for(session_id), names.get(session_id) or session_id[2:10]
-            )
+    async def _text_content(
+        self, portal: PortalRecord, body: str, ghost: GhostHandle
+    ) -> dict[str, Any]:
+        """Matrix content for Session ``body``: a mentioned login becomes a pill of its Matrix
+        owner with their name in the chat, any other Session id a pill of its ghost."""
+        room_id = str(portal.mxid)
 
+        async def name(mxid: str) -> str:
+            return await member_display_name(ghost.intent, room_id, mxid)
+
+        resolve = await mention_resolver(
+            body,
+            ghosts=self._ghosts,
+            owners=self._own_ids.owners(mentioned_session_ids(body), None),
+            member_name=name,
+        )
         return session_text_to_content(body, resolve, sender_mxid=ghost.mxid)
 
     async def _with_quote(

@@ -101,14 +101,16 @@ def build_direct(deps: PortalDeps, files: FileServerClient) -> DirectKind:
         bot_mxid=config.bot_mxid,
         domain=config.homeserver.domain,
         command_prefix=config.bridge.command_prefix,
+        no_login_text=deps.no_login_text,
     )
     inbound = DirectInbound(
         chats=chats,
         ghosts=deps.ghosts,
         messages=repos.messages,
         cursors=repos.cursors,
-        owner_of=accounts.owner_of,
+        own_ids=deps.own_ids,
         portal_lock=deps.portal_lock,
+        bot=bot,
     )
     accounts.bind_handler(inbound.handle)
     outbound = DirectOutbound(

@@ -25,6 +25,29 @@ class Refused(Exception):
     """A Matrix event cannot be sent to Session; the text is for its sender."""
 
 
+class NoLogin(Refused):
+    """The sender has no Session login, and relay is off: their ``what`` ("message",
+    "reaction") was not sent. What they can do about it depends on their permission level,
+    which the bot's commands know: the text comes from a :data:`NoLoginText`."""
+
+    def __init__(self, what: str) -> None:
+        super().__init__(default_no_login_text("", what))
+        self.what = what
+
+
+# (sender mxid, what) → the text that tells the sender why, and what they can do instead.
+NoLoginText = Callable[[str, str], str]
+
+
+def default_no_login_text(mxid: str, what: str) -> str:
+    if what == "direct chat":
+        return "You need a Session login for direct chats: send `login` to the bridge bot."
+    return (
+        f"Your {what} was not sent to Session: you have no Session login and relay is off in "
+        "this room."
+    )
+
+
 class PortalHandler(Protocol):
     """What one kind of portal (community, direct chat, group) does with Matrix events.
 
@@ -58,6 +81,7 @@ class PortalEvents:
         sender: OutboxSender,
         notices: FailureNotices,
         outside_portals: NonPortalHook = _no_hook,
+        no_login_text: NoLoginText = default_no_login_text,
     ) -> None:
         self._portals = portals
         self._bot = bot
@@ -65,6 +89,7 @@ class PortalEvents:
         self._sender = sender
         self._notices = notices
         self._outside_portals = outside_portals
+        self._no_login_text = no_login_text
 
     async def _portal_of(self, room_id: str) -> PortalRecord | None:
         portal = await self._portals.get_by_mxid(room_id)
@@ -107,9 +132,9 @@ class PortalEvents:
         try:
             await work
         except Refused as e:
-            await self._notices.tell_failure(
-                str(portal.mxid), str(event.event_id), str(getattr(event, "sender", "")), str(e)
-            )
+            sender = str(getattr(event, "sender", ""))
+            text = self._no_login_text(sender, e.what) if isinstance(e, NoLogin) else str(e)
+            await self._notices.tell_failure(str(portal.mxid), str(event.event_id), sender, text)
             return
         self._sender.wake()
 

@@ -22,7 +22,8 @@ from bridge.config import Config
 from bridge.core.downloads import AllowedDownloads
 from bridge.core.ghosts import GhostManager
 from bridge.core.logins import Login, LoginManager
-from bridge.core.portal.events import PortalHandler
+from bridge.core.own_ids import OwnSessionIds
+from bridge.core.portal.events import NoLoginText, PortalHandler, default_no_login_text
 from bridge.core.portal.outbox import Deliver
 from bridge.core.portal.rooms import PortalRooms
 from bridge.db.records import PortalKind
@@ -55,6 +56,10 @@ class PortalDeps:
     # Matches a ghost's mxid and names the Session id in it (the converters' pills).
     ghost_pattern: re.Pattern[str]
     portal_lock: PortalLocks
+    # The Session ids (blinded or not) of the bridge's own logins, and their Matrix owners.
+    own_ids: OwnSessionIds
+    # Why a user without a login is not heard, worded for their permission level.
+    no_login_text: NoLoginText = default_no_login_text
 
 
 class ConversationKind(Protocol):

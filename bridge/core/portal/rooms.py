@@ -11,6 +11,7 @@ import logging
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+from mautrix.api import Method, Path
 from mautrix.appservice import IntentAPI
 from mautrix.errors import IntentError, MatrixRequestError, MNotFound
 from mautrix.types import (
@@ -159,19 +160,24 @@ class PortalRooms:
         *,
         topic: str = "",
         invitees: Sequence[str] = (),
+        admins: Sequence[str] = (),
+        public: bool = False,
     ) -> PortalRecord:
-        """A new room for the portal (kind, session_key), with the users invited."""
+        """A new room for the portal (kind, session_key), created by the bot, with the users
+        invited; ``admins`` get power level 100; ``public`` rooms anyone may join (join rule
+        ``public``; not published in the room directory)."""
         portal = await self._portals.get_or_create(kind, session_key, name=channel.displayname)
         if portal.mxid and portal.unbridged_at is None:
             raise PortalRoomError(f"That is already bridged to {portal.mxid}.")
         info = bridge_info_content(self._bot_mxid, PROTOCOL, channel)
         state_key = bridge_info_state_key(PROTOCOL["id"], channel)
+        levels = portal_power_levels(self._bot_mxid, bot_is_creator=True, admins=admins)
         room_id = await self._bot.create_room(
             name=channel.displayname,
             topic=topic,
-            preset=RoomCreatePreset.PRIVATE,
+            preset=RoomCreatePreset.PUBLIC if public else RoomCreatePreset.PRIVATE,
             invitees=[UserID(m) for m in invitees],
-            power_level_override=portal_power_levels(self._bot_mxid, bot_is_creator=True),
+            power_level_override=levels,
             initial_state=[
                 *({"type": t, "state_key": state_key, "content": info} for t in BRIDGE_INFO_TYPES),
                 {
@@ -209,9 +215,49 @@ class PortalRooms:
             ) from e
         return await self._portals.set_mxid(portal.id, room_id)
 
+    async def invite(self, room_id: str, mxid: str) -> bool:
+        """Invite ``mxid`` as the bot; False if they are in the room already.
+
+        :class:`PortalRoomError` if the homeserver refuses (e.g. they are banned).
+        """
+        members = await self._bot.get_joined_members(RoomID(room_id))
+        if UserID(mxid) in members:
+            return False
+        try:
+            await self._bot.invite_user(RoomID(room_id), UserID(mxid))
+        except (IntentError, MatrixRequestError) as e:
+            log.info("Could not invite %s to %s: %s", mxid, room_id, e)
+            raise PortalRoomError(
+                "I could not invite you to that room. Ask one of its members to invite you."
+            ) from e
+        return True
+
+    async def clear_bridge_info(self, room_id: str) -> None:
+        """Blank the bot's bridge-info state (both event types, any state key) with ``{}``,
+        the usual way to remove a state event, so clients stop showing the room as bridged."""
+        state = await self._bot.api.request(Method.GET, Path.v3.rooms[RoomID(room_id)].state)
+        for event in state if isinstance(state, list) else []:
+            content = event.get("content") or {}
+            if event.get("type") not in BRIDGE_INFO_TYPES or content.get("bridgebot") != (
+                self._bot_mxid
+            ):
+                continue
+            event_type = EventType.find(event["type"], EventType.Class.STATE)
+            try:
+                await self._bot.send_state_event(
+                    RoomID(room_id), event_type, {}, event.get("state_key", "")
+                )
+            except (IntentError, MatrixRequestError) as e:
+                log.warning("Could not clear %s in %s: %s", event["type"], room_id, e)
+
     async def detach(self, portal: PortalRecord, ghosts: Sequence[IntentAPI]) -> None:
-        """End the portal: ghosts leave, the mapping is kept for history."""
+        """End the portal: the bridge-info state is cleared, ghosts leave, the mapping is kept
+        for history."""
         if portal.mxid:
+            try:
+                await self.clear_bridge_info(portal.mxid)
+            except MatrixRequestError as e:
+                log.warning("Could not read the state of %s: %s", portal.mxid, e)
             for ghost in ghosts:
                 try:
                     await ghost.leave_room(RoomID(portal.mxid), reason="Bridge removed")

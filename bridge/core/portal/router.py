@@ -1,4 +1,11 @@
-"""Routes one stored Matrix event to what handles it: bot invites, commands, (later) portals."""
+"""Routes one stored Matrix event to what handles it: bot invites, commands, portals.
+
+Every state event first updates the state store that mautrix's intents read (membership,
+display names, power levels). mautrix's own transaction handler does that, but the bridge
+stores transactions durably and routes them here instead (matrix-side.md §2.10), so without this
+the store keeps what the bridge itself did (an invite without a name) or first fetched, and a
+member's display name would never change until a restart.
+"""
 
 from __future__ import annotations
 
@@ -30,9 +37,14 @@ MessageHandler = Callable[[MessageEvent], Awaitable[None]]
 # the union of what reaches portal handlers.
 RoomEvent = MessageEvent | StateEvent | ReactionEvent | RedactionEvent | GenericEvent
 EventHandler = Callable[[RoomEvent], Awaitable[None]]
+StateHandler = Callable[[StateEvent], Awaitable[None]]
 
 
 async def _ignore(event: RoomEvent) -> None:
+    return None
+
+
+async def _ignore_state(event: StateEvent) -> None:
     return None
 
 
@@ -63,6 +75,7 @@ class MatrixEventRouter:
         on_bot_left: BotLeftHandler,
         on_message: MessageHandler,
         on_room_event: EventHandler = _ignore,
+        on_state: StateHandler = _ignore_state,
     ) -> None:
         self._bot_mxid = bot_mxid
         self._ghost = re.compile(ghost_regex)
@@ -70,6 +83,7 @@ class MatrixEventRouter:
         self._on_bot_left = on_bot_left
         self._on_message = on_message
         self._on_room_event = on_room_event
+        self._on_state = on_state
 
     def is_bridge_user(self, mxid: str) -> bool:
         """The bot or one of our ghosts: their events are echoes of our own sends."""
@@ -79,6 +93,8 @@ class MatrixEventRouter:
         event = parse_event(raw)
         if event is None:
             return
+        if isinstance(event, StateEvent):
+            await self._remember_state(event)
         if isinstance(event, StateEvent) and event.type == EventType.ROOM_MEMBER:
             await self._handle_member(event)
             return
@@ -92,6 +108,14 @@ class MatrixEventRouter:
         else:
             # Media, reactions, redactions, edits of other kinds, encryption: the portals' part.
             await self._on_room_event(cast(RoomEvent, event))
+
+    async def _remember_state(self, event: StateEvent) -> None:
+        """Update the state store, as mautrix would for every state event (also ours)."""
+        try:
+            await self._on_state(event)
+        except Exception:
+            # A stale store only makes a name or a membership lag: never drop the event for it.
+            log.exception("Could not update the state store from %s", event.event_id)
 
     async def _handle_member(self, event: StateEvent) -> None:
         if self.is_bridge_user(str(event.sender)):

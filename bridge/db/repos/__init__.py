@@ -8,6 +8,7 @@ from bridge.db.engine import Database
 from bridge.db.records import now_ms
 from bridge.db.repos._sql import Clock
 from bridge.db.repos.cursors import CursorRepo
+from bridge.db.repos.expiring import ExpiringMessageRepo
 from bridge.db.repos.ghosts import GhostRepo
 from bridge.db.repos.inbox import MatrixInboxRepo
 from bridge.db.repos.kv import KVRepo
@@ -20,6 +21,7 @@ from bridge.db.repos.users import UserRepo
 __all__ = [
     "Clock",
     "CursorRepo",
+    "ExpiringMessageRepo",
     "GhostRepo",
     "KVRepo",
     "MatrixInboxRepo",
@@ -46,10 +48,12 @@ class Repositories:
     transactions: TransactionRepo
     inbox: MatrixInboxRepo
     kv: KVRepo
+    expiring: ExpiringMessageRepo
 
     @classmethod
     def create(cls, db: Database, clock: Clock = now_ms) -> Repositories:
         """Build all repositories over ``db``, sharing one clock."""
+        kv = KVRepo(db)
         return cls(
             db=db,
             portals=PortalRepo(db, clock),
@@ -60,5 +64,6 @@ class Repositories:
             outbox=OutboxRepo(db, clock),
             transactions=TransactionRepo(db, clock),
             inbox=MatrixInboxRepo(db, clock),
-            kv=KVRepo(db),
+            kv=kv,
+            expiring=ExpiringMessageRepo(kv),
         )

@@ -32,3 +32,13 @@ class KVRepo:
         """Remove ``key``; True if it existed."""
         async with self._db.use(tx) as s:
             return bool(await execute_count(s, delete(KeyValue).where(KeyValue.key == key)))
+
+    async def items(self, prefix: str, *, tx: AsyncSession | None = None) -> list[tuple[str, str]]:
+        """Every (key, value) whose key starts with ``prefix``, by key."""
+        stmt = (
+            select(KeyValue.key, KeyValue.value)
+            .where(KeyValue.key.startswith(prefix, autoescape=True))
+            .order_by(KeyValue.key)
+        )
+        async with self._db.use(tx) as s:
+            return [(key, value) for key, value in (await s.execute(stmt)).all()]

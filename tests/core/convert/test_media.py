@@ -8,6 +8,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from bridge.core.convert.media import (
+    caption_parts,
     default_filename,
     human_size,
     image_size,
@@ -15,6 +16,7 @@ from bridge.core.convert.media import (
     media_content,
     msgtype_for,
     sniff_mimetype,
+    with_caption,
 )
 from tests.images import tiny_png
 
@@ -147,3 +149,53 @@ def test_matrix_media_refuses_what_it_cannot_send() -> None:
 )
 def test_matrix_media_never_raises(content: dict[str, object]) -> None:
     matrix_media(content)
+
+
+# --- captions (MSC2530) ------------------------------------------------------------------
+
+
+def photo(**extra: object) -> dict[str, object]:
+    return {
+        **media_content(mxc="mxc://x/a", mimetype="image/png", size=3, filename="dot.png"),
+        **extra,
+    }
+
+
+def test_the_text_of_a_message_with_a_file_is_the_file_caption() -> None:
+    text = {
+        "msgtype": "m.text",
+        "body": "look at Bob",
+        "format": "org.matrix.custom.html",
+        "formatted_body": 'look at <a href="https://matrix.to/#/@bob:x">Bob</a>',
+        "m.mentions": {"user_ids": ["@bob:x"]},
+    }
+    (part,) = caption_parts(text, [photo()])
+    assert part["msgtype"] == "m.image" and part["url"] == "mxc://x/a"
+    assert part["body"] == "look at Bob" and part["filename"] == "dot.png"
+    assert part["formatted_body"] == text["formatted_body"]
+    assert part["m.mentions"] == {"user_ids": ["@bob:x"]}
+    # A caption read back is the text Session gets (Matrix -> Session).
+    read = matrix_media(part)
+    assert read is not None and read.caption == "look at Bob" and read.filename == "dot.png"
+
+
+def test_the_caption_goes_on_the_first_file_only() -> None:
+    text = {"msgtype": "m.text", "body": "two", "m.mentions": {}}
+    second = photo(filename="b.png", body="b.png")
+    parts = caption_parts(text, [photo(), second])
+    assert [p["body"] for p in parts] == ["two", "b.png"]
+    assert caption_parts(None, [photo()]) == [photo()]
+    assert caption_parts(text, []) == [text]
+
+
+def test_a_text_without_a_file_to_carry_it_stays_an_event_of_its_own() -> None:
+    text = {"msgtype": "m.text", "body": "see the file", "m.mentions": {}}
+    failed = {"msgtype": "m.notice", "body": "📎 x.png: could not be downloaded"}
+    assert caption_parts(text, [failed]) == [text, failed]
+    # A file with a different caption of its own (a Session attachment caption) keeps it.
+    own = photo(body="its own caption")
+    assert caption_parts(text, [own]) == [text, own]
+    # The same caption twice (Session sends it in the pointer and as the text) is one event.
+    (same,) = caption_parts({**text, "body": "its own caption"}, [own])
+    assert same["body"] == "its own caption" and same["msgtype"] == "m.image"
+    assert with_caption(photo(), {"msgtype": "m.text", "body": ""}) is None

@@ -189,6 +189,21 @@ def test_edit_of_plain_text_and_of_a_reply() -> None:
     assert edit["m.new_content"]["m.mentions"] == {"user_ids": [BOB]}
 
 
+def test_edit_of_a_file_caption_keeps_the_file_in_the_fallback() -> None:
+    image = {
+        "msgtype": "m.image",
+        "body": "new caption",
+        "filename": "dot.png",
+        "url": "mxc://x/a",
+        "info": {"mimetype": "image/png", "size": 3},
+        "m.mentions": {},
+    }
+    edit = as_edit(image, "$orig")
+    assert edit["m.new_content"] == image
+    assert edit["body"] == "* new caption" and edit["msgtype"] == "m.image"
+    assert (edit["url"], edit["filename"], edit["info"]) == ("mxc://x/a", "dot.png", image["info"])
+
+
 @pytest.mark.parametrize(
     ("mode", "seconds", "actor", "text"),
     [

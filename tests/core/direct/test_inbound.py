@@ -34,8 +34,9 @@ def inbound(chats: FakeChats) -> DirectInbound:
         ghosts=cast(Any, None),
         messages=cast(Any, None),
         cursors=cast(Any, None),
-        owner_of=lambda session_id: None,
+        own_ids=cast(Any, None),
         portal_lock=lambda portal_id: None,
+        bot=cast(Any, None),
     )
 
 
