@@ -4,7 +4,7 @@ requests/bytes per poll cycle for 1, 10 and 100 groups on the devnet.
 Run: ``.venv/bin/python -m bench.bench_groups``. Prints; never asserts.
 
 * Floor: one XChaCha20-Poly1305 open + one Ed25519 verify of the same sizes — the two
-  primitives a group message needs (groups-v2.md §4.2); the ratio shows what bencode, zstd,
+  primitives a group message needs (docs/groups-v2.md §4.2); the ratio shows what bencode, zstd,
   Envelope/Content parsing and the X25519 conversion add.
 * Poll cycle: one member polling N groups; a node takes at most 20 sub-requests per batch, so
   the expected count is ``sum over swarms of ceil(groups_on_swarm / 4)`` batches per cycle,

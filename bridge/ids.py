@@ -1,7 +1,7 @@
 """Typed, validated identifiers shared by the whole bridge.
 
 Every Session-side id is a one-byte prefix followed by a 32-byte key, written as 66 lowercase
-hex characters (session-protocol.md §1.3):
+hex characters (docs/session-protocol.md §1.3):
 
 * :class:`SessionID` — ``05`` + X25519 public key (an account);
 * :class:`BlindedID` — ``15`` (blind15) or ``25`` (blind25) community-blinded key (§1.5);

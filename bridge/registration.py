@@ -1,6 +1,6 @@
 """The appservice registration the homeserver loads (pure: no I/O).
 
-Follows mautrix's conventions (matrix-side.md §1.1): a random, never-used ``sender_localpart``
+Follows mautrix's conventions (docs/matrix-side.md §1.1): a random, never-used ``sender_localpart``
 with the bot in the user namespace instead; exclusive namespaces anchored with ``^…$``
 (Synapse uses a prefix match); ``rate_limited: false``; both ephemeral flags.
 """

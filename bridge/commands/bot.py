@@ -22,7 +22,7 @@ log = logging.getLogger("bridge.commands.bot")
 # A handler for the message that answers a prompt (e.g. the phrase after `login`).
 PromptHandler = Callable[[CommandEvent, str], Awaitable[None]]
 
-# A recovery phrase has 13 or 25 words (session-protocol.md §1.2); a message of that length is
+# A recovery phrase has 13 or 25 words (docs/session-protocol.md §1.2); a message of that length is
 # an answer to a prompt even if its first word is also a command name.
 PHRASE_WORD_COUNTS = (13, 25)
 

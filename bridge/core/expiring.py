@@ -8,7 +8,7 @@ schedules every stored one again (an overdue one at once).
 
 A redaction removes the content from clients and from other servers, but the homeserver keeps
 the original for its ``redaction_retention_period`` (Synapse: 7 days by default,
-matrix-side.md §2.8); the README says so to operators.
+docs/matrix-side.md §2.8); the README says so to operators.
 """
 
 from __future__ import annotations

@@ -1,17 +1,17 @@
 """Ghosts: the Matrix users that stand for Session accounts.
 
 Each Session account the bridge sees becomes ``@<username_template>:<domain>``
-(``@session_05…:example.org``), registered through the appservice once (matrix-side.md §1.6),
+(``@session_05…:example.org``), registered through the appservice once (docs/matrix-side.md §1.6),
 named through the display-name template (:func:`bridge.core.convert.names.ghost_displayname`:
 control characters stripped, blank names replaced by the short id) and given the Session
-profile picture, downloaded, decrypted (session-protocol.md §2.13) and uploaded as the ghost
-(matrix-side.md §2.5, §7).
+profile picture, downloaded, decrypted (docs/session-protocol.md §2.13) and uploaded as the ghost
+(docs/matrix-side.md §2.5, §7).
 
 The ghost row remembers what was last set: the Matrix display name, and a fingerprint of the
 Session avatar pointer (URL and profile key), so that a profile is re-applied only when it
 changes, never on every message. When a second Session user has a name a ghost already shows,
 the later ghost gets its short id appended ("Sam (Session) (ab12cd34)") and the first keeps
-the plain name (matrix-side.md §3.5); names are decided one at a time, so that two such users
+the plain name (docs/matrix-side.md §3.5); names are decided one at a time, so that two such users
 arriving together cannot both take, or both lose, the plain name. The Session ids of the
 bridge's own logins get no ghost when the homeserver asks (``is_own``): those people are on
 Matrix already.
@@ -72,7 +72,7 @@ _GHOST_ID = "(?P<session_id>(?:05|15|25)[0-9a-f]{64})"
 
 @dataclass(frozen=True, slots=True)
 class GhostProfile:
-    """What a Session message says about its sender (session-protocol.md §2.5, §2.13)."""
+    """What a Session message says about its sender (docs/session-protocol.md §2.5, §2.13)."""
 
     display_name: str | None = None
     avatar_url: str | None = None

@@ -1,8 +1,8 @@
 """The Session ids that are the bridge's own users: each login's account id (``05…``) and its
-blinded ids on every bridged community server (session-protocol.md §1.5).
+blinded ids on every bridged community server (docs/session-protocol.md §1.5).
 
 A Session user who mentions one of them means the Matrix user behind that login, so the
-mention becomes a pill of that Matrix user (matrix-side.md §3.6), and none of these ids ever
+mention becomes a pill of that Matrix user (docs/matrix-side.md §3.6), and none of these ids ever
 gets a ghost: the person is already on Matrix. Both signs of the ``15…`` id and the ``25…`` id
 are recognised, since a Session app may show any of them for the same account.
 """

@@ -2,7 +2,7 @@
 
 A mentioned Session id (``@05…``, or ``@15…`` in a community) that is one of the bridge's own
 logins names the Matrix user who owns it, shown with their display name; any other id names
-its ghost, shown with the ghost's name (matrix-side.md §3.6). The lookups are async (database,
+its ghost, shown with the ghost's name (docs/matrix-side.md §3.6). The lookups are async (database,
 homeserver); :func:`bridge.core.convert.text_to_matrix.session_text_to_content` gets the
 result as a plain function.
 """

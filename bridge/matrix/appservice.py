@@ -1,6 +1,6 @@
 """The appservice HTTP endpoint on top of mautrix's ``AppService``.
 
-What mautrix gets wrong for a bridge, and what this subclass changes (matrix-side.md §2.10):
+What mautrix gets wrong for a bridge, and what this subclass changes (docs/matrix-side.md §2.10):
 - the hs_token is checked by :mod:`bridge.matrix.auth` (header, constant time) on every path;
 - a transaction is acknowledged only after the sink has stored it durably; if that fails the
   answer is 500 so that the homeserver retries (mautrix logs and answers 200);
@@ -96,7 +96,7 @@ class BridgeAppService(AppService):
             log=logging.getLogger("bridge.matrix.mautrix"),
             verify_ssl=verify_ssl,
             # mautrix's annotation says Request -> Response; it actually calls the hook with
-            # the user id and answers 200 with a truthy dict (matrix-side.md §2.1).
+            # the user id and answers 200 with a truthy dict (docs/matrix-side.md §2.1).
             query_user=query_user,  # type: ignore[arg-type]
             state_store=MemoryBridgeStateStore(),
             aiohttp_params={
@@ -128,7 +128,7 @@ class BridgeAppService(AppService):
     async def _http_room_alias(self, request: web.Request) -> web.Response:
         # The homeserver asks when an alias of our namespace is unknown; it waits while we
         # create the room and publish the alias, then reads the alias again. 200 {} = it
-        # exists now, 404 = no such room (matrix-side.md §1.5).
+        # exists now, 404 = no such room (docs/matrix-side.md §1.5).
         alias = request.match_info["alias"]
         try:
             found = await self._query_alias(alias)

@@ -1,4 +1,4 @@
-"""Shapes of portal rooms: bridge-info state and power levels (matrix-side.md §2.6, §3.1)."""
+"""Shapes of portal rooms: bridge-info state and power levels (docs/matrix-side.md §2.6, §3.1)."""
 
 from __future__ import annotations
 
@@ -59,7 +59,7 @@ def portal_power_levels(
 
     When the bot creates the room it is not listed in ``users``: the homeserver's defaults
     give the creator 100 in rooms up to v11, and in v12 the creator has unlimited power and
-    must not be listed (Synapse refuses the room otherwise; matrix-side.md §2.6).
+    must not be listed (Synapse refuses the room otherwise; docs/matrix-side.md §2.6).
     """
     levels: dict[str, Any] = {
         "events_default": 50 if announcement_only else 0,

@@ -1,4 +1,4 @@
-"""Shapes of what the bridge sends to Matrix (matrix-side.md §2.8, §3.6)."""
+"""Shapes of what the bridge sends to Matrix (docs/matrix-side.md §2.8, §3.6)."""
 
 from __future__ import annotations
 
@@ -113,7 +113,7 @@ async def redact_quietly(intent: IntentAPI, room_id: str, event_id: str, reason:
 
 
 def reaction_content(event_id: str, key: str) -> dict[str, Any]:
-    """An ``m.reaction`` to ``event_id`` (MSC2677, matrix-side.md §2.8)."""
+    """An ``m.reaction`` to ``event_id`` (MSC2677, docs/matrix-side.md §2.8)."""
     return {"m.relates_to": {"rel_type": "m.annotation", "event_id": event_id, "key": key}}
 
 
@@ -129,7 +129,7 @@ def send_status_content(
     message: str = "",
     retriable: bool = False,
 ) -> BeeperMessageStatusEventContent:
-    """A ``com.beeper.message_send_status`` event about ``event_id`` (matrix-side.md §3.2);
+    """A ``com.beeper.message_send_status`` event about ``event_id`` (docs/matrix-side.md §3.2);
     a failure has a ``reason`` and a ``message``."""
     relates = RelatesTo(rel_type=RelationType.REFERENCE, event_id=EventID(event_id))
     if ok:

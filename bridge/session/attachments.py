@@ -1,6 +1,6 @@
 """Attachment encryption: legacy AES-CBC + HMAC (§7.2) and deterministic secretstream (§7.3).
 
-Section numbers (§n) refer to ``session-protocol.md``. Pure functions: the caller downloads
+Section numbers (§n) refer to ``docs/session-protocol.md``. Pure functions: the caller downloads
 or uploads the blob; the pointer fields come from
 :class:`bridge.session.messages.Attachment`.
 """

@@ -1,4 +1,4 @@
-"""Profile picture encryption (session-protocol.md §2.13, §7.4).
+"""Profile picture encryption (docs/session-protocol.md §2.13, §7.4).
 
 Legacy blobs are ``iv(12) || AES-256-GCM(ciphertext || tag(16))`` under the 32-byte
 ``profileKey``; a URL whose fragment has ``d`` holds the deterministic attachment format

@@ -1,4 +1,4 @@
-"""Community-blinded ids and signatures (session-protocol.md §1.5, §1.6).
+"""Community-blinded ids and signatures (docs/session-protocol.md §1.5, §1.6).
 
 On a community server an account appears under a key blinded with a factor derived from the
 server's public key ``S``, so servers cannot link one account across communities:

@@ -1,6 +1,6 @@
 """One Session identity's direct messages: send, receive as typed events (§2, §3, §6).
 
-Section numbers (§n) refer to ``session-protocol.md``. A :class:`SessionClient` sends 1:1
+Section numbers (§n) refer to ``docs/session-protocol.md``. A :class:`SessionClient` sends 1:1
 messages into the recipient's swarm (namespace 0, §3.1) and polls its own swarm's namespace 0
 (§6.6), turning every verified message into a
 :class:`~bridge.session.dm_events.DirectMessageEvent`.

@@ -1,6 +1,6 @@
 """Typed events and results of :class:`bridge.session.client.SessionClient` (§3).
 
-Section numbers (§n) refer to ``session-protocol.md``. Everything here is pure except
+Section numbers (§n) refer to ``docs/session-protocol.md``. Everything here is pure except
 :class:`EventStream`, the in-process hand-over of events to an ``async for`` subscriber.
 
 A :class:`DirectMessageEvent` carries the decoded message as one of the

@@ -1,6 +1,6 @@
 """Attachments and avatars of direct messages through a file server (§2.6, §2.13, §7).
 
-Section numbers (§n) refer to ``session-protocol.md``. Crypto comes from
+Section numbers (§n) refer to ``docs/session-protocol.md``. Crypto comes from
 :mod:`bridge.session.attachments` and :mod:`bridge.session.avatars`; transfer from any
 :class:`FileTransfer` (the real one is :class:`bridge.session.files.FileServerClient`).
 """

@@ -1,6 +1,6 @@
 """Envelope (§2.2) inside the WebSocket wrapper (§2.3), as stored in a swarm (base64).
 
-Section numbers (§n) refer to ``session-protocol.md``. The layering for 1:1 messages is
+Section numbers (§n) refer to ``docs/session-protocol.md``. The layering for 1:1 messages is
 ``base64(WebSocketMessage{REQUEST, request.body = Envelope{type 6, content = ciphertext}})``.
 """
 

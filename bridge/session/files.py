@@ -1,4 +1,4 @@
-"""File server client and file URLs (session-protocol.md §2.6, §7.1).
+"""File server client and file URLs (docs/session-protocol.md §2.6, §7.1).
 
 Uploads are raw bytes (already encrypted by :mod:`bridge.session.attachments` for 1:1 and
 group attachments); the server answers ``{"id", "expires"}``. The URL that goes into

@@ -1,4 +1,4 @@
-"""Session account keys: seed → Ed25519 → X25519 → Session ID (session-protocol.md §1.1-§1.4).
+"""Session account keys: seed → Ed25519 → X25519 → Session ID (docs/session-protocol.md §1.1-§1.4).
 
 An :class:`Identity` holds the secret keys of one Session account. Its ``repr`` shows only the
 Session ID; secrets never appear in reprs, logs or error messages.

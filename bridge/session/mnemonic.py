@@ -1,4 +1,4 @@
-"""Session recovery phrases ("recovery password"), session-protocol.md §1.2.
+"""Session recovery phrases ("recovery password"), docs/session-protocol.md §1.2.
 
 The encoding is Electrum/Monero ``mn_encode`` over the 1626-word English list: every 4 bytes
 (read little-endian) become three words, and a checksum word chosen by CRC-32 of the words'

@@ -1,4 +1,5 @@
-"""One-to-one ("session protocol") encryption and the 1:1 message codec (session-protocol.md §3).
+"""One-to-one ("session protocol") encryption and the 1:1 message codec (docs/session-protocol.md
+§3).
 
 Sending (§3.1): ``sig = Ed25519(sk, M || A_s || Y)``, ``ct = crypto_box_seal(M || A_s || sig, Y)``
 where ``M`` is the padded ``Content``, ``A_s`` the sender's Ed25519 key and ``Y`` the recipient's
@@ -34,7 +35,7 @@ _ED25519_PUBKEY_BYTES = 32
 _TRAILER_BYTES = _ED25519_PUBKEY_BYTES + _SIGNATURE_BYTES  # A_s || sig after M (§3.1)
 _SESSION_ID_PREFIX = "05"
 _UINT64_MAX = 2**64 - 1
-# BLAKE2b key of libsession's deterministic ephemeral key (§3.1, groups-v2.md §1.11).
+# BLAKE2b key of libsession's deterministic ephemeral key (§3.1, docs/groups-v2.md §1.11).
 _DETERMINISTIC_EPHEMERAL_KEY = b"SessionBoxEphemeralHashKey"
 
 
@@ -139,7 +140,7 @@ def encrypt_for_recipient_deterministic(
     The ephemeral key pair is ``crypto_box_seed_keypair(H_32(seed || Y || M,
     key="SessionBoxEphemeralHashKey"))`` and the nonce ``H_24(eph_pk || Y)``, as in any sealed
     box; the output opens with ``crypto_box_seal_open``. Used by the user-config wrapper
-    (groups-v2.md §1.11) and to reproduce libsession's known answer (vector ``one_to_one``).
+    (docs/groups-v2.md §1.11) and to reproduce libsession's known answer (vector ``one_to_one``).
     """
     keys = _as_keys(sender)
     recipient = _check_x25519(recipient_x25519_public_key)

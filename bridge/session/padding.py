@@ -1,4 +1,5 @@
-"""160-byte message padding of ``Content`` bytes before encryption (session-protocol.md §2.12).
+"""160-byte message padding of ``Content`` bytes before encryption (docs/session-protocol.md
+§2.12).
 
 Used for 1:1 messages and community posts/inbox; groups v2 are not padded this way (§4.3).
 """

@@ -50,7 +50,7 @@ async def test_inviting_a_ghost_registers_it_through_query_user(
     room_id = await alice.create_room()
     await alice.invite_user(room_id, ghost)
     # Synapse asks the appservice about an unknown user in its namespace before it pushes the
-    # invite to it (matrix-side.md §1.5), after the invite itself has been accepted.
+    # invite to it (docs/matrix-side.md §1.5), after the invite itself has been accepted.
     record = await wait_for(
         lambda: ghost_registered(running_bridge, session_id), "query_user to register the ghost"
     )

@@ -1,4 +1,4 @@
-"""Attachment and avatar encryption (session-protocol.md §7.2-§7.4, §2.13)."""
+"""Attachment and avatar encryption (docs/session-protocol.md §7.2-§7.4, §2.13)."""
 
 from __future__ import annotations
 

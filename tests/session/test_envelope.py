@@ -1,4 +1,4 @@
-"""Envelope and WebSocket wrapper (session-protocol.md §2.2, §2.3)."""
+"""Envelope and WebSocket wrapper (docs/session-protocol.md §2.2, §2.3)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""The file server client against the devnet file server (session-protocol.md §2.6, §7.1)."""
+"""The file server client against the devnet file server (docs/session-protocol.md §2.6, §7.1)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Content codec: model <-> protobuf (session-protocol.md §2.4-§2.8, §2.11, §2.14)."""
+"""Content codec: model <-> protobuf (docs/session-protocol.md §2.4-§2.8, §2.11, §2.14)."""
 
 from __future__ import annotations
 

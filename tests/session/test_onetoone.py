@@ -1,4 +1,4 @@
-"""1:1 encryption and the direct-message codec (session-protocol.md §3, §2.11), vector
+"""1:1 encryption and the direct-message codec (docs/session-protocol.md §3, §2.11), vector
 section ``one_to_one``."""
 
 from __future__ import annotations
@@ -41,7 +41,7 @@ def test_vector_decrypts_and_authenticates_sender() -> None:
 
 def test_vector_reproduced_by_deterministic_variant() -> None:
     # The vector's note only promises the decrypt direction; with the ephemeral-key rule of
-    # §3.1 (seed = the 32-byte Ed25519 seed, groups-v2.md §1.11) it reproduces byte for byte.
+    # §3.1 (seed = the 32-byte Ed25519 seed, docs/groups-v2.md §1.11) it reproduces byte for byte.
     recipient = o2o.session_id_to_x25519(VECTOR["recipient_session_id"])
     plaintext = VECTOR["plaintext_utf8"].encode()
     ciphertext = o2o.encrypt_for_recipient_deterministic(SENDER, recipient, plaintext)

@@ -1,4 +1,4 @@
-"""160-byte message padding (session-protocol.md §2.12), vector section ``padding``."""
+"""160-byte message padding (docs/session-protocol.md §2.12), vector section ``padding``."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""The protobuf schema matches the field numbers of session-protocol.md §2.2-§2.8."""
+"""The protobuf schema matches the field numbers of docs/session-protocol.md §2.2-§2.8."""
 
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ from bridge.session.proto import SessionProtos_pb2 as pb
 ROOT = Path(__file__).resolve().parents[2]
 PROTO = "bridge/session/proto/SessionProtos.proto"
 
-# message -> {field name: number}, transcribed from the tables of session-protocol.md.
+# message -> {field name: number}, transcribed from the tables of docs/session-protocol.md.
 EXPECTED: dict[str, dict[str, int]] = {
     "Envelope": {  # §2.2
         "type": 1,

@@ -1,4 +1,4 @@
-"""The community client against the devnet community server (session-protocol.md §5)."""
+"""The community client against the devnet community server (docs/session-protocol.md §5)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""The devnet community server ("SOGS"), an aiohttp app (session-protocol.md §5).
+"""The devnet community server ("SOGS"), an aiohttp app (docs/session-protocol.md §5).
 
 Every request passes the real server-side checks: ``X-SOGS-*`` signatures through
 :func:`bridge.session.sogs.auth.verify_request` (blind15 ``15…`` and, unless blinding is

@@ -1,4 +1,4 @@
-"""Endpoints of the devnet community server, independent of aiohttp (session-protocol.md §5).
+"""Endpoints of the devnet community server, independent of aiohttp (docs/session-protocol.md §5).
 
 :class:`Routes` maps an already-authenticated :class:`Call` to a :class:`Reply`. The aiohttp
 app (:mod:`tests.sessionnet.community`) and ``/batch``/``/sequence`` subrequests (§5.9) both

@@ -1,4 +1,4 @@
-"""In-memory state of the devnet community server (session-protocol.md §5.4-§5.10).
+"""In-memory state of the devnet community server (docs/session-protocol.md §5.4-§5.10).
 
 Plain data and the rules that change it: the room event counter (``seqno``), edits and
 deletions that bump a post's ``seqno`` so it is served again by ``messages/since`` (§5.5),

@@ -1,4 +1,4 @@
-"""The devnet file server (session-protocol.md §7.1), an aiohttp app.
+"""The devnet file server (docs/session-protocol.md §7.1), an aiohttp app.
 
 ``POST /file`` takes the raw body and answers ``{"id", "expires"}``; ``GET /file/{id}`` gives
 the bytes back and ``GET /file/{id}/info`` ``{size, uploaded, expires}``. Ids are the 44-char

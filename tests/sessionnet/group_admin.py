@@ -1,6 +1,6 @@
 """A small groups v2 *admin* for the devnet (test helper; the bridge's admin code comes later).
 
-It writes exactly what an official admin client writes (groups-v2.md §1-§3, §7), using the
+It writes exactly what an official admin client writes (docs/groups-v2.md §1-§3, §7), using the
 pure writers of :mod:`bridge.session.groups`: Info/Members config messages (``next_message`` +
 ``seal_message``), keys messages (``GroupKeyring.rekey``), member auth data (§5.2), kicked
 notes (§4.4) and admin-signed control messages (§7.11). Every push is one ``sequence`` to the

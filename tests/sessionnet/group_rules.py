@@ -1,4 +1,4 @@
-"""Groups v2 rules of a devnet storage node (groups-v2.md §5.4, §5.5, §6.1).
+"""Groups v2 rules of a devnet storage node (docs/groups-v2.md §5.4, §5.5, §6.1).
 
 * Every signed request is either owner-signed (05 accounts: ``pubkey_ed25519`` + signature;
   03 group accounts: plain Ed25519 by the group key, §5.4 last line) or signed as a

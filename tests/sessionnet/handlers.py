@@ -3,7 +3,7 @@
 Order of checks follows the real node: parse (400) → swarm (421) → TTL (403) → clock (406)
 → signature (401). Status codes and messages match storage-server ``request_handler.cpp``.
 Signatures are checked by :func:`tests.sessionnet.group_rules.authenticate`: owner, group
-admin or subaccount (groups v2, §5.4 of groups-v2.md).
+admin or subaccount (groups v2, §5.4 of docs/groups-v2.md).
 """
 
 from __future__ import annotations

@@ -125,7 +125,7 @@ def require_signature_fields(p: Mapping[str, Any]) -> None:
     if not isinstance(p.get("signature"), str):
         raise bad("Required field 'signature' missing")
     for key in ("subaccount", "subaccount_sig"):
-        # Groups v2 subaccount auth (groups-v2.md §5.3): both fields or neither.
+        # Groups v2 subaccount auth (docs/groups-v2.md §5.3): both fields or neither.
         if (p.get("subaccount") is None) != (p.get(key) is None):
             raise bad(f"Required field '{key}' missing")
 

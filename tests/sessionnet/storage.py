@@ -90,7 +90,7 @@ class StorageNode:
         self.http_requests: Counter[str] = Counter()
         self.bytes_in = 0
         self.bytes_out = 0
-        #: Revoked subaccount tokens per account, most recent last (groups-v2.md §5.5).
+        #: Revoked subaccount tokens per account, most recent last (docs/groups-v2.md §5.5).
         self.revocations: dict[str, list[bytes]] = {}
         self.app = web.Application(client_max_size=4 * 1024 * 1024)
         self.app.router.add_post("/storage_rpc/v1", self._http)

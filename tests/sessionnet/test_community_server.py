@@ -1,4 +1,4 @@
-"""The devnet community server's checks (session-protocol.md §5.2-§5.10, vectors §8.3)."""
+"""The devnet community server's checks (docs/session-protocol.md §5.2-§5.10, vectors §8.3)."""
 
 from __future__ import annotations
 

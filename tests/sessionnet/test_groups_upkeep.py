@@ -1,5 +1,5 @@
 """Groups v2 upkeep on the devnet: members keep keys/configs alive past their 30-day TTL
-(groups-v2.md §3.6, §6.2) under the storage node's real ``expire`` rules (§5.4), a group that
+(docs/groups-v2.md §3.6, §6.2) under the storage node's real ``expire`` rules (§5.4), a group that
 moved swarm is re-routed alone (session-protocol §6.14), removal noticed from Members (§7.10),
 and Info delete-before ``d``/``D`` (§2.1)."""
 

@@ -2,7 +2,7 @@
 
 Shared by the outbound message path (:mod:`bridge.core.community.outbound`) and the path for
 edits, reactions and redactions (:mod:`bridge.core.community.relations`). A Matrix user acts
-through their own Session login (blinded per server, session-protocol.md §1.5) or, for relayed
+through their own Session login (blinded per server, docs/session-protocol.md §1.5) or, for relayed
 messages, through the bot's identity. Server errors become the outbox's temporary or permanent
 failures.
 """
@@ -50,7 +50,7 @@ class CommunityActors:
         self.bot_identity = bot_identity
         self._bot_name = bot_name
         self._portals = portals
-        # (Session id, server): a server is its URL and its key (session-protocol.md §5.1).
+        # (Session id, server): a server is its URL and its key (docs/session-protocol.md §5.1).
         self._clients: dict[tuple[str, CommunityServerRef], CommunityClient] = {}
         self._blinded: dict[tuple[str, bytes], str] = {}
 
@@ -77,7 +77,7 @@ class CommunityActors:
 
     def profile(self, name: str, *, relayed: bool) -> Profile:
         """The profile a post carries: Session apps name a post's author after it
-        (session-protocol.md §5.11, §2.13).
+        (docs/session-protocol.md §5.11, §2.13).
 
         A login's post shows its sender's current Matrix name (read when the event was
         handled). A relayed post is the bot's and shows the bot's name (``bot_displayname``):
@@ -121,7 +121,8 @@ class CommunityActors:
     ) -> tuple[Identity, bool]:
         """The identity that posted ``record`` for ``mxid``, and whether it was relayed.
 
-        Only the Matrix user who sent the message may act on it (design.md §5); the identity
+        Only the Matrix user who sent the message may act on it (docs/architecture.md §5); the
+        identity
         is the one that posted it, so the community server accepts the edit or deletion.
         """
         if record.sender_mxid != mxid or record.sender_session_id is None:

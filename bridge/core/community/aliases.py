@@ -1,7 +1,7 @@
 """The alias of a community portal: ``#<prefix><room>.<server>.<key>:<domain>``.
 
 ``<prefix>`` is what ``bridge.username_template`` has before ``{userid}`` (``session_``): the
-registration reserves exactly those aliases for the bridge (matrix-side.md §1.1). ``<room>``
+registration reserves exactly those aliases for the bridge (docs/matrix-side.md §1.1). ``<room>``
 is the room token as it is (``[0-9a-zA-Z_-]``, never a dot), ``<server>`` the server's host
 and port in lowercase with anything but letters, digits, dots and dashes made a dash, and
 ``<key>`` the first 8 hex digits of the server's public key, so the same room name on another

@@ -12,7 +12,7 @@ from bridge.session.sogs.client import CommunityClient
 
 
 async def _capabilities(client: CommunityClient) -> str:
-    # The cheapest request a community server answers (session-protocol.md §5.3).
+    # The cheapest request a community server answers (docs/session-protocol.md §5.3).
     return ", ".join(await client.capabilities())
 
 

@@ -1,6 +1,7 @@
 """Community messages into Matrix (Session → Matrix) for community portals.
 
-Dedup (design.md §4): a new message is keyed by its server message id; an edit or deletion by
+Dedup (docs/architecture.md §4): a new message is keyed by its server message id; an edit or
+deletion by
 (id, seqno), since the server gives every change a new seqno. The Matrix send uses a
 transaction id derived from the same key, so a re-delivery after a crash between the send and
 the database commit returns the first event instead of a duplicate.

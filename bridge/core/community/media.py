@@ -1,11 +1,11 @@
 """Attachments of community posts into Matrix (Session → Matrix).
 
 A community attachment is either a room file (``{server}/room/{room}/file/{id}``, raw bytes,
-session-protocol.md §5.8), fetched with the bot's authenticated client, or a file-server
+docs/session-protocol.md §5.8), fetched with the bot's authenticated client, or a file-server
 attachment (§2.6, §7), fetched through :class:`~bridge.core.downloads.AllowedDownloads` (only
 known Session servers) and decrypted with the pointer's key. The bytes are uploaded to Matrix
 as the sender's ghost and become an ``m.image``/``m.video``/``m.audio``/``m.file`` event
-(matrix-side.md §7). Files over Session's 10 MB limit or the homeserver's upload limit, and
+(docs/matrix-side.md §7). Files over Session's 10 MB limit or the homeserver's upload limit, and
 files that cannot be fetched or decrypted, become a short ``m.notice`` from the ghost saying
 so, so Matrix users know something was sent.
 """

@@ -7,8 +7,8 @@ handled; the post itself happens in the outbox sender, under the portal lock, to
 recording the mapping, so the poller cannot see our own post before its mapping exists.
 
 Files (``m.image``/``m.video``/``m.audio``/``m.file``) are posted the community way
-(session-protocol.md §5.8): downloaded from the homeserver (authenticated media,
-matrix-side.md §7), uploaded raw to the room, and referenced by the post's ``files`` and an
+(docs/session-protocol.md §5.8): downloaded from the homeserver (authenticated media,
+docs/matrix-side.md §7), uploaded raw to the room, and referenced by the post's ``files`` and an
 ``AttachmentPointer`` with the room file URL. Session's 10 MB limit is checked from the event's
 ``info.size`` (a notice right away) and again on the downloaded bytes. Edits, reactions and
 redactions are :mod:`bridge.core.community.relations`'s part.

@@ -4,7 +4,7 @@ portal alias (:mod:`bridge.core.community.aliases`).
 One community room has at most one live portal. ``open`` on a room that already has one
 invites the caller to it; whoever asked for a new portal is made its admin (power 100). Every
 portal gets its alias in the room directory (the canonical alias of rooms the bot created);
-an alias query for it (matrix-side.md §1.5) publishes it again if it went missing and, with
+an alias query for it (docs/matrix-side.md §1.5) publishes it again if it went missing and, with
 ``bridge.public_portals``, creates the portal of another room of a server the bridge already
 follows. Only followed servers: an alias is chosen by whoever joins it, and the bridge must
 not be made to contact any server it is told (no SSRF).
@@ -166,7 +166,7 @@ class CommunityPortals:
                 "to read it from the next start of the bridge."
             ) from None
 
-    # --- the alias (matrix-side.md §1.5) ------------------------------------------------------
+    # --- the alias (docs/matrix-side.md §1.5) ----------------------------------------------------
 
     async def query_alias(self, alias: str) -> bool:
         """Whether ``alias`` now leads to a portal (the homeserver asked, §1.5)."""

@@ -1,7 +1,7 @@
 """Community reactions into Matrix (Session → Matrix).
 
 The server gives, per message, the current reactions: each emoji with its count and up to N
-reactors (``reactors=20`` in the poll, session-protocol.md §5.5/§5.7), both in reaction-only
+reactors (``reactors=20`` in the poll, docs/session-protocol.md §5.5/§5.7), both in reaction-only
 updates and on full messages. :func:`reaction_changes` compares that with what the reaction
 table holds for Session reactors, and the portal then sends each new reaction as an
 ``m.reaction`` by the reactor's ghost and redacts each one that went away.
@@ -140,7 +140,7 @@ class CommunityReactionsIn:
                 event_type=EventType.REACTION,
             )
         except MatrixRequestError as e:
-            if e.errcode == "M_DUPLICATE_ANNOTATION":  # already there (matrix-side.md §2.8)
+            if e.errcode == "M_DUPLICATE_ANNOTATION":  # already there (docs/matrix-side.md §2.8)
                 log.debug("%s already reacted %s on %s", ghost.mxid, emoji, target_mxid)
                 return
             raise

@@ -3,7 +3,7 @@
 A server that cannot be reached (nothing listening, DNS, TLS, no answer in time) is not a
 server that refused: the first may work later as it is, the second needs another URL, key or
 room. A 401 to our signed request means the URL's ``public_key`` is not the server's, since
-the server checks signatures against its own key (session-protocol.md §5.2).
+the server checks signatures against its own key (docs/session-protocol.md §5.2).
 """
 
 from __future__ import annotations

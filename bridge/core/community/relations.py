@@ -1,10 +1,11 @@
 """Matrix edits, reactions and redactions into community rooms (Matrix → Session).
 
 * An edit (``m.replace``) of a message that the same Matrix user sent to Session becomes a
-  community edit (session-protocol.md §5.6), made by the identity that posted it: their login,
+  community edit (docs/session-protocol.md §5.6), made by the identity that posted it: their login,
   or the bot for a relayed message (then re-formatted with the relay template).
 * A redaction of such a message becomes a community delete. Only the original author may do
-  that (design.md §5): a moderator redacting someone else's message is told it was removed on
+  that (docs/architecture.md §5): a moderator redacting someone else's message is told it was
+  removed on
   Matrix only.
 * An ``m.reaction`` becomes a community reaction (§5.7) of the user's login. Relayed users
   (no login, relay on) react through the bot's identity: the bot holds one reaction per emoji

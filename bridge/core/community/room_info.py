@@ -1,6 +1,6 @@
 """A community room's name, description and image on its portal (Session → Matrix).
 
-The room object (session-protocol.md §5.4) comes when the bridge starts following a room and
+The room object (docs/session-protocol.md §5.4) comes when the bridge starts following a room and
 again from ``pollInfo`` whenever ``info_updates`` changes. The bot sets what changed since it
 last applied the room's info: ``m.room.name``, ``m.room.topic`` and ``m.room.avatar`` (the
 room image, a room file, downloaded with the bot's client and uploaded as the bot). What was

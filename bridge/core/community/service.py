@@ -1,7 +1,8 @@
 """Community servers the bridge reads: one link (the bot's client and its poll loop) per server.
 
 The bot's Session identity reads every bridged room of a server with one ``/batch`` per poll
-(session-protocol.md §5.9). Each room's items are handed, in order and under the portal's lock,
+(docs/session-protocol.md §5.9). Each room's items are handed, in order and under the portal's
+lock,
 to the inbound handler; the room's seqno cursor is committed only after all of them were
 handled and recorded, so a crash re-delivers and the dedup by message id makes that harmless.
 """
@@ -64,7 +65,7 @@ def parse_community_key(key: str) -> tuple[CommunityServerRef, str]:
 class CursorRepoStore:
     """One server's cursor store, persisted in ``poll_cursor`` under its URL **and** key.
 
-    A server is its base URL and its public key (session-protocol.md §5.1): the client's
+    A server is its base URL and its public key (docs/session-protocol.md §5.1): the client's
     ``server`` argument (its base URL) is not enough, so each store is bound to one
     :class:`CommunityServerRef` and ignores it.
     """

@@ -1,7 +1,7 @@
 """Links: which schemes Element makes clickable, and finding links in Session's plain text.
 
 Element keeps ``<a href>`` only for the schemes of react-sdk ``src/utils/UrlUtils.ts``
-(matrix-side.md §3.8). Session text is plain, so links are found with a conservative pattern:
+(docs/matrix-side.md §3.8). Session text is plain, so links are found with a conservative pattern:
 a known scheme, then no whitespace, quotes or angle brackets, minus trailing punctuation that
 belongs to the sentence. Bare ``www.example.org`` is left alone (Element linkifies it itself).
 """

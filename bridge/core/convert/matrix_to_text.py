@@ -1,4 +1,4 @@
-"""Matrix message content → Session text (matrix-side.md §3.6-§3.8).
+"""Matrix message content → Session text (docs/matrix-side.md §3.6-§3.8).
 
 Session shows plain text, so Matrix HTML is turned into the conventions its users read:
 ``*bold*``, ``_italic_``, ``~strike~``, backticks for code, ``- `` / ``1. `` lists, ``> `` quotes,
@@ -43,7 +43,7 @@ __all__ = [
     "trim_plain_reply_fallback",
 ]
 
-DEFAULT_MAX_LENGTH = 2000  # what Session apps accept without Pro (session-protocol.md §2.5)
+DEFAULT_MAX_LENGTH = 2000  # what Session apps accept without Pro (docs/session-protocol.md §2.5)
 MAX_INPUT_CHARS = 65536  # a whole Matrix event is at most 64 KiB
 
 LINE, PARA = "\x00", "\x01"

@@ -1,7 +1,7 @@
 """Pure pieces of bridging files: Matrix media content shapes and what they say about a file.
 
 Session → Matrix: :func:`media_content` builds ``m.image``/``m.video``/``m.audio``/``m.file``
-content with the ``info`` fields Element uses (matrix-side.md §7): ``mimetype``, ``size`` and,
+content with the ``info`` fields Element uses (docs/matrix-side.md §7): ``mimetype``, ``size`` and,
 when known, ``w``/``h`` (from the Session pointer, else read from the image header), plus the
 voice-message keys for Session voice notes; :func:`caption_parts` makes the text of a message
 with files the caption of its first file (MSC2530). Matrix → Session: :func:`matrix_media`
@@ -33,7 +33,7 @@ __all__ = [
     "with_caption",
 ]
 
-MAX_SESSION_FILE_BYTES = 10_000_000  # Session's upload limit (session-protocol.md §7.1)
+MAX_SESSION_FILE_BYTES = 10_000_000  # Session's upload limit (docs/session-protocol.md §7.1)
 MEDIA_MSGTYPES = ("m.image", "m.video", "m.audio", "m.file")
 OCTET_STREAM = "application/octet-stream"
 
@@ -182,7 +182,7 @@ def media_content(
     voice: bool = False,
     caption: str | None = None,
 ) -> dict[str, Any]:
-    """A Matrix media message for an uploaded file (matrix-side.md §2.8, §7).
+    """A Matrix media message for an uploaded file (docs/matrix-side.md §2.8, §7).
 
     ``body`` is the ``caption`` if any (MSC2530), else the file name; ``m.mentions`` is
     empty. Dimensions are set for images and videos when both are known and positive.

@@ -1,9 +1,10 @@
 """Session mentions and Matrix ``m.mentions``, shared by both directions of conversion.
 
 A Session app mentions someone by writing ``@`` followed by their 66-hex id in the message text
-(session-protocol.md §2.5): ``05…`` for an account, ``15…``/``25…`` for a community-blinded id.
+(docs/session-protocol.md §2.5): ``05…`` for an account, ``15…``/``25…`` for a community-blinded
+id.
 The app shows the mention as ``@Name``; on the wire it is only text. On Matrix a mention is a
-pill plus the user id in ``m.mentions`` (matrix-side.md §3.6), and ghosts are named after the
+pill plus the user id in ``m.mentions`` (docs/matrix-side.md §3.6), and ghosts are named after the
 ``username_template`` of the config (``session_{userid}``).
 """
 
@@ -71,7 +72,7 @@ def build_m_mentions(
 ) -> dict[str, Any]:
     """The ``m.mentions`` object: distinct ``user_ids`` in order, never the sender itself.
 
-    Returns ``{}`` when nobody is mentioned; it must still be sent (matrix-side.md §3.6), so
+    Returns ``{}`` when nobody is mentioned; it must still be sent (docs/matrix-side.md §3.6), so
     that Synapse's legacy display-name push rules do not fire.
     """
     mentions: dict[str, Any] = {}

@@ -1,7 +1,7 @@
 """Display names: ghost names from Session profiles, and Matrix senders' names for relaying.
 
 Names come from the other network and are shown to people, so they are cleaned first
-(design.md §5): control and format characters (bidi overrides, zero-width spaces, tag
+(docs/architecture.md §5): control and format characters (bidi overrides, zero-width spaces, tag
 characters) and blank "filler" letters are removed, whitespace is collapsed, and the result is
 capped at :data:`DISPLAYNAME_MAX_BYTES` UTF-8 bytes. Zero-width joiner and non-joiner are kept
 because emoji sequences and several scripts need them; :func:`name_key` ignores them when names
@@ -163,7 +163,7 @@ def relay_sender_name(
 
     ``members`` maps the room's other members (mxid → display name). An empty name falls back
     to the localpart; a name another member also uses gets `` (@mxid)``, like Element does
-    (matrix-side.md §3.5), so nobody can pass for someone else through the relay.
+    (docs/matrix-side.md §3.5), so nobody can pass for someone else through the relay.
     """
     name = truncate_utf8(clean_name(displayname or ""))
     if not name:

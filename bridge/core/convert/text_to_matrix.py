@@ -1,4 +1,4 @@
-"""Session text → Matrix ``m.room.message`` content (matrix-side.md §2.8, §3.6-§3.8).
+"""Session text → Matrix ``m.room.message`` content (docs/matrix-side.md §2.8, §3.6-§3.8).
 
 Session text is plain. It is escaped, newlines become ``<br>``, and ``formatted_body`` is sent
 only when the text has a pill, a leading quote or a link; otherwise ``body`` alone. Mentions
@@ -178,7 +178,7 @@ def as_edit(
     *,
     previous_user_ids: Collection[str] = (),
 ) -> dict[str, Any]:
-    """An edit of ``original_event_id`` to ``new_content`` (matrix-side.md §2.8).
+    """An edit of ``original_event_id`` to ``new_content`` (docs/matrix-side.md §2.8).
 
     ``m.new_content`` holds the whole new content with all its mentions and no relation (an
     edit of a reply keeps no ``m.in_reply_to``); the top-level fallback prefixes ``* `` and its
@@ -220,7 +220,7 @@ def _duration(seconds: int) -> str:
 def disappearing_notice_text(
     mode: ExpiryMode, timer_seconds: int, actor: str | None = None
 ) -> str:
-    """Human text for a disappearing-messages settings change (session-protocol.md §2.14).
+    """Human text for a disappearing-messages settings change (docs/session-protocol.md §2.14).
 
     ``Disappearing messages set to 1 day after sending`` / ``… after reading`` /
     ``Disappearing messages turned off``; with ``actor``: ``Alice set disappearing messages to

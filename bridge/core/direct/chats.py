@@ -1,6 +1,6 @@
 """Direct-chat portals: one Matrix room per (our Session identity, peer Session ID).
 
-The room is created by the peer's ghost with ``is_direct`` (matrix-side.md §2.6), the Matrix
+The room is created by the peer's ghost with ``is_direct`` (docs/matrix-side.md §2.6), the Matrix
 user who owns the identity and the bridge bot are invited, and the bridge-info state is part of
 the creation. A chat starts from Session (the peer messages a logged-in identity), from
 ``pm <Session ID>``, or when a Matrix user invites a ghost into a room.

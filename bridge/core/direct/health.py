@@ -1,5 +1,5 @@
 """``status`` lines of the direct-chat side: the Session storage network (seeds and the bot's
-swarm), which every login's client uses (session-protocol.md §6)."""
+swarm), which every login's client uses (docs/session-protocol.md §6)."""
 
 from __future__ import annotations
 

@@ -1,7 +1,8 @@
 """Direct messages into Matrix (Session → Matrix) for direct-chat portals.
 
 Each Session account's client delivers its events one at a time, in swarm order, and
-acknowledges one only after :meth:`DirectInbound.handle` returned (design.md §4). Dedup: a
+acknowledges one only after :meth:`DirectInbound.handle` returned (docs/architecture.md §4). Dedup:
+a
 visible message is keyed by its swarm hash (one mapping per part: the first file carrying the
 text as its caption, or the text, then each other file); every other item by
 ``dm:<account>:<hash>`` in ``inbound_dedup``, claimed after its effect. Targets of quotes,

@@ -1,7 +1,8 @@
 """Attachments of direct chats, both ways: what only direct chats need on top of
-:mod:`bridge.core.convert.media` (matrix-side.md §7).
+:mod:`bridge.core.convert.media` (docs/matrix-side.md §7).
 
-Session → Matrix: an attachment pointer (session-protocol.md §2.6) is named after its kind when
+Session → Matrix: an attachment pointer (docs/session-protocol.md §2.6) is named after its kind
+when
 it has no file name ("voice message", "image"...), its caption becomes the body, and one that
 cannot be bridged becomes a notice. Matrix → Session: a media message becomes an outbox payload
 that names the ``mxc://`` URL, after the size is checked against Session's limit.

@@ -1,4 +1,4 @@
-"""The Session profiles of the identities the bridge runs (§2.13 of session-protocol.md).
+"""The Session profiles of the identities the bridge runs (§2.13 of docs/session-protocol.md).
 
 A login's identity shows its owner's Matrix display name: the global name when its client
 starts, then the name of each of the owner's member events in their direct chats (a change of

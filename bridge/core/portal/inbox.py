@@ -4,7 +4,7 @@ A transaction from the homeserver is stored (its id and the events, in one datab
 transaction) before it is acknowledged; this pump then hands the stored events to the router,
 one room at a time in arrival order, rooms in parallel, and deletes each row when it has been
 handled. A crash re-delivers what was not finished (handlers are idempotent by event id), and a
-slow room never blocks the others (design.md §4).
+slow room never blocks the others (docs/architecture.md §4).
 """
 
 from __future__ import annotations
@@ -57,7 +57,7 @@ class MatrixInbox:
     ) -> bool:
         fresh = await self._store.accept(txn_id, body_hash, events)
         self._wakeup.set()
-        # Typing and receipts are never retried by the homeserver (matrix-side.md §1.3), so
+        # Typing and receipts are never retried by the homeserver (docs/matrix-side.md §1.3), so
         # they are handled now and not stored.
         for edu in ephemeral if fresh else []:
             try:

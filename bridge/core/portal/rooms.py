@@ -1,8 +1,8 @@
 """Matrix rooms of portals: creating, attaching to an existing room, detaching, and sending
 into them what came from Session (:func:`send_to_portal`).
 
-Every portal carries the bridge-info state under both event types (matrix-side.md §3.1);
-encrypted rooms are refused until end-to-bridge encryption exists (design.md §5).
+Every portal carries the bridge-info state under both event types (docs/matrix-side.md §3.1);
+encrypted rooms are refused until end-to-bridge encryption exists (docs/architecture.md §5).
 """
 
 from __future__ import annotations

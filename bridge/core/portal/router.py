@@ -2,7 +2,8 @@
 
 Every state event first updates the state store that mautrix's intents read (membership,
 display names, power levels). mautrix's own transaction handler does that, but the bridge
-stores transactions durably and routes them here instead (matrix-side.md §2.10), so without this
+stores transactions durably and routes them here instead (docs/matrix-side.md §2.10), so without
+this
 the store keeps what the bridge itself did (an invite without a name) or first fetched, and a
 member's display name would never change until a restart.
 """

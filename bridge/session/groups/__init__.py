@@ -1,4 +1,4 @@
-"""Session groups v2 ("03 groups"): pure codecs and crypto (groups-v2.md).
+"""Session groups v2 ("03 groups"): pure codecs and crypto (docs/groups-v2.md).
 
 * :mod:`.bencode` — canonical bencoding with raw byte spans (§1.2)
 * :mod:`.config_crypto` — config padding, zstd and ``config::encrypt`` (§1.7, §1.8)

@@ -1,4 +1,4 @@
-"""Canonical bencoding as used by Session groups v2 (groups-v2.md §1.2).
+"""Canonical bencoding as used by Session groups v2 (docs/groups-v2.md §1.2).
 
 Public API:
 

@@ -1,4 +1,4 @@
-"""Generic config messages for groups::Info / groups::Members (groups-v2.md §1.3-§1.13).
+"""Generic config messages for groups::Info / groups::Members (docs/groups-v2.md §1.3-§1.13).
 
 Reader: :func:`parse_message` (validate + verify the group signature over the received bytes),
 :func:`read_blobs` (decrypt, multipart, pick the best state like libsession, §1.12).

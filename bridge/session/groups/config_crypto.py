@@ -1,4 +1,4 @@
-"""Config body: padding, zstd compression and ``config::encrypt`` (groups-v2.md §1.7, §1.8).
+"""Config body: padding, zstd compression and ``config::encrypt`` (docs/groups-v2.md §1.7, §1.8).
 
 Layers (§1.1), writer order: bt bytes -> :func:`compress` -> :func:`pad` -> :func:`encrypt`;
 readers undo them with :func:`decrypt` -> :func:`unpad` -> :func:`decompress` (or hand an ``m``

@@ -1,4 +1,4 @@
-"""The application data model of config messages and its diffs (groups-v2.md §1.4, §1.5).
+"""The application data model of config messages and its diffs (docs/groups-v2.md §1.4, §1.5).
 
 Data (``&``) is a ``dict[bytes, BValue]`` whose values are scalars (``int``, ``bytes``), sets
 (bt lists of unique scalars, ints first in numeric order then strings in byte order, never

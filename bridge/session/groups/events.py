@@ -1,4 +1,4 @@
-"""Typed events of groups v2 polling and member flows (groups-v2.md §6.3, §7).
+"""Typed events of groups v2 polling and member flows (docs/groups-v2.md §6.3, §7).
 
 Events that carry a storage ``hash`` come from one ns 11 message and must be acknowledged
 (:meth:`bridge.session.groups.poller.GroupPoller.ack`) once the consumer has handled them;

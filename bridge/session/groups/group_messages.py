@@ -1,4 +1,4 @@
-"""Group messages of namespace 11: encrypt and decrypt (groups-v2.md §4.1, §4.2).
+"""Group messages of namespace 11: encrypt and decrypt (docs/groups-v2.md §4.1, §4.2).
 
 Layers, outermost first::
 
@@ -227,7 +227,7 @@ def decrypt_group_message(
     inner = decrypt_group_data(ciphertext, keys, group_ed25519_pk)
     envelope = decode_envelope(inner.data, CLOSED_GROUP_MESSAGE)
     content = _parse_content_lenient(envelope.content)
-    # session-protocol.md §2.11: a signed Content timestamp must equal the envelope's.
+    # docs/session-protocol.md §2.11: a signed Content timestamp must equal the envelope's.
     if content.sig_timestamp is not None and content.sig_timestamp != envelope.timestamp:
         raise TimestampMismatch(
             f"sigTimestamp {content.sig_timestamp} != envelope timestamp {envelope.timestamp}"
@@ -250,7 +250,7 @@ def encrypt_group_message(
     is not 160-byte padded. ``timestamp`` (ms) becomes the envelope timestamp and the
     Content's ``sigTimestamp``; admin signatures refer to it (§7.11).
     """
-    # session-protocol.md §2.11: Content.sigTimestamp = envelope timestamp = sent timestamp.
+    # docs/session-protocol.md §2.11: Content.sigTimestamp = envelope timestamp = sent timestamp.
     content = content_to_proto(dataclasses.replace(message, sig_timestamp=timestamp))
     envelope = encode_envelope(content, timestamp, CLOSED_GROUP_MESSAGE)
     return encrypt_group_data(sender, group_ed25519_pk, key, envelope, nonce=nonce)

@@ -1,4 +1,4 @@
-"""Typed view of groups::Info data and its builder (groups-v2.md §2.1).
+"""Typed view of groups::Info data and its builder (docs/groups-v2.md §2.1).
 
 :func:`parse_info` turns the decoded ``&`` dict into a frozen :class:`Info`; :func:`info_data`
 turns an :class:`Info` back into a data dict for the config writer, applying libsession's

@@ -1,4 +1,4 @@
-"""The list of group encryption keys a member or admin holds (groups-v2.md §3.3, §3.4, §3.6).
+"""The list of group encryption keys a member or admin holds (docs/groups-v2.md §3.3, §3.4, §3.6).
 
 Keys are kept sorted by ``(generation, timestamp, key)``; timestamps are swarm storage times
 (ms), never the local clock (risk #11). A generation is dropped once the *next* generation's

@@ -1,4 +1,4 @@
-"""groups::Keys (namespace 12): parse, verify and find our key (groups-v2.md §3.1-§3.3, §3.5).
+"""groups::Keys (namespace 12): parse, verify and find our key (docs/groups-v2.md §3.1-§3.3, §3.5).
 
 A keys message is a bt dict signed by the group key (§1.6), *not* a config message. A full
 (rekey) message carries the new group encryption key encrypted once for the admins (``K``) and

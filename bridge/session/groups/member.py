@@ -1,4 +1,5 @@
-"""Groups v2 as a member: invites, joining, reading and posting (groups-v2.md §7.3, §7.6, §7.8).
+"""Groups v2 as a member: invites, joining, reading and posting (docs/groups-v2.md §7.3, §7.6,
+§7.8).
 
 A :class:`GroupsClient` serves one Session identity. Hook it to that identity's
 :class:`~bridge.session.client.SessionClient` (``dm.subscribe(groups.handle_dm_event)``, done

@@ -1,4 +1,4 @@
-"""Posting to a group swarm as a member or admin (groups-v2.md §4.1, §5.3, §6.1).
+"""Posting to a group swarm as a member or admin (docs/groups-v2.md §4.1, §5.3, §6.1).
 
 A message is encrypted with the group's current key (:func:`encrypt_group_message`) and
 stored in namespace 11 of the 03 account, signed by the member's subaccount (or the group key

@@ -1,4 +1,4 @@
-"""Typed view of groups::Members data and its builder (groups-v2.md §2.2).
+"""Typed view of groups::Members data and its builder (docs/groups-v2.md §2.2).
 
 Members data is ``{"m": {<33-byte session id>: {member dict}}}``. :func:`parse_members` gives a
 frozen :class:`Members` (entries whose key is not a 33-byte ``05`` id, or whose value is not a

@@ -1,4 +1,4 @@
-"""Multi-recipient encryption and the "kicked" note (groups-v2.md §4.4).
+"""Multi-recipient encryption and the "kicked" note (docs/groups-v2.md §4.4).
 
 One message (or one message per recipient) is encrypted to several X25519 keys with one shared
 24-byte nonce. Entry ``i`` is ``AEAD_enc(msg_i, nonce, key_i)`` with

@@ -1,4 +1,4 @@
-"""Multipart config messages: the ``m`` body prefix (groups-v2.md §1.10).
+"""Multipart config messages: the ``m`` body prefix (docs/groups-v2.md §1.10).
 
 A config too large for one stored message (76 800 bytes, §1.9) is split: each part's
 plaintext is ``'m' || bt([final_hash, bytes([index]), bytes([count]), chunk])``, encrypted on

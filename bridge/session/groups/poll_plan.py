@@ -1,4 +1,4 @@
-"""What one group poll cycle sends (groups-v2.md §6.2): which groups are due, the expiry
+"""What one group poll cycle sends (docs/groups-v2.md §6.2): which groups are due, the expiry
 keep-alive of their keys/config messages, and the packing into ``batch`` requests.
 
 **Schedule.** Desktop (``swarmPolling.ts`` ``getPollingTimeout``, ``SWARM_POLLING_TIMEOUT``)

@@ -1,4 +1,4 @@
-"""Polls the swarms of many groups v2 at once (groups-v2.md §6.2, §6.3).
+"""Polls the swarms of many groups v2 at once (docs/groups-v2.md §6.2, §6.3).
 
 * Groups whose ids map to the same swarm are polled together: one ``batch`` per swarm per
   cycle, each group contributing one ``retrieve`` per namespace in the order -11, 11, 13, 14,

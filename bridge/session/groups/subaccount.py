@@ -1,4 +1,4 @@
-"""Subaccount authentication: members talking to the group swarm (groups-v2.md §5).
+"""Subaccount authentication: members talking to the group swarm (docs/groups-v2.md §5).
 
 A member holds ``memberAuthData`` (100 bytes, §5.1) from its invite: the blinding scalar ``k``
 and the admin's signature over the 36-byte *token* ``prefix || flags || 00 00 || kT``, where

@@ -1,4 +1,4 @@
-"""Protobuf wrapper of *user* config blobs, namespaces 2-5 (groups-v2.md §1.11).
+"""Protobuf wrapper of *user* config blobs, namespaces 2-5 (docs/groups-v2.md §1.11).
 
 Group configs (ns 13/14) are never wrapped. A user config blob ``C`` (the output of
 ``config::encrypt``) is stored as ``WebSocketMessage{REQUEST, {verb="", path="", body=E, id=0}}``

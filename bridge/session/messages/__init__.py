@@ -1,4 +1,5 @@
-"""Typed Session messages and their ``Content`` protobuf codec (session-protocol.md §2.4-§2.8).
+"""Typed Session messages and their ``Content`` protobuf codec (docs/session-protocol.md
+§2.4-§2.8).
 
 ``content_to_proto(message) -> bytes`` and ``parse_content(bytes) -> message`` convert between
 the frozen dataclasses of :mod:`.model` and unpadded ``Content`` bytes. Padding (§2.12) and

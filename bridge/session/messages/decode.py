@@ -1,4 +1,4 @@
-"""``Content`` protobuf bytes -> message model (session-protocol.md §2.4-§2.8).
+"""``Content`` protobuf bytes -> message model (docs/session-protocol.md §2.4-§2.8).
 
 Python's protobuf does not check proto2 ``required`` fields on parse, so every required field
 the bridge relies on is checked here and reported as :class:`MissingField`. Text fields with

@@ -1,4 +1,4 @@
-"""Message model -> ``Content`` protobuf bytes (session-protocol.md §2.4-§2.8)."""
+"""Message model -> ``Content`` protobuf bytes (docs/session-protocol.md §2.4-§2.8)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,5 @@
-"""``DataMessage.groupUpdateMessage`` (field 120) -> groups v2 models (session-protocol.md §2.8).
+"""``DataMessage.groupUpdateMessage`` (field 120) -> groups v2 models (docs/session-protocol.md
+§2.8).
 
 The admin signatures are returned as they are; verifying them needs the group key and the
 envelope timestamp and belongs to the groups layer.

@@ -1,6 +1,6 @@
 """Typed model of the Session ``Content`` messages the bridge handles (§2.4-§2.8).
 
-Section numbers (§n) refer to ``session-protocol.md``.
+Section numbers (§n) refer to ``docs/session-protocol.md``.
 
 One ``Content`` protobuf carries one message; each class below is one kind of message. The fields
 that every ``Content`` may carry (the disappearing-message setting of §2.14 and the signed

@@ -1,4 +1,4 @@
-"""Generated Session protobufs (session-protocol.md §2); regenerate with scripts/gen_proto.sh.
+"""Generated Session protobufs (docs/session-protocol.md §2); regenerate with scripts/gen_proto.sh.
 
 Also re-exports the protobuf runtime's exception and base classes, so the rest of
 ``bridge.session`` needs no untyped ``google.protobuf`` import of its own (no stubs for the

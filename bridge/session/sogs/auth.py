@@ -1,4 +1,4 @@
-"""``X-SOGS-*`` request authentication, both sides (session-protocol.md §5.2).
+"""``X-SOGS-*`` request authentication, both sides (docs/session-protocol.md §5.2).
 
 A client signs ``server_pubkey || nonce || timestamp || METHOD || path [|| BLAKE2b-512(body)]``
 with its blind15 key (``15…`` pubkey header) or, on servers that allow it, its plain Ed25519

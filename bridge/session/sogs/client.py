@@ -1,4 +1,4 @@
-"""Async client of one community server (session-protocol.md §5).
+"""Async client of one community server (docs/session-protocol.md §5).
 
 One :class:`CommunityClient` per (Session identity, server). It keeps the set of joined rooms
 and polls all of them with **one** ``/batch`` request per :meth:`~CommunityClient.poll`

@@ -2,7 +2,8 @@
 
 The client reads cursors when it builds a poll and never moves them by itself: the caller
 commits them (:meth:`CommunityClient.commit`) after it has durably handled the items, so a
-crash re-delivers instead of losing (design.md §4). The bridge provides a database-backed
+crash re-delivers instead of losing (docs/architecture.md §4). The bridge provides a
+database-backed
 :class:`CursorStore`; :class:`MemoryCursorStore` is for tests and tools.
 """
 

@@ -1,4 +1,4 @@
-"""Server JSON → typed community results (session-protocol.md §5.4-§5.11).
+"""Server JSON → typed community results (docs/session-protocol.md §5.4-§5.11).
 
 Shape errors raise :class:`InvalidCommunityReply`. Message and inbox *content* errors
 (signature, base64, padding, protobuf, decryption) do not raise: they are kept in the

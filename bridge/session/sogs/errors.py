@@ -1,4 +1,4 @@
-"""Typed errors of the community client (session-protocol.md §5)."""
+"""Typed errors of the community client (docs/session-protocol.md §5)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Blinded inbox messages ("community message requests"), session-protocol.md §5.10.
+"""Blinded inbox messages ("community message requests"), docs/session-protocol.md §5.10.
 
 Two accounts that only know each other's blinded ids on one community server can exchange
 messages through the server's ``/inbox``. The shared key is

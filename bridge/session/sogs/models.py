@@ -1,4 +1,4 @@
-"""Typed results of the community client (session-protocol.md §5.4-§5.10).
+"""Typed results of the community client (docs/session-protocol.md §5.4-§5.10).
 
 Decoding of server JSON into these lives in :mod:`bridge.session.sogs.decode`. Items whose
 content cannot be used (bad signature, undecodable ``Content``...) still come back, with

@@ -1,4 +1,4 @@
-"""One poll of one community server as one ``/batch`` request (session-protocol.md §5.9).
+"""One poll of one community server as one ``/batch`` request (docs/session-protocol.md §5.9).
 
 Like desktop's poller, each joined room contributes ``pollInfo/{info_updates}`` and
 ``messages/since/{seqno}?t=r&reactors=N``; the inbox and outbox contribute

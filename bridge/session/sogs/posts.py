@@ -1,4 +1,4 @@
-"""Signatures of community posts (session-protocol.md §5.6, §5.11).
+"""Signatures of community posts (docs/session-protocol.md §5.6, §5.11).
 
 A post's ``signature`` covers exactly the bytes of its ``data``: the padded ``Content``
 protobuf, i.e. the base64-*decoded* ``data`` field, not the base64 text. The signing key is

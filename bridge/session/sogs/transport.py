@@ -1,4 +1,4 @@
-"""Signed HTTP requests to one community server (session-protocol.md §5.2, §5.12).
+"""Signed HTTP requests to one community server (docs/session-protocol.md §5.2, §5.12).
 
 Every request carries the ``X-SOGS-*`` headers of the blind15 key, signed over the path *as
 text* (percent-decoded, with its query) while the wire carries it percent-encoded; every

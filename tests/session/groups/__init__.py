@@ -1,1 +1,1 @@
-"""Tests of ``bridge.session.groups`` (groups-v2.md)."""
+"""Tests of ``bridge.session.groups`` (docs/groups-v2.md)."""

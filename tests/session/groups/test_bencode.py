@@ -1,4 +1,4 @@
-"""Canonical bencoding (groups-v2.md §1.2, §1.6; §10.2 risk #5 and #6)."""
+"""Canonical bencoding (docs/groups-v2.md §1.2, §1.6; §10.2 risk #5 and #6)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,5 @@
-"""Config padding, zstd and ``config::encrypt`` (groups-v2.md §1.7, §1.8; risks #3, #4, #12)."""
+"""Config padding, zstd and ``config::encrypt`` (docs/groups-v2.md §1.7, §1.8; risks #3, #4,
+#12)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Config messages: parse, verify, read, write, multipart (groups-v2.md §1.3-§1.13).
+"""Config messages: parse, verify, read, write, multipart (docs/groups-v2.md §1.3-§1.13).
 
 Risks of §10.2 covered here: #5 (canonical bytes, hash over received bytes), #6 (signature
 over the prefix without the final ``e``), #17 (unknown keys survive an admin edit).

@@ -1,4 +1,4 @@
-"""Group messages of namespace 11 (groups-v2.md §4.1, §4.2)."""
+"""Group messages of namespace 11 (docs/groups-v2.md §4.1, §4.2)."""
 
 from __future__ import annotations
 

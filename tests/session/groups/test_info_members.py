@@ -1,4 +1,4 @@
-"""groups::Info and groups::Members typed views and builders (groups-v2.md §2.1, §2.2).
+"""groups::Info and groups::Members typed views and builders (docs/groups-v2.md §2.1, §2.2).
 
 Risks of §10.2: #13 (Info times are seconds), #17 (unknown member keys survive an admin edit).
 """

@@ -1,4 +1,4 @@
-"""groups::Keys: parsing, member keys, the writer and the key list (groups-v2.md §3)."""
+"""groups::Keys: parsing, member keys, the writer and the key list (docs/groups-v2.md §3)."""
 
 from __future__ import annotations
 

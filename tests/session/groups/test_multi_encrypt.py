@@ -1,4 +1,4 @@
-"""multi_encrypt and the kicked note (groups-v2.md §4.4)."""
+"""multi_encrypt and the kicked note (docs/groups-v2.md §4.4)."""
 
 from __future__ import annotations
 

@@ -1,5 +1,5 @@
 """GroupPoller scheduling against the fake swarm: per-group 421 re-routing (session-protocol
-§6.14), the hourly expiry keep-alive (groups-v2.md §3.6, §6.2), desktop's activity tiers and
+§6.14), the hourly expiry keep-alive (docs/groups-v2.md §3.6, §6.2), desktop's activity tiers and
 the packing of polls and expires into batches of 20 (session-protocol §6.10)."""
 
 from __future__ import annotations

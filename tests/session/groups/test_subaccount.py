@@ -1,4 +1,4 @@
-"""Subaccount auth: member auth data, signing, server-side verification (groups-v2.md §5)."""
+"""Subaccount auth: member auth data, signing, server-side verification (docs/groups-v2.md §5)."""
 
 from __future__ import annotations
 
