@@ -117,7 +117,9 @@ class BotController:
             await reply(
                 f"I stopped waiting for your {prompt.kind}: that was a command, so I ran it."
             )
-        if looks_like_phrase(body, checksum=not in_management):
+        if not self._starts_with_command(body) and looks_like_phrase(
+            body, checksum=not in_management
+        ):
             # A phrase pasted without `login` first (or into a portal, where it would reach
             # Session): never echo any of it, remove it at once. In the management room even
             # a mistyped one counts; elsewhere only a valid one, so that prose is not eaten.
@@ -161,6 +163,14 @@ class BotController:
                 f"Sorry, `{parsed.name}` failed with an internal error; it has been logged."
             )
         return True
+
+    def _starts_with_command(self, body: str) -> bool:
+        """Whether ``body`` starts with the prefix or a known command name (``login <phrase>``
+        is a command, and its own handler removes the phrase)."""
+        words = body.strip().split()
+        if not words:
+            return False
+        return words[0] == self._prefix or self._registry.get(words[0].lower()) is not None
 
     def _is_command_word(self, body: str) -> bool:
         """Whether ``body`` starts with the prefix or, bare, with a known command name."""

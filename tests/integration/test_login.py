@@ -199,8 +199,13 @@ async def test_a_phrase_pasted_without_login_is_removed_and_never_echoed(
     for text in (CASE["phrase"], mistyped):
         pasted = await ivy.send_text(room_id, text)
         await wait_for(lambda e=pasted: is_redacted(ivy, room_id, e), "the pasted phrase removed")
-    answers = await messages_from(ivy, room_id, bot)
-    assert sum("looks like a Session recovery phrase" in a for a in answers) == 2
+
+    async def both_answered() -> list[str] | None:
+        answers = await messages_from(ivy, room_id, bot)
+        hits = sum("looks like a Session recovery phrase" in a for a in answers)
+        return answers if hits == 2 else None
+
+    answers = await wait_for(both_answered, "an answer to each pasted phrase")
     # Not one word of it came back (the old answer was "Unknown command `<first word>`").
     assert not any(word in answer for answer in answers for word in words if len(word) > 3)
     assert await running_bridge.repos.users.list_logins(str(ivy.mxid)) == []
