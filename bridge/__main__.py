@@ -18,7 +18,7 @@ from typing import Any
 
 import yaml
 
-from bridge import config_file
+from bridge import config_file, logredact
 from bridge.app import BridgeApp, ListenFailed, run_until_stopped
 from bridge.config import Config, ConfigError, load_config, placeholder_problems, problems
 from bridge.db import migrate
@@ -106,6 +106,8 @@ def _read_registration(path: Path) -> dict[str, Any] | None:
 
 def setup_logging(config: Config) -> None:
     logging.basicConfig(level=config.logging.level.upper(), format=config.logging.format)
+    # No secret in any line, at any level (bridge/logredact.py).
+    logredact.install(logredact.config_secrets(config))
 
 
 async def _serve(config: Config) -> None:

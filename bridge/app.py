@@ -3,24 +3,24 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import re
-from collections.abc import Coroutine
+from collections.abc import Awaitable, Callable
 from pathlib import Path
-from typing import Any
 
 import aiohttp
 import mautrix
 from mautrix.types import ContentURI, MessageEvent, UserID
 
 import bridge
+from bridge import logredact
 from bridge.commands.account import PHRASE_PROMPT, account_commands, finish_phrase_login
 from bridge.commands.admin import AdminDeps, admin_commands
 from bridge.commands.bot import BotController
 from bridge.commands.builtin import builtin_commands
+from bridge.commands.deadletters import dead_letter_commands
 from bridge.commands.direct import direct_commands
-from bridge.commands.permissions import level_for, no_login_refusal
+from bridge.commands.permissions import Level, level_for, no_login_refusal
 from bridge.commands.portals import PortalCommandDeps, portal_commands
 from bridge.commands.registry import CommandRegistry
 from bridge.config import Config
@@ -30,30 +30,33 @@ from bridge.core.community.wiring import CommunityKind, build_community
 from bridge.core.convert.mentions import ghost_mxid_pattern
 from bridge.core.direct.health import network_checks
 from bridge.core.direct.wiring import DirectKind, build_direct
-from bridge.core.downloads import AllowedDownloads
+from bridge.core.downloads import AllowedDownloads, GuardedFiles
 from bridge.core.expiring import ExpiringMessages
 from bridge.core.ghosts import GhostManager
 from bridge.core.logins import Login, LoginManager
 from bridge.core.own_ids import OwnSessionIds
+from bridge.core.portal.deadletters import DeadLetters, payload_of
 from bridge.core.portal.events import PortalEvents
 from bridge.core.portal.health import Check, database_check, homeserver_check
-from bridge.core.portal.inbox import MatrixInbox
+from bridge.core.portal.inbox import MatrixInbox, describe_event
 from bridge.core.portal.kind import ConversationKind, PortalDeps, PortalLocks
 from bridge.core.portal.notices import FailureNotices
 from bridge.core.portal.outbox import OutboxSender
+from bridge.core.portal.readiness import Readiness
 from bridge.core.portal.rooms import PortalRooms
 from bridge.core.portal.router import MatrixEventRouter
 from bridge.core.prompts import Prompts
 from bridge.core.secrets import SeedVault, parse_secrets_key
 from bridge.db import migrate
 from bridge.db.engine import Database
-from bridge.db.records import PortalKind
+from bridge.db.records import DeadLetterPath, DeadLetterRecord, OutboxRecord, PortalKind
 from bridge.db.repos import Repositories
 from bridge.db.repos.users import UserRepo
 from bridge.matrix.appservice import BridgeAppService
 from bridge.matrix.startup import check_bot, ping_homeserver, wait_for_homeserver
 from bridge.registration import ghost_user_regex
 from bridge.session.files import FileServerClient
+from bridge.session.netguard import guarded_session
 from bridge.session.sogs.urls import CommunityServerRef
 
 log = logging.getLogger("bridge.app")
@@ -106,6 +109,11 @@ class BridgeApp:
             intent=lambda: self.appservice.intent,
             ttl=config.bridge.phrase_message_timeout,
         )
+        # Readiness: started, every supervised loop running, the database answering.
+        self.readiness = Readiness(db=self.db, publish=self._publish_ready)
+        self.supervisor = self.readiness.supervisor
+        # Items that failed for good, and taking them back (docs/architecture.md §4.7).
+        self.dead_letters = DeadLetters(self.repos.dead_letters)
         self.registry = CommandRegistry()
         prefix = config.bridge.command_prefix
         admin = AdminDeps(self.repos.portals, self.repos.users, self._status)
@@ -115,11 +123,15 @@ class BridgeApp:
                 self.logins, self.prompts, prefix, self.expiring, self._community_servers
             ),
             *admin_commands(admin),
+            *dead_letter_commands(self.dead_letters),
         ]:
             self.registry.register(command)
         # Events and ephemeral events go to the router and the direct-chat kind, which exist
         # only after start(); the inbox calls these two methods, which delegate to them.
-        self.inbox = MatrixInbox(self.repos.inbox, self._route_event, self._route_ephemeral)
+        self.inbox = MatrixInbox(
+            self.repos.inbox, self._route_event, self._route_ephemeral, park=self._park_event
+        )
+        self.dead_letters.register(DeadLetterPath.MATRIX, self._requeue_event)
         self.appservice = BridgeAppService(
             server=config.homeserver.address,
             domain=config.homeserver.domain,
@@ -152,12 +164,16 @@ class BridgeApp:
         self.portal_lock = PortalLocks()
         self._http: aiohttp.ClientSession | None = None
         self._files: FileServerClient | None = None
+        # Downloads for Session users: their own client, which connects only where
+        # self.downloads allows (no SSRF, bridge/core/downloads.py).
+        self._download_http: aiohttp.ClientSession | None = None
+        self._download_files: FileServerClient | None = None
         self._community: CommunityKind | None = None
         self._direct: DirectKind | None = None
         self._kinds: list[ConversationKind] = []
         self._router: MatrixEventRouter | None = None
+        self._notices: FailureNotices | None = None
         self._listening = False
-        self._tasks: list[asyncio.Task[Any]] = []
 
     async def start(self) -> None:
         """Migrate, listen, self-test against the homeserver, then become ready.
@@ -175,6 +191,8 @@ class BridgeApp:
             raise
 
     async def _start(self) -> None:
+        # Before anything logs: no secret in any log line (bridge/logredact.py).
+        logredact.install(logredact.config_secrets(self.config))
         await migrate.upgrade_to_head(self.config.database.url)
         await self.repos.inbox.prune(self.config.appservice.transaction_retention_days)
         await self._listen()
@@ -186,14 +204,19 @@ class BridgeApp:
         await self.logins.load_all()
         self._http = aiohttp.ClientSession()
         self._files = FileServerClient(self._http, self.config.session.file_server)
+        self._download_http = guarded_session(self.downloads)
+        self._download_files = FileServerClient(
+            self._download_http, self.config.session.file_server
+        )
         self._build_kinds(self._http, self._files, bot_login)
         for kind in self._kinds:
             await kind.start()
         await self.expiring.start()
-        self._spawn(self.inbox.run(), "matrix-inbox")
+        self._spawn(self.inbox.run, "matrix-inbox")
+        self._spawn(self.readiness.watch_database, "database-watch")
         await ping_homeserver(intent, self.config.appservice.id, self.config.appservice.address)
         await self._set_bot_profile()
-        self.appservice.ready = True
+        self.readiness.set_started(True)
         log.info("Bridge ready as %s", self.config.bot_mxid)
 
     async def _listen(self) -> None:
@@ -204,28 +227,58 @@ class BridgeApp:
             raise ListenFailed(f"cannot listen on {hostname}:{port}: {e}") from e
         self._listening = True
 
-    def _spawn(self, coro: Coroutine[Any, Any, Any], name: str) -> None:
-        task = asyncio.create_task(coro, name=name)
-        task.add_done_callback(_log_crash)
-        self._tasks.append(task)
+    def _spawn(self, loop: Callable[[], Awaitable[None]], name: str) -> None:
+        """Run a long-running loop, restarted with backoff after a crash (readiness is off
+        while it is down)."""
+        self.supervisor.spawn(name, loop)
+
+    def _publish_ready(self, ready: bool) -> None:
+        self.appservice.ready = ready
 
     async def stop(self) -> None:
-        self.appservice.ready = False
-        await self.expiring.stop()
+        """Stop everything, each step even if one before it failed (a step's error is logged):
+        the listener, the HTTP sessions and the database are always released."""
+        self.readiness.set_started(False)
+        await _step("the expiring messages", self.expiring.stop())
         for kind in self._kinds:
-            await kind.stop()
-        for task in self._tasks:
-            task.cancel()
-        for task in self._tasks:
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
-        self._tasks.clear()
+            await _step(f"the {kind.portal_kind} portals", kind.stop())
+        await _step("the loops", self.supervisor.stop())
         if self._http is not None:
-            await self._http.close()
+            await _step("the HTTP client", self._http.close())
+        if self._download_http is not None:
+            await _step("the download client", self._download_http.close())
         if self._listening:
-            await self.appservice.stop()
+            await _step("the listener", self.appservice.stop())
             self._listening = False
-        await self.db.close()
+        await _step("the database", self.db.close())
+
+    async def _park_event(self, event: dict[str, object], error: str, tries: int) -> None:
+        what = describe_event(event)
+        await self.dead_letters.park(
+            DeadLetterPath.MATRIX, what, {"event": event}, error, attempts=tries
+        )
+        if self._notices is not None:
+            try:  # parked already: a notice that cannot be sent must not park it again
+                await self._notices.on_event_parked(event)
+            except Exception:
+                log.warning("Could not tell the sender of %s that it failed", what, exc_info=True)
+
+    async def _park_row(self, row: OutboxRecord, error: str, tries: int) -> None:
+        what = f"outbox row {row.id} ({row.kind}) of Matrix event {row.matrix_event_id}"
+        await self.dead_letters.park(
+            DeadLetterPath.OUTBOX,
+            what,
+            {"outbox_id": row.id},
+            error,
+            attempts=tries,
+            portal_id=row.portal_id,
+        )
+
+    async def _requeue_event(self, record: DeadLetterRecord) -> None:
+        event = payload_of(record).get("event")
+        if not isinstance(event, dict):
+            raise ValueError("the parked item holds no Matrix event")
+        await self.inbox.requeue(event, f"retry:{record.id}")
 
     async def _community_servers(self) -> list[CommunityServerRef]:
         """The servers of the bridged community rooms, each once."""
@@ -237,6 +290,9 @@ class BridgeApp:
 
     async def _community_server_keys(self) -> list[bytes]:
         return [server.pubkey for server in await self._community_servers()]
+
+    def _may_relay(self, mxid: str) -> bool:
+        return level_for(mxid, self.config.bridge.permissions) >= Level.RELAY
 
     def _no_login_text(self, mxid: str, what: str) -> str:
         level = level_for(mxid, self.config.bridge.permissions)
@@ -263,9 +319,9 @@ class BridgeApp:
         return self._community.communities if self._community is not None else None
 
     async def _download(self, url: str) -> bytes:
-        if self._files is None:
+        if self._download_files is None:
             raise RuntimeError("download before start")
-        return await self._files.download(url)
+        return await self._download_files.download(url)
 
     def _build_kinds(
         self, http: aiohttp.ClientSession, files: FileServerClient, bot_login: Login
@@ -289,18 +345,34 @@ class BridgeApp:
             ),
             portal_lock=self.portal_lock,
             own_ids=self.own_ids,
+            may_relay=self._may_relay,
             no_login_text=self._no_login_text,
+            dead_letters=self.dead_letters,
+            supervisor=self.supervisor,
         )
         community = self._community = build_community(deps)
-        direct = self._direct = build_direct(deps, files)
+        # Received attachments name any URL: they are fetched through the allow-list.
+        direct = self._direct = build_direct(deps, GuardedFiles(files, self.downloads))
         self._kinds = [community, direct]
 
-        notices = FailureNotices(portals=self.repos.portals, bot=bot)
+        notices = self._notices = FailureNotices(portals=self.repos.portals, bot=bot)
         sender = OutboxSender(
             self.repos.outbox,
             {row_kind: deliver for k in self._kinds for row_kind, deliver in k.deliverers.items()},
             on_failed=notices.on_outbox_failed,
+            on_delayed=notices.on_outbox_delayed,
+            on_recovered=notices.on_outbox_recovered,
+            park=self._park_row,
+            delay_notice_after=self.config.bridge.outage_notice_after,
         )
+
+        async def requeue_row(record: DeadLetterRecord) -> None:
+            outbox_id = int(payload_of(record)["outbox_id"])
+            if not await self.repos.outbox.requeue_failed(outbox_id):
+                raise ValueError(f"outbox row {outbox_id} is gone or no longer failed")
+            sender.wake()
+
+        self.dead_letters.register(DeadLetterPath.OUTBOX, requeue_row)
         portal_events = PortalEvents(
             portals=self.repos.portals,
             bot=bot,
@@ -312,7 +384,7 @@ class BridgeApp:
         )
         self._register_portal_commands(rooms, community, direct)
         self._build_router(portal_events)
-        self._spawn(sender.run(), "outbox")
+        self._spawn(sender.run, "outbox")
 
     def _register_portal_commands(
         self, rooms: PortalRooms, community: CommunityKind, direct: DirectKind
@@ -397,10 +469,12 @@ async def run_until_stopped(app: BridgeApp, stop: asyncio.Event) -> None:
         await app.stop()
 
 
-def _log_crash(task: asyncio.Task[Any]) -> None:
-    """A background task that ended on an error is logged at once, not only at stop."""
-    if not task.cancelled() and (error := task.exception()) is not None:
-        log.error("Task %s crashed", task.get_name(), exc_info=error)
+async def _step(what: str, work: Awaitable[object]) -> None:
+    """One step of stopping: its error is logged, and stopping goes on."""
+    try:
+        await work
+    except Exception:
+        log.exception("Stopping %s failed", what)
 
 
 def default_config_path() -> Path:

@@ -90,6 +90,7 @@ class BridgeConfig:
     public_portals: bool = False
     secrets_key: str = ""
     phrase_message_timeout: float = 300.0
+    outage_notice_after: float = 60.0
 
 
 @dataclass

@@ -1,7 +1,8 @@
 """The dependency rules of docs/architecture.md §3, checked on the imports of every module.
 
 Layers: ``__main__ → app → commands → core → {matrix, session, db} → {ids, backoff, config}``
-(``ids`` and ``backoff`` are pure helpers every layer may use; they import no other layer). Inside
+(``ids`` and ``backoff`` are pure helpers every layer may use; they import no other layer;
+``supervisor`` uses only ``backoff``). Inside
 ``core``: each conversation kind (``core/community``, ``core/direct``, later ``core/group``) is
 a package of its own that may use the portal machinery (``core/portal``) and the shared pieces
 (``core/ghosts``, ``core/logins``, ``core/convert``, ...), but never another kind; the portal
@@ -64,6 +65,10 @@ FORBIDDEN = {
 # pure helpers at the bottom, usable by every layer: they depend on no other bridge module
 for _helper in ("bridge.ids", "bridge.backoff"):
     FORBIDDEN[_helper] = ("bridge.",)
+# the supervisor of long-running loops: asyncio and the backoff, usable by every layer
+FORBIDDEN["bridge.supervisor"] = tuple(
+    f"bridge.{name}" for name in ("session", "matrix", "db", "core", "commands", "app", "config")
+)
 SHARED_CORE = (
     "ghosts",
     "logins",
@@ -85,6 +90,8 @@ LAYER_ONLY = {
         "bridge.matrix",
         "bridge.app",
         "bridge.core.portal.kind",
+        # the failure policy classifies a connection error of any client as transient
+        "bridge.core.portal.failures",
         "bridge.core.community",
         "bridge.core.direct",
         "bridge.core.group",

@@ -68,7 +68,7 @@ def status_line(check: Check) -> str:
     return f"- **failed**: {check.name}: {check.problem}"
 
 
-async def _reply_lines(evt: CommandEvent, title: str, lines: Sequence[str]) -> None:
+async def reply_lines(evt: CommandEvent, title: str, lines: Sequence[str]) -> None:
     for start in range(0, len(lines), LINES_PER_MESSAGE):
         chunk = lines[start : start + LINES_PER_MESSAGE]
         await evt.reply("\n".join([title if start == 0 else f"{title} (continued)", *chunk]))
@@ -93,7 +93,7 @@ def admin_commands(deps: AdminDeps) -> list[Command]:
         if not portals:
             await evt.reply("No portals: nothing is bridged yet.")
             return
-        await _reply_lines(evt, f"{len(portals)} portal(s):", [portal_line(p) for p in portals])
+        await reply_lines(evt, f"{len(portals)} portal(s):", [portal_line(p) for p in portals])
 
     async def logins_cmd(evt: CommandEvent) -> None:
         if not await only_here(evt):
@@ -103,7 +103,7 @@ def admin_commands(deps: AdminDeps) -> list[Command]:
             await evt.reply("No Session logins.")
             return
         lines = [f"- {r.mxid}: `{r.session_id}` · since {since(r.created_at)}" for r in logins]
-        await _reply_lines(evt, f"{len(logins)} Session login(s):", lines)
+        await reply_lines(evt, f"{len(logins)} Session login(s):", lines)
 
     async def status_cmd(evt: CommandEvent) -> None:
         if not await only_here(evt):
@@ -111,7 +111,7 @@ def admin_commands(deps: AdminDeps) -> list[Command]:
         checks = await deps.status()
         failed = sum(not c.ok for c in checks)
         title = "Status: all OK." if not failed else f"Status: {failed} check(s) failed."
-        await _reply_lines(evt, title, [status_line(c) for c in checks])
+        await reply_lines(evt, title, [status_line(c) for c in checks])
 
     return [
         Command("portals", SECTION, "list every portal", portals_cmd, Level.ADMIN),

@@ -24,6 +24,8 @@ from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 PORTAL_KINDS = ("community", "direct", "group")
 OUTBOX_STATUSES = ("pending", "sending", "done", "failed")
+# Where a parked item came from, and so where `retry` puts it back (docs/architecture.md §4.7).
+DEAD_LETTER_PATHS = ("matrix", "outbox", "direct", "community")
 
 
 def _in(column: str, values: tuple[str, ...]) -> str:
@@ -231,3 +233,25 @@ class KeyValue(Base):
 
     key: Mapped[str] = mapped_column(String, primary_key=True)
     value: Mapped[str] = mapped_column(Text)
+
+
+class DeadLetter(Base):
+    """An item that failed for good on one path, parked so that its conversation goes on.
+
+    ``payload`` (JSON text) is what the path needs to take the item again (``retry``);
+    ``what`` describes it for the admin, ``error`` says why it failed.
+    """
+
+    __tablename__ = "dead_letter"
+    __table_args__ = (CheckConstraint(_in("path", DEAD_LETTER_PATHS), name="path"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    path: Mapped[str] = mapped_column(String(16))
+    portal_id: Mapped[int | None] = mapped_column(
+        ForeignKey("portal.id", ondelete="SET NULL"), index=True
+    )
+    what: Mapped[str] = mapped_column(Text)
+    payload: Mapped[str] = mapped_column(Text)
+    error: Mapped[str] = mapped_column(Text)
+    attempts: Mapped[int] = mapped_column(Integer)
+    created_at: Mapped[int] = mapped_column(BigInteger, index=True)

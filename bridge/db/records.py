@@ -159,3 +159,26 @@ class ExpiringMessageRecord:
     room_id: str
     owner: str
     deadline: int
+
+
+class DeadLetterPath(StrEnum):
+    """The path a parked item failed on, and so where ``retry`` puts it back."""
+
+    MATRIX = "matrix"  # a Matrix event of the inbox
+    OUTBOX = "outbox"  # an outbox row (Matrix → Session)
+    DIRECT = "direct"  # a Session direct message (Session → Matrix)
+    COMMUNITY = "community"  # a community post or reaction update (Session → Matrix)
+
+
+@dataclass(frozen=True, slots=True)
+class DeadLetterRecord:
+    """A parked item: ``payload`` is JSON text the path needs to take it again."""
+
+    id: int
+    path: DeadLetterPath
+    portal_id: int | None
+    what: str
+    payload: str
+    error: str
+    attempts: int
+    created_at: int

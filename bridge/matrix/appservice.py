@@ -6,13 +6,15 @@ What mautrix gets wrong for a bridge, and what this subclass changes (docs/matri
   answer is 500 so that the homeserver retries (mautrix logs and answers 200);
 - transaction dedup is the sink's job (durable, keyed by id and body hash), not an in-memory set;
 - only the ``/_matrix/app/v1`` routes exist (Synapse stopped calling the legacy ones in 1.87);
-- the body limit is raised from aiohttp's 1 MiB, which would wedge delivery with a 413.
+- the body limit is raised from aiohttp's 1 MiB, which would wedge delivery with a 413;
+- bodies are read once, large ones a few at a time (:mod:`bridge.matrix.bodies`), and hostile
+  content is dropped or cleaned rather than answered 500 forever
+  (:mod:`bridge.matrix.transactions`).
 """
 
 from __future__ import annotations
 
-import hashlib
-import json
+import asyncio
 import logging
 from collections.abc import Awaitable, Callable
 from typing import Any, Protocol
@@ -21,7 +23,15 @@ from aiohttp import web
 from mautrix.appservice import AppService
 
 from bridge.matrix.auth import token_middleware
+from bridge.matrix.bodies import Body, BodyReader, BodyTooLarge
 from bridge.matrix.state_store import MemoryBridgeStateStore
+from bridge.matrix.transactions import (
+    BadTransaction,
+    Transaction,
+    parse_transaction,
+    printable,
+    txn_id_problem,
+)
 
 log = logging.getLogger("bridge.matrix.appservice")
 
@@ -85,6 +95,7 @@ class BridgeAppService(AppService):
     ) -> None:
         logging.getLogger("aiohttp.access").addFilter(_ACCESS_LOG_FILTER)  # added once
         self.sink = sink
+        self.bodies = BodyReader(max_body_size)
         self._query_alias: QueryAlias = _no_alias
         super().__init__(
             server=server,
@@ -144,26 +155,46 @@ class BridgeAppService(AppService):
         return True
 
     async def _http_handle_transaction(self, request: web.Request) -> web.Response:
+        # Whatever is wrong with a transaction, the answer must let the homeserver move on:
+        # 200 with the bad parts dropped, 400 for what is no transaction, 500 only when the
+        # database could not store it (bridge/matrix/transactions.py).
         txn_id = request.match_info["transaction_id"]
-        raw = await request.read()
+        problem = txn_id_problem(txn_id)
+        if problem is not None:
+            log.warning("Refusing transaction id %s: it %s", printable(txn_id), problem)
+            return _json_error(400, "M_INVALID_PARAM", f"The transaction id {problem}")
+        async with self.bodies.slot(request.content_length):
+            try:
+                body = await self.bodies.read(request)
+            except BodyTooLarge:
+                limit = self.bodies.max_size
+                log.warning("Refusing transaction %s: body over %d bytes", txn_id, limit)
+                return _json_error(413, "M_TOO_LARGE", f"Body over {limit} bytes")
+            try:
+                if self.bodies.is_large(body.size):
+                    # Parsing tens of MiB takes a while: keep the event loop answering.
+                    txn = await asyncio.to_thread(_parse, txn_id, body)
+                else:
+                    txn = _parse(txn_id, body)
+            except BadTransaction as e:
+                log.warning("Refusing transaction %s: %s", txn_id, e)
+                return _json_error(400, e.errcode, str(e))
+            return await self._store(txn_id, body.sha256, txn)
+
+    async def _store(self, txn_id: str, body_hash: str, txn: Transaction) -> web.Response:
         try:
-            body = json.loads(raw)
-        except ValueError:
-            return _json_error(400, "M_NOT_JSON", "Body is not JSON")
-        events = body.get("events") if isinstance(body, dict) else None
-        if not isinstance(events, list):
-            return _json_error(400, "M_BAD_JSON", "Missing events list in body")
-        ephemeral = body.get("ephemeral") or body.get("de.sorunome.msc2409.ephemeral") or []
-        if not isinstance(ephemeral, list):
-            ephemeral = []
-        body_hash = hashlib.sha256(raw).hexdigest()
-        try:
-            fresh = await self.sink.accept_transaction(txn_id, body_hash, events, ephemeral)
+            fresh = await self.sink.accept_transaction(
+                txn_id, body_hash, txn.events, txn.ephemeral
+            )
         except Exception:
             log.exception("Could not store transaction %s; the homeserver will retry it", txn_id)
             return _json_error(500, "M_UNKNOWN", "Transaction not stored, retry later")
         if fresh:
-            log.debug("Accepted transaction %s with %d events", txn_id, len(events))
+            log.debug("Accepted transaction %s with %d events", txn_id, len(txn.events))
         else:
             log.info("Transaction %s was already processed; acknowledging again", txn_id)
         return web.json_response({})
+
+
+def _parse(txn_id: str, body: Body) -> Transaction:
+    return parse_transaction(txn_id, body.take_text())

@@ -15,7 +15,11 @@ Delivery contract (the design's "crash re-delivers, dedup makes it harmless"):
   message later, so **subscribers must be idempotent by** ``event.hash``;
 * a subscriber that raises gets the same event again (all subscribers do) after a backoff, up
   to ``max_delivery_attempts``; then the event is dropped with an error line, so one poison
-  message cannot block the account forever;
+  message cannot block the account forever; a subscriber that raises
+  :class:`~bridge.session.subscribers.RetryLater` (what it needs is unreachable) gets it again
+  after a capped backoff for as long as it takes, never counted toward dropping it;
+* an event carries the raw message (``data``), so a subscriber that parked it can have it
+  rebuilt later with :meth:`SessionClient.event_from_data`;
 * bad input (bad base64/protobuf, bad signature, oversized, timestamp mismatch, kinds the
   client does not handle) is dropped by the poller with one log line.
 """
@@ -31,10 +35,13 @@ from collections.abc import Callable, Iterable, Sequence
 from bridge.ids import SessionID
 from bridge.session import dm_media
 from bridge.session.dm_events import (
+    DirectMessageEvent,
     EventCallback,
     EventStream,
     SentMessage,
     Subscribers,
+    decode_inbox_message,
+    make_event,
 )
 from bridge.session.dm_inbox import MAX_BACKOFF_S, InboxLoop
 from bridge.session.dm_media import FileTransfer
@@ -161,6 +168,20 @@ class SessionClient:
     def events(self) -> EventStream:
         """An ``async for`` stream of events; each is acknowledged when the next is asked."""
         return self._subscribers.stream()
+
+    def event_from_data(self, data: bytes, hash_: str, expiry: int = 0) -> DirectMessageEvent:
+        """The event of a message this client received before (its ``data``, as an event
+        carried it): decoded and verified again, e.g. to retry it after it was parked.
+        Raises :class:`~bridge.session.errors.SessionError` if it does not decode."""
+        message = decode_inbox_message(self._keys, data)
+        return make_event(
+            self.session_id,
+            message,
+            hash_=hash_,
+            expiry=expiry,
+            data=data,
+            from_this_client=message.timestamp in self._sent,
+        )
 
     # --- sending ----------------------------------------------------------------------------
 

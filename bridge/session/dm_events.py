@@ -12,7 +12,7 @@ from __future__ import annotations
 import asyncio
 import base64
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TypeAlias
 
 from bridge.ids import SessionID
@@ -57,6 +57,8 @@ class DirectMessageEvent:
     is_sync: bool = False
     conversation: SessionID | None = None
     from_this_client: bool = False
+    # The raw message as retrieved (base64-decoded), for SessionClient.event_from_data.
+    data: bytes = field(default=b"", repr=False, compare=False)
 
 
 @dataclass(frozen=True)
@@ -95,6 +97,7 @@ def make_event(
     hash_: str,
     expiry: int,
     from_this_client: bool,
+    data: bytes = b"",
 ) -> DirectMessageEvent:
     """Build the event for a decoded message, recognising our own sync copies (§3.3)."""
     sender = SessionID(message.sender_session_id)
@@ -114,6 +117,7 @@ def make_event(
         is_sync=is_sync,
         conversation=conversation,
         from_this_client=from_this_client and is_sync,
+        data=data,
     )
 
 
@@ -225,7 +229,8 @@ class Subscribers:
         """Deliver ``event`` to every subscriber; return once it may be acknowledged.
 
         Waits while there is no subscriber. If one raises, all get the event again after a
-        backoff; after ``max_attempts`` failures the event is dropped with an error line.
+        backoff; after ``max_attempts`` failures the event is dropped with an error line
+        (:class:`~bridge.session.subscribers.RetryLater` is retried without limit).
         """
         await self._list.deliver(event)
 

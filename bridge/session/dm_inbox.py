@@ -104,9 +104,16 @@ class InboxLoop:
             except asyncio.CancelledError:
                 raise
             except Exception:
-                # E.g. the poll-state store failed in ack. A fresh poller forgets what was in
-                # flight and re-reads from the persisted cursors: re-delivery, never loss.
-                log.exception("%s: receive loop failed; restarting the poller", self)
+                # E.g. the poll-state store failed in ack (its database is down). A fresh
+                # poller forgets what was in flight and re-reads from the persisted cursors:
+                # re-delivery, never loss. It waits as after a failed poll (backoff).
+                self._failures += 1
+                if self._failures & (self._failures - 1) == 0:  # 1st, 2nd, 4th... in a row
+                    log.exception(
+                        "%s: receive loop failed (%d in a row); restarting the poller",
+                        self,
+                        self._failures,
+                    )
                 poller = self._new_poller()
             if not poller.more and not self._stopping:
                 with contextlib.suppress(TimeoutError):
@@ -150,6 +157,7 @@ class InboxLoop:
             hash_=item.hash,
             expiry=item.expiry,
             from_this_client=self._sent_by_us(item.body.timestamp),
+            data=item.data,
         )
         await self._subscribers.deliver(event)
         await poller.ack(item)

@@ -29,6 +29,7 @@ __all__ = [
     "WrongWordCountError",
     "decode",
     "encode",
+    "is_phrase_word",
     "new_seed",
 ]
 
@@ -115,6 +116,12 @@ def _word_indices(tokens: list[str]) -> list[int]:
             raise UnknownWordError(position)
         indices.append(index)
     return indices
+
+
+def is_phrase_word(token: str) -> bool:
+    """Whether ``token`` (lowercase letters) can be a word of a phrase: by its 3-letter prefix,
+    as :func:`decode` reads words."""
+    return len(token) >= PREFIX_LENGTH and token[:PREFIX_LENGTH] in _word_list().index_by_prefix
 
 
 def looks_like_phrase(text: str, *, checksum: bool) -> bool:

@@ -1,8 +1,11 @@
 from __future__ import annotations
 
+from types import SimpleNamespace
+from typing import Any
+
 import pytest
 
-from bridge.core.downloads import AllowedDownloads, DownloadRefused, origin
+from bridge.core.downloads import AllowedDownloads, DownloadRefused, GuardedFiles, origin
 
 
 async def fake_download(url: str) -> bytes:
@@ -30,3 +33,50 @@ async def test_only_allowed_servers_are_fetched() -> None:
             await download(url)
     download.allow("https://community.example/room?public_key=00")
     assert await download("https://community.example/room/x/file/1")
+
+
+def test_origins_of_odd_urls() -> None:
+    assert origin("http://[::1]:8080/file/1") == "http://[::1]:8080"
+    assert origin("http://Files.Example.org./file/1") == "http://files.example.org:80"
+    with pytest.raises(DownloadRefused):
+        origin("http://files.example.org:99999/file/1")
+
+
+def test_internal_addresses_only_for_hosts_named_explicitly() -> None:
+    """The configured file server may be anything (the operator named it); a community
+    server only when its URL gives the address itself, so a name someone controls cannot be
+    pointed at the operator's network."""
+    download = AllowedDownloads(fake_download, ["http://files.internal:8080"])
+    assert download.internal_allowed("files.internal")
+    download.allow("http://127.0.0.1:3000/lobby?public_key=00")
+    download.allow("http://[fd00::5]:3000/lobby?public_key=00")
+    download.allow("https://sogs.example.org/lobby?public_key=00")
+    assert download.internal_allowed("127.0.0.1")
+    assert download.internal_allowed("fd00::5")
+    assert not download.internal_allowed("sogs.example.org")
+    assert not download.internal_allowed("localhost")
+    download.check_url("https://sogs.example.org/file/1")
+    with pytest.raises(DownloadRefused):
+        download.check_url("http://127.0.0.1:3001/file/1")
+
+
+async def test_guarded_files_upload_as_they_are_and_download_through_the_list() -> None:
+    uploaded: list[bytes] = []
+
+    class Files:
+        async def upload(self, data: bytes, /) -> Any:
+            uploaded.append(data)
+            return SimpleNamespace(url="http://filev2.getsession.org/file/1")
+
+        async def download(self, url: str, /) -> bytes:
+            raise AssertionError("downloads must go through the allow-list")
+
+    downloads = AllowedDownloads(fake_download, ["http://filev2.getsession.org"])
+    files = GuardedFiles(Files(), downloads)
+    assert (await files.upload(b"x")).url == "http://filev2.getsession.org/file/1"
+    assert uploaded == [b"x"]
+    assert await files.download("http://filev2.getsession.org/file/1") == (
+        b"http://filev2.getsession.org/file/1"
+    )
+    with pytest.raises(DownloadRefused):
+        await files.download("http://127.0.0.1:8080/file/x")

@@ -25,6 +25,7 @@ from bridge.db.repos import Repositories
 REPO_ROOT = Path(__file__).resolve().parents[2]
 TABLES = {
     "appservice_txn",
+    "dead_letter",
     "ghost",
     "inbound_dedup",
     "kv",
@@ -130,8 +131,28 @@ def test_alembic_dir_default_and_override(monkeypatch: pytest.MonkeyPatch, tmp_p
     assert migrate.alembic_dir() == tmp_path
 
 
-def test_head_is_the_initial_revision() -> None:
-    assert migrate.head_revision() == "0001"
+def test_head_is_the_dead_letter_revision() -> None:
+    assert migrate.head_revision() == "0002"
+
+
+async def test_dead_letter_table_keeps_parked_items_across_down_and_up(db_url: str) -> None:
+    # 0002 alone goes down and up again; the tables of 0001 and their rows stay.
+    db = Database.from_url(db_url)
+    try:
+        repos = Repositories.create(db)
+        assert await repos.transactions.claim_transaction("t1", "h")
+    finally:
+        await db.close()
+    await migrate.downgrade(db_url, "0001")
+    assert await table_names(db_url) == TABLES - {"dead_letter"}
+    await migrate.upgrade_to_head(db_url)
+    db = Database.from_url(db_url)
+    try:
+        repos = Repositories.create(db)
+        assert not await repos.transactions.claim_transaction("t1", "h")  # kept
+        assert await repos.dead_letters.count() == 0
+    finally:
+        await db.close()
 
 
 async def test_alembic_cli_reads_url_from_bridge_config(empty_url: str, tmp_path: Path) -> None:
@@ -183,8 +204,8 @@ async def test_env_uses_a_shared_connection(empty_url: str) -> None:
 BROKEN_MIGRATION = """
 from alembic import op
 
-revision = "0002"
-down_revision = "0001"
+revision = "0003"
+down_revision = "0002"
 
 
 def upgrade():
@@ -206,11 +227,11 @@ async def test_failed_upgrade_rolls_back_entirely(
     await migrate.upgrade_to_head(empty_url)
     scripts = tmp_path / "alembic"
     shutil.copytree(REPO_ROOT / "alembic", scripts, ignore=shutil.ignore_patterns("__pycache__"))
-    (scripts / "versions" / "0002_broken.py").write_text(BROKEN_MIGRATION, encoding="utf-8")
+    (scripts / "versions" / "0003_broken.py").write_text(BROKEN_MIGRATION, encoding="utf-8")
     monkeypatch.setenv(migrate.ALEMBIC_DIR_ENV, str(scripts))
     # SQLite migrates with foreign_keys=OFF, so the check after the upgrade catches the
-    # dangling row; PostgreSQL refuses it at once. Either way nothing of 0002 stays.
+    # dangling row; PostgreSQL refuses it at once. Either way nothing of 0003 stays.
     with pytest.raises(Exception, match=r"dangling|foreign key"):
         await migrate.upgrade_to_head(empty_url)
-    assert await migrate.current_revision(empty_url) == "0001"
+    assert await migrate.current_revision(empty_url) == "0002"
     assert await table_names(empty_url) == TABLES

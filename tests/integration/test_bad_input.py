@@ -1,10 +1,17 @@
 """Bad input from the Session side never reaches a room: each item is dropped with one log
-line, and the good message after it still arrives (real Synapse, devnet community server)."""
+line, and the good message after it still arrives (real Synapse, devnet community server).
+Hostile appservice transactions never wedge the Matrix side: each is answered 200 (bad parts
+dropped or cleaned) or 400, never 500, and the bridge goes on answering (real Synapse and
+PostgreSQL)."""
 
 from __future__ import annotations
 
+import json
 import logging
 import os
+import time
+import uuid
+from collections.abc import Awaitable, Callable
 
 import aiohttp
 import pytest
@@ -17,8 +24,16 @@ from bridge.session.keys import Identity
 from bridge.session.messages import Typing, VisibleMessage, content_to_proto
 from bridge.session.padding import pad_message
 from bridge.session.sogs.posts import sign_post
-from tests.integration.conftest import MatrixUsers, messages_from, room_events, wait_for
+from tests.integration.conftest import (
+    MatrixUsers,
+    create_postgres_database,
+    messages_from,
+    require_env,
+    room_events,
+    wait_for,
+)
 from tests.integration.helpers import bridged_room
+from tests.matrix.fuzz_run import fuzz_durable_inbox
 from tests.sessionnet.extras import CommunityAndFiles
 
 
@@ -103,3 +118,71 @@ async def test_bad_matrix_event_is_dropped_and_later_ones_still_work(
 
     await wait_for(pong, "the bot to keep answering")
     await wait_for(running_bridge.repos.inbox.is_empty, "the bad event to be dropped, not retried")
+
+
+def _nested(depth: int) -> str:
+    return "[" * depth + "]" * depth
+
+
+@pytest.mark.parametrize("database_url", ["postgresql"], indirect=True)
+async def test_hostile_transactions_are_answered_and_nothing_is_wedged(
+    running_bridge: BridgeApp, matrix_users: MatrixUsers, caplog: pytest.LogCaptureFixture
+) -> None:
+    # Each of these was answered 500, which Synapse retries forever, holding back everything
+    # after it (the NUL and the lone surrogate because PostgreSQL cannot store them).
+    caplog.set_level(logging.WARNING, logger="bridge")
+    config = running_bridge.config
+    bob = await matrix_users.new("bob")
+    room_id = await bob.create_room(is_direct=True, invitees=[UserID(config.bot_mxid)])
+
+    async def pongs() -> int:
+        bodies = await messages_from(bob, str(room_id), config.bot_mxid)
+        return sum(b.startswith("Pong") for b in bodies)
+
+    await wait_for(lambda: messages_from(bob, str(room_id), config.bot_mxid), "the welcome")
+    # A good event among the junk: a "ping" from bob, with a lone surrogate and a NUL in it.
+    ping = {
+        "type": "m.room.message",
+        "room_id": str(room_id),
+        "event_id": f"$hostile-{uuid.uuid4().hex}",
+        "sender": bob.mxid,
+        "origin_server_ts": int(time.time() * 1000),
+        "content": {"msgtype": "m.text", "body": "ping", "x\ud800": "\u0000\udfff"},
+    }
+    deep_event = '{"type": "m.room.message", "content": ' + _nested(100_000) + "}"
+    run = uuid.uuid4().hex
+    hostile: list[tuple[str, str, int]] = [
+        (f"{run}-1", json.dumps({"events": [1, "x", None, ping]}), 200),
+        (f"{run}-2", _nested(100_000), 400),
+        (f"{run}-3", '{"events": [' + deep_event + "]}", 200),
+        (
+            f"{run}-4",
+            json.dumps({"events": [dict(ping, event_id="$s", room_id="!\ud800:x")]}),
+            200,
+        ),
+        (f"{run}-5%00", json.dumps({"events": []}), 400),
+        (f"{run}-6", json.dumps({"events": [], "ephemeral": [1, "x", None, []]}), 200),
+        (f"{run}-7", json.dumps({"events": [dict(ping, room_id="!a\u0000:x")]}), 200),
+    ]
+    headers = {"Authorization": f"Bearer {config.appservice.hs_token}"}
+    url = f"{config.appservice.address}/_matrix/app/v1/transactions/"
+    async with aiohttp.ClientSession() as http:
+        for txn_id, body, expected in hostile:
+            async with http.put(url + txn_id, data=body.encode(), headers=headers) as resp:
+                assert resp.status == expected, (txn_id, await resp.text())
+    assert "Could not store transaction" not in caplog.text
+    # Synapse's own transactions still arrive: bob's real ping is answered too.
+    await bob.send_text(room_id, "ping")
+    await wait_for(lambda: _at_least(pongs, 2), "the bot to answer both pings")
+    await wait_for(running_bridge.repos.inbox.is_empty, "every stored event to be handled")
+    assert await pongs() == 2  # the ping among the junk was handled exactly once
+
+
+async def _at_least(count: Callable[[], Awaitable[int]], n: int) -> bool:
+    return await count() >= n
+
+
+async def test_fuzzed_transactions_through_the_postgresql_inbox() -> None:
+    # The SQLite run (5,000) is in tests/matrix/test_fuzz_transactions.py.
+    url = await create_postgres_database(require_env("SMB_TEST_POSTGRES_URL"))
+    await fuzz_durable_inbox(url, 2_000)

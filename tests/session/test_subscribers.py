@@ -1,6 +1,7 @@
 """The one delivery rule of both Session clients: every subscriber gets the event, a failure
 is retried with backoff for everyone, then the event is dropped; crashes are logged with their
-traceback."""
+traceback. A subscriber that says "retry later" (what it needs is unreachable) gets the event
+again for as long as it takes, never counted toward dropping it."""
 
 from __future__ import annotations
 
@@ -9,7 +10,7 @@ import logging
 
 import pytest
 
-from bridge.session.subscribers import SubscriberList
+from bridge.session.subscribers import RetryLater, SubscriberList
 
 
 def make(max_attempts: int = 3, *, wait: bool = False) -> SubscriberList[str]:
@@ -127,3 +128,47 @@ async def test_removing_twice_is_harmless() -> None:
     remove()
     remove()
     await subscribers.deliver("a")
+
+
+async def test_retry_later_is_retried_beyond_max_attempts_and_never_dropped(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    # The homeserver is away for longer than max_attempts rounds: the event waits, and is
+    # delivered (so acknowledged) only once the subscriber took it.
+    subscribers, calls = make(max_attempts=3), []
+
+    async def waits(event: str) -> bool:
+        calls.append(event)
+        if len(calls) <= 10:
+            raise RetryLater("homeserver unreachable")
+        return True
+
+    subscribers.add(waits)
+    with caplog.at_level(logging.WARNING, logger="bridge.session.subscribers"):
+        await asyncio.wait_for(subscribers.deliver("dm"), 5)
+    assert calls == ["dm"] * 11
+    assert not any("dropping" in r.getMessage() for r in caplog.records)
+    waits_logged = [r for r in caplog.records if "must wait" in r.getMessage()]
+    assert len(waits_logged) == 4  # the 1st, 2nd, 4th and 8th wait, without traceback
+    assert not any(r.exc_info for r in waits_logged)
+
+
+async def test_retry_later_waits_with_the_capped_backoff(monkeypatch: pytest.MonkeyPatch) -> None:
+    slept: list[float] = []
+
+    async def fake_sleep(seconds: float) -> None:
+        slept.append(seconds)
+
+    monkeypatch.setattr("bridge.backoff.asyncio.sleep", fake_sleep)
+    subscribers: SubscriberList[str] = SubscriberList("test", str, max_attempts=2, retry_delay=1.0)
+    left = {"n": 8}
+
+    async def waits(event: str) -> bool:
+        left["n"] -= 1
+        if left["n"] >= 0:
+            raise RetryLater("down")
+        return True
+
+    subscribers.add(waits)
+    await subscribers.deliver("x")
+    assert slept == [1.0, 2.0, 4.0, 8.0, 16.0, 30.0, 30.0, 30.0]

@@ -144,15 +144,32 @@ class CommunityActors:
         return None
 
 
+# What a refusal means for the sender, by HTTP status (docs/session-protocol.md §5).
+_REFUSALS = {
+    400: "the community server found it malformed",
+    403: "the community server does not allow it (banned, or no permission)",
+    404: "the community server does not have it (deleted?)",
+    413: "it is too large for the community server",
+    425: "the community server refused it: the bridge's clock seems to be off",
+}
+
+
 async def call_server(work: Awaitable[T]) -> T:
-    """Await a community request, mapping its errors to the outbox's failure kinds."""
+    """Await a community request, mapping its errors to the outbox's failure kinds.
+
+    The failure texts reach the Matrix sender, so they describe, and never name the server's
+    address or echo its reply; those details are logged here.
+    """
     try:
         return await work
     except CommunityUnreachable as e:
-        raise TemporaryFailure(str(e)) from e
+        log.info("Community request failed: %s", e)
+        raise TemporaryFailure("the community server cannot be reached") from e
     except CommunityError as e:
+        log.info("Community request refused: %s", e)
         if e.status is not None and (e.status >= 500 or e.status == 429):
-            raise TemporaryFailure(str(e)) from e
-        raise PermanentFailure(f"the community server refused it: {e}") from e
+            raise TemporaryFailure(f"the community server is busy (HTTP {e.status})") from e
+        text = _REFUSALS.get(e.status or 0, f"the community server refused it (HTTP {e.status})")
+        raise PermanentFailure(text) from e
     except InvalidInput as e:
         raise PermanentFailure(str(e)) from e

@@ -36,6 +36,7 @@ from bridge.db.records import PortalRecord
 from bridge.session.attachments import decrypt_pointer_blob
 from bridge.session.errors import SessionError
 from bridge.session.messages import Attachment
+from bridge.session.netguard import DestinationRefused
 from bridge.session.sogs.client import CommunityClient
 
 log = logging.getLogger("bridge.core.community.media")
@@ -123,7 +124,8 @@ class CommunityMediaIn:
         try:
             mxc = await ghost.upload_media(data, mime_type=mimetype, filename=name)
         except MatrixError as e:
-            raise AttachmentUnavailable(f"the homeserver refused the file ({e})") from e
+            log.info("Upload of %s for portal %d failed: %s", name, portal.id, e)
+            raise AttachmentUnavailable("the homeserver did not take the file") from e
         return media_content(
             mxc=str(mxc),
             mimetype=mimetype,
@@ -150,8 +152,15 @@ class CommunityMediaIn:
                 blob = await client.download(*room_file)
             else:
                 blob = await self._downloads(url)
+        except DestinationRefused as e:
+            log.info("Attachment of a post in portal %d refused: %s", portal.id, e)
+            raise AttachmentUnavailable(
+                "is not on a Session server this bridge downloads from"
+            ) from e
         except SessionError as e:
-            raise AttachmentUnavailable(f"could not be downloaded ({e})") from e
+            # The detail (a server address, a connection error) is for the log only.
+            log.info("Attachment of a post in portal %d not downloaded: %s", portal.id, e)
+            raise AttachmentUnavailable("could not be downloaded") from e
         if not attachment.key:
             return blob  # community room files are neither encrypted nor padded (§5.8)
         try:

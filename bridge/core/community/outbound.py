@@ -29,7 +29,7 @@ from mautrix.types import MessageEvent, ReactionEvent, RedactionEvent, RelationT
 
 from bridge.core.community.actors import CommunityActors, call_server
 from bridge.core.community.payloads import PostMedia, PostPayload
-from bridge.core.community.relations import CommunityRelations, outbox_dedup_key
+from bridge.core.community.relations import CommunityRelations, MayRelay, outbox_dedup_key
 from bridge.core.convert.matrix_to_text import matrix_to_session_text
 from bridge.core.convert.media import MAX_SESSION_FILE_BYTES, human_size, matrix_media
 from bridge.core.convert.names import clean_name
@@ -68,6 +68,7 @@ class CommunityOutbound:
         portal_lock: Callable[[int], Any],
         download_media: MediaDownload,
         display_name: DisplayName,
+        may_relay: MayRelay,
     ) -> None:
         self._actors = actors
         self._relations = relations
@@ -78,6 +79,7 @@ class CommunityOutbound:
         self._portal_lock = portal_lock
         self._download_media = download_media
         self._display_name = display_name
+        self._may_relay = may_relay
 
     def deliverers(self) -> dict[str, Deliver]:
         """The outbox deliverers of every community row kind."""
@@ -144,7 +146,8 @@ class CommunityOutbound:
         login_id = await self._actors.login_id_of(sender)
         display = clean_name(name) or sender
         if login_id is None:
-            if not portal.relay_enabled:
+            # Relay carries only users with a permission level (README, Permissions).
+            if not portal.relay_enabled or not self._may_relay(sender):
                 raise NoLogin("message")
             caption = text or (media.filename if media else "")
             text = self._relay_template.format(displayname=display, message=caption)
@@ -175,9 +178,14 @@ class CommunityOutbound:
         try:
             data = await self._download_media(mxc)
         except MatrixRequestError as e:
+            log.info("The homeserver did not give %s: %s", mxc, e)
             if e.http_status >= 500 or e.http_status == 429:
-                raise TemporaryFailure(f"the homeserver could not give the file: {e}") from e
-            raise PermanentFailure(f"the homeserver refused the file: {e}") from e
+                raise TemporaryFailure(
+                    f"the homeserver could not give the file (HTTP {e.http_status})"
+                ) from e
+            raise PermanentFailure(
+                f"the homeserver refused the file (HTTP {e.http_status})"
+            ) from e
         except (aiohttp.ClientError, TimeoutError) as e:
             raise TemporaryFailure(f"cannot reach the homeserver ({type(e).__name__})") from e
         if len(data) > MAX_SESSION_FILE_BYTES:

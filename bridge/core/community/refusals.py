@@ -8,6 +8,8 @@ the server checks signatures against its own key (docs/session-protocol.md §5.2
 
 from __future__ import annotations
 
+import logging
+
 from bridge.session.errors import SessionError
 from bridge.session.sogs.errors import (
     CommunityError,
@@ -18,9 +20,13 @@ from bridge.session.sogs.errors import (
 )
 from bridge.session.sogs.urls import CommunityServerRef
 
+log = logging.getLogger("bridge.core.community.refusals")
+
 
 def lookup_refusal(server: CommunityServerRef, room: str, error: SessionError) -> str:
-    """The sentence for the user when looking up ``room`` on ``server`` failed with ``error``."""
+    """The sentence for the user when looking up ``room`` on ``server`` failed with ``error``
+    (whose details are logged, not shown)."""
+    log.info("Community room %s on %s not usable: %r", room, server.base_url, error)
     where = server.base_url
     if isinstance(error, CommunityUnreachable):
         if isinstance(error.__cause__, TimeoutError):
@@ -48,4 +54,7 @@ def lookup_refusal(server: CommunityServerRef, room: str, error: SessionError) -
             f"The community server at {where} could not answer right now (HTTP {status}): "
             "try again later."
         )
-    return f"The community server at {where} refused: {error}"
+    # The server's own words may carry anything (addresses of its backends, a proxy's error
+    # page): the status says enough; the command logs the rest.
+    said = f" (HTTP {status})" if status is not None else ""
+    return f"The community server at {where} refused the request{said}."

@@ -27,6 +27,7 @@ from mautrix.types import MessageEvent, ReactionEvent, RedactionEvent
 
 from bridge.core.community.actors import CommunityActors, call_server
 from bridge.core.community.payloads import EditPayload, ReactPayload, RedactPayload
+from bridge.core.convert.matrix_to_text import strip_unsafe
 from bridge.core.portal.events import NoLogin, Refused
 from bridge.core.portal.outbox import Deliver, PermanentFailure, TemporaryFailure
 from bridge.db.records import MessageRecord, OutboxRecord, PortalRecord, ReactionRecord
@@ -43,6 +44,10 @@ REDACT_KIND = "sogs_redact"
 RELAY_PREFIX = "@"  # reaction rows of relayed users are keyed by their mxid, not a Session id
 
 
+# mxid → whether that user may be relayed (at least the relay level; README, Permissions).
+MayRelay = Callable[[str], bool]
+
+
 def outbox_dedup_key(event_id: str) -> str:
     """The outbox dedup key of a Matrix event: each event queues at most one row."""
     return f"mx-outbox:{event_id}"
@@ -50,8 +55,9 @@ def outbox_dedup_key(event_id: str) -> str:
 
 def valid_reaction(key: str) -> bool:
     """Whether a Matrix reaction key can be a community reaction: 1 to 12 code points, no
-    ``/`` (it is a path segment, §5.7) and no control characters."""
-    return 1 <= len(key) <= 12 and "/" not in key and all(ord(c) >= 0x20 for c in key)
+    ``/`` (it is a path segment, §5.7), no control characters and no bidi overrides."""
+    safe = strip_unsafe(key) == key and all(ord(c) >= 0x20 for c in key)
+    return 1 <= len(key) <= 12 and "/" not in key and safe
 
 
 def is_relayed_reaction(reaction: ReactionRecord) -> bool:
@@ -70,12 +76,14 @@ class CommunityRelations:
         outbox: OutboxRepo,
         relay_template: str,
         portal_lock: Callable[[int], Any],
+        may_relay: MayRelay,
     ) -> None:
         self._actors = actors
         self._messages = messages
         self._outbox = outbox
         self._relay_template = relay_template
         self._portal_lock = portal_lock
+        self._may_relay = may_relay
 
     def deliverers(self) -> dict[str, Deliver]:
         """The outbox deliverers of edits, reactions and redactions."""
@@ -104,6 +112,12 @@ class CommunityRelations:
 
     # --- at event time -----------------------------------------------------------------------
 
+    async def _require_relay_level(self, sender: str, what: str) -> None:
+        """A user without a login acts through the bot only at the relay level or above
+        (README, Permissions): without a level, their ``what`` is refused."""
+        if await self._actors.login_id_of(sender) is None and not self._may_relay(sender):
+            raise NoLogin(what)
+
     async def handle_edit(
         self, portal: PortalRecord, event: MessageEvent, text: str, name: str
     ) -> None:
@@ -116,6 +130,7 @@ class CommunityRelations:
             raise Refused("Only your own messages can be edited on Session.")
         if not text.strip():
             raise Refused("An empty edit cannot be sent to Session.")
+        await self._require_relay_level(sender, "edit")
         payload = EditPayload(target, text, name or sender, sender)
         await self._enqueue(portal, EDIT_KIND, payload, str(event.event_id))
 
@@ -133,7 +148,7 @@ class CommunityRelations:
             )
         sender = str(event.sender)
         login_id = await self._actors.login_id_of(sender)
-        if login_id is None and not portal.relay_enabled:
+        if login_id is None and not (portal.relay_enabled and self._may_relay(sender)):
             raise NoLogin("reaction")
         payload = ReactPayload(target, key, sender)
         await self._enqueue(portal, REACT_KIND, payload, str(event.event_id), login_id)
@@ -153,8 +168,11 @@ class CommunityRelations:
                 raise Refused(
                     "Only the author can delete a message on Session; it was removed here only."
                 )
-        elif not portal.relay_enabled and await self._actors.login_id_of(sender) is None:
+        elif await self._actors.login_id_of(sender) is None and not (
+            portal.relay_enabled and self._may_relay(sender)
+        ):
             return  # nothing bridged, and nothing this user could have queued
+        await self._require_relay_level(sender, "deletion")
         payload = RedactPayload(redacts, sender)
         await self._enqueue(portal, REDACT_KIND, payload, str(event.event_id))
 

@@ -5,34 +5,49 @@ The bot's Session identity reads every bridged room of a server with one ``/batc
 lock,
 to the inbound handler; the room's seqno cursor is committed only after all of them were
 handled and recorded, so a crash re-delivers and the dedup by message id makes that harmless.
+The poll loop and the failure policy per item are :mod:`bridge.core.community.polling`; each
+server's loop runs under a :class:`~bridge.supervisor.Supervisor`.
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
-from collections.abc import Awaitable, Callable
-from dataclasses import dataclass, field
+from collections.abc import Callable
 
 import aiohttp
 
-from bridge.backoff import Backoff
+from bridge.core.community.polling import (
+    Item,
+    ItemHandler,
+    RoomInfoHandler,
+    ServerLink,
+    ServerPolling,
+    describe,
+)
 from bridge.core.community.refusals import lookup_refusal
-from bridge.db.records import PortalKind, PortalRecord
+from bridge.core.portal.deadletters import DeadLetters, RetryFailed, payload_of
+from bridge.db.records import DeadLetterPath, DeadLetterRecord, PortalKind, PortalRecord
 from bridge.db.repos.cursors import CursorRepo
 from bridge.db.repos.portals import PortalRepo
 from bridge.session.errors import SessionError
 from bridge.session.keys import Identity
 from bridge.session.sogs.client import CommunityClient
-from bridge.session.sogs.models import CommunityMessage, ReactionUpdate, RoomInfo
+from bridge.session.sogs.models import RoomInfo
 from bridge.session.sogs.urls import CommunityServerRef, parse_community_url
+from bridge.supervisor import Supervisor
 
 log = logging.getLogger("bridge.core.community.service")
 
-ItemHandler = Callable[[PortalRecord, CommunityMessage | ReactionUpdate], Awaitable[None]]
-# (portal, the bot's client, room token, room info): the room's name/description/image changed
-RoomInfoHandler = Callable[[PortalRecord, CommunityClient, str, RoomInfo], Awaitable[None]]
+__all__ = [
+    "Communities",
+    "CommunityJoinError",
+    "CommunityLinks",
+    "CursorRepoStore",
+    "ServerLink",
+    "community_key",
+    "parse_community_key",
+]
 
 
 async def _ignore_info(
@@ -43,9 +58,6 @@ async def _ignore_info(
 
 def _allow_nothing(url: str) -> None:
     return None
-
-
-ERROR_BACKOFF_MAX_S = 60.0
 
 
 class CommunityJoinError(Exception):
@@ -84,15 +96,6 @@ class CursorRepoStore:
 
     async def set(self, server: str, stream: str, value: int) -> None:
         await self._cursors.set_cursor(self._poller, "", stream, seqno=value)
-
-
-@dataclass
-class ServerLink:
-    """The bot's client for one server, the portals it reads there, and its poll task."""
-
-    client: CommunityClient
-    portals: dict[str, int] = field(default_factory=dict)  # room token -> portal id
-    task: asyncio.Task[None] | None = None
 
 
 class CommunityLinks:
@@ -148,17 +151,27 @@ class Communities:
         poll_interval: float,
         on_room_info: RoomInfoHandler = _ignore_info,
         allow_downloads: Callable[[str], None] = _allow_nothing,
+        dead_letters: DeadLetters | None = None,
+        supervisor: Supervisor | None = None,
     ) -> None:
         self._links = links
         self._portals = portals
         self._handle_item = handle_item
         self._portal_lock = portal_lock
-        self._poll_interval = poll_interval
-        # after the n-th failed poll in a row: 2^n poll intervals, at most ERROR_BACKOFF_MAX_S
-        self._error_backoff = Backoff(2 * poll_interval, ERROR_BACKOFF_MAX_S)
-        self._on_room_info = on_room_info
-        # Attachments of a followed server's posts may be fetched (AllowedDownloads.allow).
-        self._allow_downloads = allow_downloads
+        self._dead_letters = dead_letters
+        self._supervisor = supervisor if supervisor is not None else Supervisor()
+        self._polling = ServerPolling(
+            portals=portals,
+            handle_item=handle_item,
+            portal_lock=portal_lock,
+            poll_interval=poll_interval,
+            on_room_info=on_room_info,
+            # Attachments of a followed server's posts may be fetched (AllowedDownloads.allow).
+            allow_downloads=allow_downloads,
+            park=self._park,
+        )
+        if dead_letters is not None:
+            dead_letters.register(DeadLetterPath.COMMUNITY, self.retry_parked)
 
     def link(self, server: CommunityServerRef) -> ServerLink:
         return self._links.link(server)
@@ -168,21 +181,25 @@ class Communities:
         return self._links.client_for(portal)
 
     async def start(self) -> None:
-        """Resume every active community portal."""
+        """Resume every active community portal: each server's loop joins its rooms and then
+        polls them; a server that cannot be reached now is tried again in the background."""
         for portal in await self._portals.list_active(PortalKind.COMMUNITY):
             server, token = parse_community_key(portal.session_key)
-            try:
-                await self._follow(server, token, portal.id)
-            except SessionError as e:
-                log.warning("Cannot resume community room %s: %s", portal.session_key, e)
+            link = self.link(server)
+            if token not in link.portals:
+                link.pending[token] = portal.id
+            self._ensure_polling(link)
 
     async def stop(self) -> None:
-        tasks = [link.task for link in self._links.all() if link.task]
-        for task in tasks:
-            task.cancel()
-        for task in tasks:
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+        for link in self._links.all():
+            if link.loop is not None:
+                await self._supervisor.cancel(link.loop)
+                link.loop = None
+
+    def _ensure_polling(self, link: ServerLink) -> None:
+        if not link.running:
+            name = f"sogs {link.client.server.base_url}"
+            link.loop = self._supervisor.spawn(name, lambda: self._polling.run(link))
 
     @staticmethod
     def parse(url: str) -> tuple[CommunityServerRef, str]:
@@ -214,64 +231,43 @@ class Communities:
 
     async def _follow(self, server: CommunityServerRef, token: str, portal_id: int) -> None:
         link = self.link(server)
-        info = await link.client.join(token)
-        link.portals[token] = portal_id
-        self._allow_downloads(server.base_url)
-        portal = await self._portals.get_by_id(portal_id)
-        if portal is not None:
-            async with self._portal_lock(portal_id):
-                await self._on_room_info(portal, link.client, token, info)
-        if link.task is None or link.task.done():
-            link.task = asyncio.create_task(self._poll_loop(link), name=f"sogs {server.base_url}")
+        await self._polling.join(link, token, portal_id)
+        self._ensure_polling(link)
 
     def unfollow(self, portal: PortalRecord) -> None:
         server, token = parse_community_key(portal.session_key)
         link = self.link(server)
         link.portals.pop(token, None)
+        link.pending.pop(token, None)
         link.client.leave(token)
 
-    async def _poll_loop(self, link: ServerLink) -> None:
-        failures = 0
-        while link.portals:
-            try:
-                more = await self._poll_once(link)
-                failures = 0
-            except Exception as e:  # the loop must outlive any one failure; nothing was committed
-                failures += 1
-                delay = self._error_backoff.delay(failures)
-                where = link.client.server.base_url
-                if isinstance(e, SessionError):
-                    log.warning("Polling %s failed (%s); retrying in %.0f s", where, e, delay)
-                else:
-                    log.exception("Handling a poll of %s failed; retrying in %.0f s", where, delay)
-                await asyncio.sleep(delay)
-                continue
-            if not more:
-                await asyncio.sleep(self._poll_interval)
+    async def _park(
+        self, portal: PortalRecord, item: Item, error: BaseException, tries: int
+    ) -> None:
+        if self._dead_letters is None:
+            log.error("Dropping %s: %s", describe(item), error)
+            return
+        payload = {"portal_id": portal.id, "room": item.room, "id": item.id, "seqno": item.seqno}
+        await self._dead_letters.park(
+            DeadLetterPath.COMMUNITY,
+            describe(item),
+            payload,
+            error,
+            attempts=tries,
+            portal_id=portal.id,
+        )
 
-    async def _poll_once(self, link: ServerLink) -> bool:
-        """One poll of every room of the server; True if a room has more waiting."""
-        result = await link.client.poll()
-        more = False
-        for token, update in result.rooms.items():
-            portal_id = link.portals.get(token)
-            if portal_id is None:
-                continue
-            if update.error is not None:
-                log.warning("Community room %s: %s", token, update.error)
-                continue
-            for bad in update.bad_items:
-                log.warning(
-                    "Dropping a malformed item in %s (%s): %s", token, bad.where, bad.error
-                )
-            portal = await self._portals.get_by_id(portal_id)
-            if portal is None or portal.unbridged_at is not None:
-                continue
-            async with self._portal_lock(portal_id):
-                if update.info is not None and update.info.details is not None:
-                    await self._on_room_info(portal, link.client, token, update.info.details)
-                for item in update.items:
-                    await self._handle_item(portal, item)
-            await link.client.commit_room(token, update.seqno)
-            more = more or update.more
-        return more
+    async def retry_parked(self, record: DeadLetterRecord) -> None:
+        """Handle a parked item again, as the server has it now (its current text and
+        reactions); raises if that fails (it then stays parked)."""
+        payload = payload_of(record)
+        portal = await self._portals.get_by_id(int(payload["portal_id"]))
+        if portal is None or portal.unbridged_at is not None:
+            raise RetryFailed("its portal is no longer bridged")
+        client, token = self.client_for(portal)
+        try:
+            item = await client.message(token, int(payload["id"]))
+        except SessionError as e:
+            raise RetryFailed(f"the community server cannot give it now: {e}") from e
+        async with self._portal_lock(portal.id):
+            await self._handle_item(portal, item)

@@ -109,6 +109,8 @@ def build_community(deps: PortalDeps) -> CommunityKind:
         poll_interval=config.session.community_poll_interval,
         on_room_info=CommunityRoomInfo(bot=bot, portals=repos.portals, kv=repos.kv).apply,
         allow_downloads=deps.downloads.allow,
+        dead_letters=deps.dead_letters,
+        supervisor=deps.supervisor,
     )
     relations = CommunityRelations(
         actors=actors,
@@ -116,6 +118,7 @@ def build_community(deps: PortalDeps) -> CommunityKind:
         outbox=repos.outbox,
         relay_template=relay_template,
         portal_lock=deps.portal_lock,
+        may_relay=deps.may_relay,
     )
     outbound = CommunityOutbound(
         actors=actors,
@@ -127,6 +130,7 @@ def build_community(deps: PortalDeps) -> CommunityKind:
         portal_lock=deps.portal_lock,
         download_media=media_download(bot),
         display_name=functools.partial(member_display_name, bot),
+        may_relay=deps.may_relay,
     )
     portals = CommunityPortals(
         communities=communities,

@@ -28,7 +28,7 @@ from mautrix.types import MatrixURI
 from bridge.core.convert.html_tree import Element, parse_html
 from bridge.core.convert.links import is_allowed_link
 from bridge.core.convert.mentions import find_session_mentions, format_session_mention
-from bridge.core.convert.names import ELLIPSIS, clean_name
+from bridge.core.convert.names import ELLIPSIS, ESCAPE_SEQUENCE, clean_name
 from bridge.core.convert.text_to_matrix import HTML_FORMAT
 
 log = logging.getLogger("bridge.core.convert.matrix_to_text")
@@ -40,6 +40,7 @@ __all__ = [
     "UserLookup",
     "html_to_session_text",
     "matrix_to_session_text",
+    "strip_unsafe",
     "trim_plain_reply_fallback",
 ]
 
@@ -52,6 +53,13 @@ _NO_MARKERS = MappingProxyType(str.maketrans("", "", LINE + PARA))
 _BREAK_RUN = re.compile(r"[ \t\n\x00\x01]+")
 _SPACE_RUN = re.compile(r"[ \t\n\r\f]+")
 _EDGE = " \t\n" + LINE + PARA
+
+# What never reaches Session (docs/architecture.md §5): terminal escape sequences
+# (:data:`~bridge.core.convert.names.ESCAPE_SEQUENCE`), then single characters: C0
+# controls except tab and newline, DEL, C1 controls, the bidi embeddings, overrides and
+# isolates that reorder what a reader sees (U+202A-U+202E, U+2066-U+2069, "Trojan Source"), and
+# lone surrogates, which no UTF-8 encoder accepts.
+_UNSAFE_CHARS = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f\u202a-\u202e\u2066-\u2069\ud800-\udfff]")
 
 _DROPPED = frozenset({"mx-reply", "script", "style", "head", "title", "template", "noscript"})
 _EMPHASIS = MappingProxyType(
@@ -86,6 +94,13 @@ class SessionText:
     text: str
     mentions: tuple[str, ...]
     truncated: bool
+
+
+def strip_unsafe(text: str) -> str:
+    """``text`` without terminal escapes, control characters (but ``\\n`` and ``\\t``; a
+    ``\\r`` line end becomes ``\\n``), bidi overrides and isolates, and lone surrogates."""
+    text = text.replace("\r\n", "\n").replace("\r", "\n")
+    return _UNSAFE_CHARS.sub("", ESCAPE_SEQUENCE.sub("", text))
 
 
 def _wrap(inner: str, mark: str) -> str:
@@ -325,6 +340,8 @@ def matrix_to_session_text(
     if content.get("msgtype") == "m.emote":
         name = clean_name(sender_name)
         text = f"* {name} {text}" if name else f"* {text}"
+    # Last, so that nothing the HTML turned into characters (``&#27;``) gets through either.
+    text = strip_unsafe(text).strip("\n")
     text, truncated = _cap(text + (ELLIPSIS if cut_input else ""), max(1, max_length))
     mentions = tuple(dict.fromkeys(span.session_id for span in find_session_mentions(text)))
     return SessionText(text, mentions, truncated or cut_input)

@@ -16,6 +16,8 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from bridge.core.convert.matrix_to_text import strip_unsafe
+
 __all__ = [
     "MAX_SESSION_FILE_BYTES",
     "MEDIA_MSGTYPES",
@@ -284,6 +286,9 @@ def matrix_media(content: Mapping[str, Any]) -> MatrixMedia | None:
     filename = content.get("filename")
     filename = filename if isinstance(filename, str) and filename else body
     caption = body if body and body != filename else ""
+    # Both reach Session as text: nothing a terminal or a bidi-aware reader would obey.
+    filename = strip_unsafe(str(filename or "")).replace("\n", " ")
+    caption = strip_unsafe(caption)
     mimetype = info.get("mimetype")
     mimetype = mimetype if isinstance(mimetype, str) and "/" in mimetype else OCTET_STREAM
     return MatrixMedia(

@@ -21,6 +21,7 @@ from typing import TypeVar
 
 __all__ = [
     "DISPLAYNAME_MAX_BYTES",
+    "ESCAPE_SEQUENCE",
     "SHORT_ID_LENGTH",
     "clean_name",
     "disambiguate",
@@ -44,6 +45,12 @@ _KEEP_FORMAT = frozenset("\u200c\u200d")  # ZWNJ, ZWJ
 # Letters that render as nothing and are used for "blank" names.
 _FILLERS = frozenset("\u115f\u1160\u3164\uffa0\u2800")
 _SPACES = re.compile(r"\s+")
+#: A terminal escape sequence: CSI ``ESC [ params final``, OSC ``ESC ] text BEL|ST`` (text
+#: bounded, so that many unterminated ones stay linear), or ``ESC`` with its intermediate
+#: bytes and final byte (``ESC c``, ``ESC ( B``); removed whole, so that no ``[31m`` is left.
+ESCAPE_SEQUENCE = re.compile(
+    r"\x1b(?:\[[0-?]*[ -/]*[@-~]?|\][^\x07\x1b]{0,512}(?:\x07|\x1b\\)|[ -/]*[0-~]?)"
+)
 _FIELD = re.compile(r"\{([a-z_]+)\}")
 
 
@@ -68,6 +75,7 @@ def _as_space(char: str) -> bool:
 
 def clean_name(name: str) -> str:
     """``name`` without control/format/filler characters, whitespace collapsed, not capped."""
+    name = ESCAPE_SEQUENCE.sub("", name)
     chars = (" " if _as_space(c) else c for c in name if not _drop_char(c))
     text = _SPACES.sub(" ", "".join(chars)).strip()
     # Joiners alone (or at the edges) are invisible: drop a name that is only joiners.

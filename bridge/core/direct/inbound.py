@@ -65,6 +65,7 @@ from bridge.session.messages import (
     Unsend,
     VisibleMessage,
 )
+from bridge.session.netguard import DestinationRefused
 
 log = logging.getLogger("bridge.core.direct.inbound")
 
@@ -249,6 +250,11 @@ class DirectInbound:
             )
         try:
             data = await client.download_attachment(attachment)
+        except DestinationRefused as e:
+            log.warning("Attachment %s not fetched: %s", attachment_name(attachment), e)
+            return attachment_failed_notice(
+                attachment, "it is not on a Session file server this bridge downloads from"
+            )
         except SessionError as e:
             log.warning("Attachment %s not bridged: %s", attachment_name(attachment), e)
             return attachment_failed_notice(attachment, "it could not be downloaded")

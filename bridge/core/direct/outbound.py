@@ -34,7 +34,7 @@ from mautrix.types import (
     StateEvent,
 )
 
-from bridge.core.convert.matrix_to_text import matrix_to_session_text
+from bridge.core.convert.matrix_to_text import matrix_to_session_text, strip_unsafe
 from bridge.core.convert.media import MAX_SESSION_FILE_BYTES, MEDIA_MSGTYPES
 from bridge.core.direct.accounts import Account, SessionAccounts
 from bridge.core.direct.chats import parse_direct_key
@@ -154,8 +154,8 @@ class DirectOutbound:
         elif isinstance(event, ReactionEvent):
             account = self._owner_account(portal, str(event.sender))
             relates = event.content.relates_to
-            if relates.key is None:
-                raise Refused("A reaction without an emoji cannot be sent to Session.")
+            if not relates.key or strip_unsafe(relates.key) != relates.key:
+                raise Refused("Only an emoji can be sent to Session as a reaction.")
             op = DirectReaction(str(relates.event_id), relates.key)
         elif isinstance(event, RedactionEvent):
             account = self._owner_account(portal, str(event.sender))
@@ -223,7 +223,9 @@ class DirectOutbound:
             except InvalidInput as e:
                 raise PermanentFailure(f"Session refused it: {e}") from e
             except SessionError as e:
-                raise TemporaryFailure(str(e)) from e
+                # The detail names storage nodes (addresses): the log's, not the sender's.
+                log.info("Outbox %d: Session send failed: %s", row.id, e)
+                raise TemporaryFailure("the Session network cannot be reached") from e
 
     async def _deliver(
         self,
@@ -288,9 +290,11 @@ class DirectOutbound:
         try:
             data = await self._download(media.url)
         except MatrixRequestError as e:
+            log.info("The homeserver did not give %s: %s", media.url, e)
+            text = f"the homeserver did not give the file (HTTP {e.http_status})"
             if e.http_status is not None and 400 <= e.http_status < 500:
-                raise PermanentFailure(f"the file could not be downloaded ({e})") from e
-            raise TemporaryFailure(f"the file could not be downloaded ({e})") from e
+                raise PermanentFailure(text) from e
+            raise TemporaryFailure(text) from e
         if len(data) > MAX_SESSION_FILE_BYTES:
             raise PermanentFailure(too_large_text(len(data)))
         pointer = await client.upload_attachment(

@@ -20,6 +20,7 @@ from typing import Any
 from mautrix.appservice import IntentAPI
 from mautrix.errors import MatrixConnectionError, MatrixRequestError
 
+from bridge.core.convert.names import clean_name
 from bridge.db.repos.kv import KVRepo
 from bridge.matrix.reads import MediaDownload, global_display_name
 from bridge.session.client import SessionClient
@@ -40,12 +41,16 @@ class SessionProfiles:
         self._download = download
 
     async def owner_name(self, mxid: str) -> str | None:
-        """The Matrix user's global display name, for their login's profile."""
-        return await global_display_name(self._bot, mxid)
+        """The Matrix user's global display name, for their login's profile (without control
+        characters, escapes or bidi overrides: Session users read it)."""
+        name = await global_display_name(self._bot, mxid)
+        return clean_name(name) or None if name is not None else None
 
     @staticmethod
     async def update_name(client: SessionClient, name: str | None) -> None:
-        """Show ``name`` from now on (a no-op when it is already shown)."""
+        """Show ``name`` from now on (a no-op when it is already shown); a Matrix name, so it
+        is cleaned first."""
+        name = clean_name(name or "") or None
         current = client.profile.display_name if client.profile is not None else None
         if name and name != current:
             await client.set_profile(name)

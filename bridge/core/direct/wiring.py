@@ -15,6 +15,7 @@ from mautrix.types import StateEvent
 
 from bridge.core.direct.accounts import SessionAccounts, build_snode_client
 from bridge.core.direct.chats import DirectChats
+from bridge.core.direct.delivery import DirectDelivery
 from bridge.core.direct.inbound import DirectInbound
 from bridge.core.direct.outbound import DM_KIND, DirectOutbound
 from bridge.core.direct.profiles import SessionProfiles
@@ -26,7 +27,7 @@ from bridge.core.portal.router import RoomEvent
 from bridge.db.records import PortalKind
 from bridge.db.repos.users import UserRepo
 from bridge.matrix.reads import media_download
-from bridge.session.files import FileServerClient
+from bridge.session.dm_media import FileTransfer
 
 
 @dataclass
@@ -81,7 +82,7 @@ class DirectKind:
             await self.chats.handle_ghost_invite(event)
 
 
-def build_direct(deps: PortalDeps, files: FileServerClient) -> DirectKind:
+def build_direct(deps: PortalDeps, files: FileTransfer) -> DirectKind:
     """Build every part of direct chats; nothing runs until :meth:`DirectKind.start`."""
     repos, bot, config = deps.repos, deps.bot, deps.config
     accounts = SessionAccounts(
@@ -112,7 +113,8 @@ def build_direct(deps: PortalDeps, files: FileServerClient) -> DirectKind:
         portal_lock=deps.portal_lock,
         bot=bot,
     )
-    accounts.bind_handler(inbound.handle)
+    # Transient failures wait (RetryLater), permanent ones are parked (docs/architecture.md §4.7).
+    accounts.bind_handler(DirectDelivery(inbound.handle, accounts, deps.dead_letters))
     outbound = DirectOutbound(
         accounts=accounts,
         messages=repos.messages,

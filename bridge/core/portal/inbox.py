@@ -5,6 +5,14 @@ transaction) before it is acknowledged; this pump then hands the stored events t
 one room at a time in arrival order, rooms in parallel, and deletes each row when it has been
 handled. A crash re-delivers what was not finished (handlers are idempotent by event id), and a
 slow room never blocks the others (docs/architecture.md §4).
+
+Failures follow the policy of docs/architecture.md §4.7: a transient one (the database or the
+homeserver away) holds that room's queue and is retried with capped backoff for as long as it
+takes, keeping the room's order while other rooms go on; a permanent one is tried
+:data:`~bridge.core.portal.failures.PERMANENT_ATTEMPTS` times, then the event is parked
+(``park``) and the room goes on. If the pump itself fails (the database is down while it reads)
+it ends with the error, for its supervisor to start it again; it then reads every stored event
+afresh, so nothing is skipped.
 """
 
 from __future__ import annotations
@@ -14,16 +22,25 @@ import logging
 from collections.abc import Awaitable, Callable
 from typing import Any, Protocol
 
-from bridge.backoff import Backoff
+from bridge.core.portal.failures import TRANSIENT_BACKOFF, Transient, attempt_or_park
 from bridge.db.records import InboxEventRecord as InboxItem
 
 log = logging.getLogger("bridge.core.portal.inbox")
 
 EventHandler = Callable[[dict[str, Any]], Awaitable[None]]
+# (the event, the error text, tries): keep an event that failed for good
+ParkEvent = Callable[[dict[str, Any], str, int], Awaitable[None]]
 
-HANDLER_ATTEMPTS = 3
-RETRY_BASE_DELAY = 1.0
 FETCH_LIMIT = 200
+
+
+async def _drop(event: dict[str, Any], error: str, tries: int) -> None:
+    log.error("Dropping Matrix event %s: %s", event.get("event_id"), error)
+
+
+def describe_event(event: dict[str, Any]) -> str:
+    """A Matrix event as the log and the dead-letter list name it."""
+    return f"Matrix event {event.get('event_id')} ({event.get('type')}) in {event.get('room_id')}"
 
 
 class InboxStore(Protocol):
@@ -33,16 +50,24 @@ class InboxStore(Protocol):
 
     async def done(self, item_id: int) -> None: ...
 
+    async def requeue(self, event: dict[str, Any], txn_id: str) -> None: ...
+
 
 class MatrixInbox:
     """The transaction sink of :class:`bridge.matrix.appservice.BridgeAppService`."""
 
     def __init__(
-        self, store: InboxStore, handle_event: EventHandler, handle_ephemeral: EventHandler
+        self,
+        store: InboxStore,
+        handle_event: EventHandler,
+        handle_ephemeral: EventHandler,
+        *,
+        park: ParkEvent = _drop,
     ) -> None:
         self._store = store
         self._handle_event = handle_event
         self._handle_ephemeral = handle_ephemeral
+        self._park = park
         self._wakeup = asyncio.Event()
         self._rooms: dict[str, asyncio.Queue[InboxItem]] = {}
         self._room_tasks: dict[str, asyncio.Task[None]] = {}
@@ -60,14 +85,18 @@ class MatrixInbox:
         # Typing and receipts are never retried by the homeserver (docs/matrix-side.md §1.3), so
         # they are handled now and not stored.
         for edu in ephemeral if fresh else []:
+            if not isinstance(edu, dict):  # the appservice drops these; never let one raise
+                log.warning("Ignoring an ephemeral event that is not an object")
+                continue
             try:
                 await self._handle_ephemeral(edu)
             except Exception:
-                log.exception("Ephemeral event of type %s failed", edu.get("type"))
+                log.exception("Ephemeral event of type %r failed", edu.get("type"))
         return fresh
 
     async def run(self) -> None:
-        """Pump stored events into per-room queues until cancelled."""
+        """Pump stored events into per-room queues until cancelled (or until reading the
+        store fails: the error ends the run, and the next run starts from what is stored)."""
         try:
             while True:
                 self._wakeup.clear()
@@ -78,9 +107,19 @@ class MatrixInbox:
                 if len(items) < FETCH_LIMIT:
                     await self._wakeup.wait()
         finally:
-            for task in self._room_tasks.values():
+            tasks = list(self._room_tasks.values())
+            for task in tasks:
                 task.cancel()
-            await asyncio.gather(*self._room_tasks.values(), return_exceptions=True)
+            await asyncio.gather(*tasks, return_exceptions=True)
+            # Forget the queues: what they held is still stored and is read again.
+            self._rooms.clear()
+            self._room_tasks.clear()
+            self._last_id = 0
+
+    async def requeue(self, event: dict[str, Any], txn_id: str) -> None:
+        """Store ``event`` again (a parked event an admin retries) and handle it in turn."""
+        await self._store.requeue(event, txn_id)
+        self._wakeup.set()
 
     async def drain(self) -> None:
         """Wait until every queued event has been handled (used at shutdown and in tests)."""
@@ -99,27 +138,39 @@ class MatrixInbox:
         while True:
             item = await queue.get()
             try:
-                await self._handle_with_retries(item)
-                await self._store.done(item.id)
-            except Exception:
-                log.exception("Could not finish Matrix event %s", item.event.get("event_id"))
+                await self._until_done(item)
             finally:
                 queue.task_done()
 
-    async def _handle_with_retries(self, item: InboxItem) -> None:
-        for attempt in range(1, HANDLER_ATTEMPTS + 1):
+    async def _until_done(self, item: InboxItem) -> None:
+        """Handle ``item`` (or park it) and forget it, waiting out transient failures."""
+        event, what = item.event, describe_event(item.event)
+
+        async def park(error: BaseException, tries: int) -> None:
+            await self._park(event, f"{type(error).__name__}: {error}", tries)
+
+        async def handle() -> None:
+            await self._handle_event(event)
+
+        await self._patiently(what, lambda: attempt_or_park(handle, what, park))
+        await self._patiently(what, lambda: self._store.done(item.id))
+
+    async def _patiently(self, what: str, step: Callable[[], Awaitable[object]]) -> None:
+        """Run ``step`` until it succeeds; transient failures wait with capped backoff."""
+        waits = 0
+        while True:
             try:
-                await self._handle_event(item.event)
+                await step()
                 return
-            except Exception:
-                event_id = item.event.get("event_id")
-                if attempt == HANDLER_ATTEMPTS:
-                    log.exception("Dropping Matrix event %s after %d attempts", event_id, attempt)
-                    return
-                log.warning(
-                    "Matrix event %s failed (attempt %d), retrying",
-                    event_id,
-                    attempt,
-                    exc_info=True,
-                )
-                await Backoff(RETRY_BASE_DELAY).sleep(attempt)
+            except asyncio.CancelledError:
+                raise
+            except Exception as e:
+                # Transient (attempt_or_park's verdict, or a database error of done()); or a
+                # bug in parking, which must not end this room's worker either.
+                waits += 1
+                if waits & (waits - 1) == 0:  # 1st, 2nd, 4th... wait in a row
+                    transient = isinstance(e, Transient)
+                    log.warning(
+                        "%s must wait (%d): %s", what, waits, e, exc_info=None if transient else e
+                    )
+                await TRANSIENT_BACKOFF.sleep(waits)

@@ -11,7 +11,7 @@ from __future__ import annotations
 import asyncio
 import re
 from collections import defaultdict
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -23,11 +23,13 @@ from bridge.core.downloads import AllowedDownloads
 from bridge.core.ghosts import GhostManager
 from bridge.core.logins import Login, LoginManager
 from bridge.core.own_ids import OwnSessionIds
+from bridge.core.portal.deadletters import DeadLetters
 from bridge.core.portal.events import NoLoginText, PortalHandler, default_no_login_text
 from bridge.core.portal.outbox import Deliver
 from bridge.core.portal.rooms import PortalRooms
 from bridge.db.records import PortalKind
 from bridge.db.repos import Repositories
+from bridge.supervisor import Supervisor
 
 
 class PortalLocks:
@@ -58,8 +60,15 @@ class PortalDeps:
     portal_lock: PortalLocks
     # The Session ids (blinded or not) of the bridge's own logins, and their Matrix owners.
     own_ids: OwnSessionIds
+    # Whether a Matrix user (mxid) may be relayed: at least the relay level (README,
+    # Permissions). Read at each event, so a changed permission table counts at once.
+    may_relay: Callable[[str], bool]
     # Why a user without a login is not heard, worded for their permission level.
     no_login_text: NoLoginText = default_no_login_text
+    # Where items that failed for good are parked, and how they are retried (§4.7).
+    dead_letters: DeadLetters | None = None
+    # Restarts the kind's long-running loops after a crash; readiness reads it.
+    supervisor: Supervisor | None = None
 
 
 class ConversationKind(Protocol):

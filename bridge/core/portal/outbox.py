@@ -1,10 +1,22 @@
-"""Delivers outbox rows (Matrix → Session) with bounded retries and backoff.
+"""Delivers outbox rows (Matrix → Session) under the failure policy (docs/architecture.md §4.7).
 
 A row is written in the same transaction as the Matrix event's handling; this task sends it.
 Delivery functions are registered per row ``kind``. They raise :class:`TemporaryFailure` for
 what may work later (network down, server busy) and :class:`PermanentFailure` for what never
-will (message refused); after ``max_attempts`` a temporary failure becomes permanent. The
-sender of a failed message is told through ``on_failed`` (a notice and a send-status event).
+will (message refused). Any other error is classified by
+:func:`~bridge.core.portal.failures.is_transient` (a database error after the post, e.g., is
+transient: the row is sent again, and the deliverers make that safe).
+
+* Transient: the row is tried again with capped backoff, for as long as it takes. When the
+  row has waited longer than ``delay_notice_after`` seconds, its sender is told once that it
+  is queued (``on_delayed``), and told again when it goes through (``on_recovered``).
+* Permanent: the row is marked failed, parked in the dead-letter table (``park``) and its
+  sender is told (``on_failed``: a notice and a failed send-status). An unexpected error (a
+  bug) is tried :data:`~bridge.core.portal.failures.PERMANENT_ATTEMPTS` times first.
+
+Rows of different portals are delivered concurrently (at most :data:`MAX_IN_FLIGHT` at once);
+a portal's rows one after another, in order (``claim_due`` gives a portal's next row only once
+the one before it is done). A slow upload in one chat never holds up another.
 """
 
 from __future__ import annotations
@@ -16,24 +28,32 @@ import time
 from collections.abc import Awaitable, Callable, Mapping
 
 from bridge.backoff import Backoff
+from bridge.core.portal.failures import (
+    PERMANENT_ATTEMPTS,
+    PermanentFailure,
+    TemporaryFailure,
+    is_transient,
+)
 from bridge.db.records import OutboxRecord
 from bridge.db.repos.outbox import OutboxRepo
 
 log = logging.getLogger("bridge.core.portal.outbox")
 
+__all__ = [
+    "Deliver",
+    "OutboxSender",
+    "PermanentFailure",
+    "TemporaryFailure",
+]
+
 Deliver = Callable[[OutboxRecord], Awaitable[None]]
 FailureHook = Callable[[OutboxRecord, str], Awaitable[None]]
 SuccessHook = Callable[[OutboxRecord], Awaitable[None]]
+# (row, error text, tries): keep a row that failed for good (the dead-letter table)
+ParkHook = Callable[[OutboxRecord, str, int], Awaitable[None]]
 
 BATCH = 20
-
-
-class TemporaryFailure(Exception):
-    """Delivery failed but may work on a later attempt."""
-
-
-class PermanentFailure(Exception):
-    """Delivery can never work; the message says why, for the user."""
+MAX_IN_FLIGHT = 20
 
 
 def now_ms() -> int:
@@ -44,8 +64,16 @@ async def _nothing(record: OutboxRecord) -> None:
     return None
 
 
+async def _nothing_with(record: OutboxRecord, reason: str) -> None:
+    return None
+
+
+async def _no_park(record: OutboxRecord, reason: str, tries: int) -> None:
+    return None
+
+
 class OutboxSender:
-    """The task that drains the outbox."""
+    """The task that drains the outbox (see the module docstring)."""
 
     def __init__(
         self,
@@ -54,39 +82,77 @@ class OutboxSender:
         on_failed: FailureHook,
         *,
         on_delivered: SuccessHook = _nothing,
-        max_attempts: int = 5,
+        on_delayed: FailureHook = _nothing_with,
+        on_recovered: SuccessHook = _nothing,
+        park: ParkHook = _no_park,
+        delay_notice_after: float = 60.0,
         base_delay_ms: int = 2_000,
-        max_delay_ms: int = 120_000,
+        max_delay_ms: int = 60_000,
         idle_poll_s: float = 5.0,
+        clock: Callable[[], int] = now_ms,
     ) -> None:
         self._repo = repo
         self._deliverers = dict(deliverers)
         self._on_failed = on_failed
         self._on_delivered = on_delivered
-        self._max_attempts = max_attempts
+        self._on_delayed = on_delayed
+        self._on_recovered = on_recovered
+        self._park = park
+        self._delay_notice_ms = int(delay_notice_after * 1000)
         self._backoff = Backoff(base_delay_ms, max_delay_ms, jitter=(0.8, 1.2))
         self._idle_poll_s = idle_poll_s
+        self._clock = clock
         self._wakeup = asyncio.Event()
+        self._in_flight: set[asyncio.Task[None]] = set()
+        self._crash: BaseException | None = None
+        self._bugs: dict[int, int] = {}  # row id -> unexpected errors in a row
+        self._delayed: set[int] = set()  # rows whose sender was told they are queued
 
     def wake(self) -> None:
         """New rows were enqueued: look now instead of at the next idle poll."""
         self._wakeup.set()
 
     async def run(self) -> None:
-        """Deliver due rows until cancelled; rows a crash left in ``sending`` go first."""
+        """Deliver due rows until cancelled; rows a crash left in ``sending`` go first.
+
+        A database error outside a delivery (claiming, marking a row done) ends the run with
+        that error, for the supervisor to start it again; the rows then in flight are sent
+        again after ``requeue_stale``, which the deliverers make safe.
+        """
         requeued = await self._repo.requeue_stale()
         if requeued:
             log.info("Re-sending %d outbox rows interrupted by a restart", requeued)
-        while True:
-            self._wakeup.clear()
-            rows = await self._repo.claim_due(now_ms(), BATCH)
-            for row in rows:
-                await self._deliver(row)
-            # A portal's next row is due only once the one before it is done, so a backlog
-            # comes one row per portal per claim: claim again at once while rows come back.
-            if not rows:
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(self._wakeup.wait(), self._idle_poll_s)
+        self._crash = None
+        try:
+            while True:
+                self._wakeup.clear()
+                if self._crash is not None:
+                    raise self._crash
+                room = MAX_IN_FLIGHT - len(self._in_flight)
+                rows = await self._repo.claim_due(self._clock(), min(BATCH, room)) if room else []
+                for row in rows:
+                    self._start(row)
+                # A portal's next row is due only once the one before it is done, so claim
+                # again whenever a delivery finishes (it sets the wakeup) or rows are added.
+                if not rows:
+                    with contextlib.suppress(TimeoutError):
+                        await asyncio.wait_for(self._wakeup.wait(), self._idle_poll_s)
+        finally:
+            in_flight, self._in_flight = list(self._in_flight), set()
+            for task in in_flight:
+                task.cancel()
+            await asyncio.gather(*in_flight, return_exceptions=True)
+
+    def _start(self, row: OutboxRecord) -> None:
+        task = asyncio.create_task(self._deliver(row), name=f"outbox-{row.id}")
+        self._in_flight.add(task)
+        task.add_done_callback(self._finished)
+
+    def _finished(self, task: asyncio.Task[None]) -> None:
+        self._in_flight.discard(task)
+        if not task.cancelled() and (error := task.exception()) is not None:
+            self._crash = self._crash or error
+        self._wakeup.set()
 
     def backoff_ms(self, attempts: int) -> int:
         """Delay before attempt ``attempts + 1``: doubling, capped, with jitter."""
@@ -99,24 +165,51 @@ class OutboxSender:
                 raise PermanentFailure(f"the bridge cannot send {row.kind!r} messages")
             await deliver(row)
         except PermanentFailure as e:
-            await self._fail(row, str(e))
-        except TemporaryFailure as e:
-            if row.attempts >= self._max_attempts:
-                await self._fail(row, f"{e} (gave up after {row.attempts} attempts)")
-                return
-            log.info("Outbox %d (%s) failed, retrying: %s", row.id, row.kind, e)
-            await self._repo.reschedule(row.id, now_ms() + self.backoff_ms(row.attempts), str(e))
+            await self._fail(row, str(e), row.attempts)
         except Exception as e:
-            log.exception("Outbox %d (%s) failed unexpectedly", row.id, row.kind)
-            await self._fail(row, f"internal error ({type(e).__name__})")
+            if is_transient(e):
+                await self._wait(row, str(e) or type(e).__name__)
+            else:
+                await self._bug(row, e)
         else:
+            self._bugs.pop(row.id, None)
             await self._repo.mark_done(row.id)
+            if row.id in self._delayed:
+                self._delayed.discard(row.id)
+                await self._tell(self._on_recovered(row), row)
             await self._on_delivered(row)
 
-    async def _fail(self, row: OutboxRecord, reason: str) -> None:
+    async def _wait(self, row: OutboxRecord, reason: str) -> None:
+        """A transient failure: try again later, however long it takes."""
+        log.info("Outbox %d (%s) must wait (try %d): %s", row.id, row.kind, row.attempts, reason)
+        now = self._clock()
+        await self._repo.reschedule(row.id, now + self.backoff_ms(row.attempts), reason)
+        if now - row.created_at >= self._delay_notice_ms and row.id not in self._delayed:
+            self._delayed.add(row.id)
+            await self._tell(self._on_delayed(row, reason), row)
+
+    async def _bug(self, row: OutboxRecord, error: Exception) -> None:
+        """An unexpected error: try a few times, then treat it as permanent."""
+        bugs = self._bugs[row.id] = self._bugs.get(row.id, 0) + 1
+        log.error(
+            "Outbox %d (%s) failed unexpectedly (%d)", row.id, row.kind, bugs, exc_info=error
+        )
+        reason = f"internal error ({type(error).__name__})"
+        if bugs < PERMANENT_ATTEMPTS:
+            await self._repo.reschedule(row.id, self._clock() + self.backoff_ms(bugs), reason)
+            return
+        del self._bugs[row.id]
+        await self._fail(row, reason, bugs)
+
+    async def _fail(self, row: OutboxRecord, reason: str, tries: int) -> None:
         log.warning("Outbox %d (%s) failed for good: %s", row.id, row.kind, reason)
         await self._repo.mark_failed(row.id, reason)
+        await self._park(row, reason, tries)
+        self._delayed.discard(row.id)
+        await self._tell(self._on_failed(row, reason), row)
+
+    async def _tell(self, notice: Awaitable[None], row: OutboxRecord) -> None:
         try:
-            await self._on_failed(row, reason)
+            await notice
         except Exception:
-            log.exception("Could not tell the sender that outbox %d failed", row.id)
+            log.exception("Could not tell the sender of outbox %d how it went", row.id)

@@ -29,6 +29,8 @@ from mautrix.types import (
     StateEvent,
 )
 
+from bridge.matrix.user_ids import is_user_id
+
 log = logging.getLogger("bridge.core.portal.router")
 
 InviteHandler = Callable[[StateEvent], Awaitable[None]]
@@ -91,6 +93,14 @@ class MatrixEventRouter:
         return mxid == self._bot_mxid or bool(self._ghost.match(mxid))
 
     async def handle(self, raw: dict[str, Any]) -> None:
+        sender = raw.get("sender")
+        if not is_user_id(sender):
+            # Only a homeserver holding our hs_token can send this, yet nothing downstream
+            # (names, relay, permissions, notices) may see a sender that is not a user.
+            shown = repr(sender)[:80] if isinstance(sender, str) else type(sender).__name__
+            event_id = str(raw.get("event_id"))[:80]
+            log.warning("Dropping Matrix event %s: sender %s is not a user id", event_id, shown)
+            return
         event = parse_event(raw)
         if event is None:
             return

@@ -8,6 +8,7 @@ from bridge.db.engine import Database
 from bridge.db.records import now_ms
 from bridge.db.repos._sql import Clock
 from bridge.db.repos.cursors import CursorRepo
+from bridge.db.repos.deadletters import DeadLetterRepo
 from bridge.db.repos.expiring import ExpiringMessageRepo
 from bridge.db.repos.ghosts import GhostRepo
 from bridge.db.repos.inbox import MatrixInboxRepo
@@ -21,6 +22,7 @@ from bridge.db.repos.users import UserRepo
 __all__ = [
     "Clock",
     "CursorRepo",
+    "DeadLetterRepo",
     "ExpiringMessageRepo",
     "GhostRepo",
     "KVRepo",
@@ -49,6 +51,7 @@ class Repositories:
     inbox: MatrixInboxRepo
     kv: KVRepo
     expiring: ExpiringMessageRepo
+    dead_letters: DeadLetterRepo
 
     @classmethod
     def create(cls, db: Database, clock: Clock = now_ms) -> Repositories:
@@ -66,4 +69,5 @@ class Repositories:
             inbox=MatrixInboxRepo(db, clock),
             kv=kv,
             expiring=ExpiringMessageRepo(kv),
+            dead_letters=DeadLetterRepo(db, clock),
         )

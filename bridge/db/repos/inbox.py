@@ -7,7 +7,7 @@ import logging
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from sqlalchemy import delete, exists, func, select
+from sqlalchemy import delete, exists, func, insert, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bridge.db.engine import Database
@@ -19,6 +19,7 @@ from bridge.db.repos.transactions import TransactionRepo
 log = logging.getLogger("bridge.db.repos.inbox")
 
 DAY_MS = 86_400_000
+BATCH_CHARS = 4 * 1024 * 1024
 
 
 class MatrixInboxRepo:
@@ -45,16 +46,21 @@ class MatrixInboxRepo:
         async with self._db.use(tx) as s:
             if not await self._transactions.claim_transaction(txn_id, body_hash, tx=s):
                 return False
-            s.add_all(
-                MatrixInboxEvent(
-                    txn_id=txn_id,
-                    room_id=str(event.get("room_id") or ""),
-                    event=json.dumps(event, ensure_ascii=False, separators=(",", ":")),
-                    received_at=now,
+            # Written in batches: a 60 MiB transaction is not also held as 60 MiB of JSON.
+            batch: list[dict[str, Any]] = []
+            size = 0
+            for event in events:
+                text = json.dumps(event, ensure_ascii=False, separators=(",", ":"))
+                room_id = str(event.get("room_id") or "")
+                batch.append(
+                    {"txn_id": txn_id, "room_id": room_id, "event": text, "received_at": now}
                 )
-                for event in events
-            )
-            await s.flush()
+                size += len(text)
+                if size >= BATCH_CHARS:
+                    await s.execute(insert(MatrixInboxEvent), batch)
+                    batch, size = [], 0
+            if batch:
+                await s.execute(insert(MatrixInboxEvent), batch)
         return True
 
     async def pending(
@@ -72,6 +78,20 @@ class MatrixInboxRepo:
         return [
             InboxEventRecord(id=i, room_id=room, event=json.loads(raw)) for i, room, raw in rows
         ]
+
+    async def requeue(
+        self, event: Mapping[str, Any], txn_id: str, *, tx: AsyncSession | None = None
+    ) -> None:
+        """Store one event again, after every stored one (a parked event being retried);
+        ``txn_id`` names where it came from (no transaction id is claimed)."""
+        row = MatrixInboxEvent(
+            txn_id=txn_id,
+            room_id=str(event.get("room_id") or ""),
+            event=json.dumps(event, ensure_ascii=False, separators=(",", ":")),
+            received_at=self._clock(),
+        )
+        async with self._db.use(tx) as s:
+            s.add(row)
 
     async def done(self, item_id: int, *, tx: AsyncSession | None = None) -> None:
         """Forget a handled event."""

@@ -199,6 +199,21 @@ class OutboxRepo:
             tx=tx,
         )
 
+    async def requeue_failed(self, outbox_id: int, *, tx: AsyncSession | None = None) -> bool:
+        """Give a ``failed`` row another go (an admin's ``retry``): pending, due now, with
+        its attempts counted afresh. False if the row is gone or not failed."""
+        now = self._clock()
+        stmt = (
+            update(Outbox)
+            .where(Outbox.id == outbox_id, Outbox.status == OutboxStatus.FAILED.value)
+            .values(
+                status=OutboxStatus.PENDING.value, attempts=0, next_attempt_at=now, updated_at=now
+            )
+            .execution_options(synchronize_session=False)
+        )
+        async with self._db.use(tx) as s:
+            return await execute_count(s, stmt) == 1
+
     async def requeue_stale(
         self, *, older_than: int | None = None, tx: AsyncSession | None = None
     ) -> int:

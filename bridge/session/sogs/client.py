@@ -192,6 +192,16 @@ class CommunityClient:
         decoded = [decode_message(token, obj) for obj in body]
         return [m for m in decoded if not isinstance(m, ReactionUpdate)]
 
+    async def message(self, token: str, message_id: int) -> CommunityMessage:
+        """One live message of a room, as a poll brings it (``GET /room/{room}/message/{id}``,
+        §5.5); :class:`~bridge.session.sogs.errors.CommunityNotFound` once it is deleted."""
+        path = f"/room/{_room(token)}/message/{int(message_id)}"
+        body = (await self._http.call("GET", path, room=token)).json()
+        decoded = decode_message(token, body)
+        if isinstance(decoded, ReactionUpdate):  # a message object always has its data
+            raise InvalidCommunityReply(f"message {message_id} came back without its data")
+        return decoded
+
     # --- posting (§5.6) --------------------------------------------------------------------
 
     def _signed_body(self, message: Message, files: Sequence[int]) -> dict[str, Any]:

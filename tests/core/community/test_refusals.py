@@ -5,7 +5,9 @@ from __future__ import annotations
 
 import aiohttp
 
+from bridge.core.community.actors import call_server
 from bridge.core.community.refusals import lookup_refusal
+from bridge.core.portal.outbox import PermanentFailure, TemporaryFailure
 from bridge.session.errors import SessionError
 from bridge.session.sogs.errors import CommunityUnreachable
 from bridge.session.sogs.transport import error_for_status
@@ -40,3 +42,35 @@ def test_refusals_say_what_is_wrong() -> None:
     assert "try again later" in said(503) and "refused" not in said(503)
     assert "try again later" in said(429)
     assert "refused" in said(400)
+
+
+async def _fails(error: Exception) -> str:
+    async def work() -> None:
+        raise error
+
+    try:
+        await call_server(work())
+    except (PermanentFailure, TemporaryFailure) as e:
+        return str(e)
+    raise AssertionError("call_server did not fail")
+
+
+async def test_outbox_failures_describe_without_addresses_or_server_words() -> None:
+    down = unreachable(aiohttp.ClientConnectionError())
+    down.args = ("cannot reach community server http://10.0.0.5:3000: ClientConnectionError",)
+    assert await _fails(down) == "the community server cannot be reached"
+    banned = error_for_status(403, "banned from http://10.0.0.5:3000 by proxy 10.0.0.9")
+    assert await _fails(banned) == (
+        "the community server does not allow it (banned, or no permission)"
+    )
+    assert await _fails(error_for_status(502, "<html>10.0.0.9</html>")) == (
+        "the community server is busy (HTTP 502)"
+    )
+    assert "10.0.0" not in await _fails(error_for_status(418, "teapot at 10.0.0.9"))
+
+
+def test_a_lookup_refusal_gives_the_status_not_the_servers_words() -> None:
+    text = lookup_refusal(SERVER, "lobby", error_for_status(418, "internal 10.0.0.9:8080"))
+    assert (
+        text == "The community server at https://sogs.example.net refused the request (HTTP 418)."
+    )

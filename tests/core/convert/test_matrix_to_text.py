@@ -9,6 +9,7 @@ from bridge.core.convert.matrix_to_text import (
     SessionText,
     html_to_session_text,
     matrix_to_session_text,
+    strip_unsafe,
     trim_plain_reply_fallback,
 )
 from bridge.core.convert.mentions import ghost_mxid_pattern
@@ -245,3 +246,50 @@ def test_deep_nesting_does_not_recurse_without_bound() -> None:
     markup = "<blockquote><b>" * depth + "deep" + "</b></blockquote>" * depth
     assert "deep" in html(markup)
     assert html("<ul><li>" * depth + "x").endswith("x")
+
+
+# --- what never reaches Session (docs/architecture.md §5) -----------------------------------
+
+
+@pytest.mark.parametrize(
+    ("raw", "clean"),
+    [
+        ("a\x00b", "ab"),  # NUL
+        ("ding\x07", "ding"),  # BEL
+        ("a\x08\x0b\x0c\x0e\x1f\x7fz", "az"),  # other C0 controls and DEL
+        ("a\x80\x85\x9bz", "az"),  # C1 controls (\x9b is a one-byte CSI)
+        ("keep\ttabs\nand lines", "keep\ttabs\nand lines"),
+        ("dos\r\nmac\rline", "dos\nmac\nline"),
+        ("\x1b[31mred\x1b[0m", "red"),  # CSI (colour)
+        ("\x1b[2J\x1b[1;1Hcleared", "cleared"),  # CSI (clear screen, cursor)
+        ("\x1b]0;owned\x07title", "title"),  # OSC ended by BEL
+        ("\x1b]8;;http://x\x1b\\link\x1b]8;;\x1b\\", "link"),  # OSC 8 hyperlink, ST
+        ("\x1bcreset", "reset"),  # two-character escape (RIS)
+        ("\x1b(Bascii", "ascii"),  # with an intermediate byte
+        ("\x1b[", ""),  # cut short
+        ("\u202eevil\u202c", "evil"),  # RLO ... PDF
+        ("\u202a\u202b\u202c\u202d\u202eok", "ok"),  # every embedding and override
+        ("\u2066\u2067\u2068iso\u2069", "iso"),  # isolates
+        ("lone \ud800 surrogate", "lone  surrogate"),
+        ("émoji 👍🏽 and \u200d joiners, عربى", "émoji 👍🏽 and \u200d joiners, عربى"),
+    ],
+)
+def test_strip_unsafe(raw: str, clean: str) -> None:
+    assert strip_unsafe(raw) == clean
+
+
+def test_unsafe_characters_never_reach_session_from_body_or_html() -> None:
+    body = "a\x00b \x1b[31mred\x1b[0m \u202eevil\u202c ding\x07"
+    assert convert({"msgtype": "m.text", "body": body}).text == "ab red evil ding"
+    # Character references make the same characters (the HTML parser turns &#0; into U+FFFD
+    # and drops a lone ESC, leaving its harmless "[31m").
+    markup = "<b>a&#0;b</b> &#27;[31mred &#x202E;evil <i>ding&#7;</i> &#x1b;&#x5b;2J"
+    content = {"msgtype": "m.text", "body": "x", "format": "org.matrix.custom.html"}
+    text = convert({**content, "formatted_body": markup}).text
+    assert text == "*a\ufffdb* [31mred evil _ding_ [2J"
+    emote = convert({"msgtype": "m.emote", "body": "waves\x07"}, sender_name="Al\x1b[5mice")
+    assert emote.text == "* Alice waves"
+
+
+def test_a_message_of_nothing_but_controls_is_empty() -> None:
+    assert convert({"msgtype": "m.text", "body": "\x00\x07\u202e\x1b[0m"}).text == ""

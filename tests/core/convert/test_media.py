@@ -134,6 +134,19 @@ def test_matrix_media_reads_files_and_captions() -> None:
     assert voice is not None and voice.voice
 
 
+def test_matrix_media_names_and_captions_lose_controls_and_bidi_overrides() -> None:
+    media = matrix_media(
+        {
+            "msgtype": "m.file",
+            "body": "see\x00 \x1b[31mthis\x07",
+            "filename": "invoice\u202egpj.exe\n",
+            "url": "mxc://hs/f",
+        }
+    )
+    assert media is not None
+    assert (media.filename, media.caption) == ("invoicegpj.exe ", "see this")
+
+
 def test_matrix_media_refuses_what_it_cannot_send() -> None:
     assert matrix_media({"msgtype": "m.text", "body": "x"}) is None
     encrypted = {"msgtype": "m.image", "body": "x", "file": {"url": "mxc://hs/e"}}

@@ -4,9 +4,11 @@ from __future__ import annotations
 
 from typing import Any
 
+import pytest
 from mautrix.types import MessageEvent, StateEvent
 
 from bridge.core.portal.router import MatrixEventRouter, RoomEvent
+from bridge.matrix.user_ids import is_user_id
 
 BOT = "@sessionbot:x"
 
@@ -74,3 +76,52 @@ async def test_a_broken_state_store_does_not_drop_the_event() -> None:
     seen = Recorder(fail_state=True)
     await seen.router().handle(member("@alice:x", "@alice:x", "leave"))
     assert seen.routed == ["$@alice:xleave"]
+
+
+def message(sender: object, event_id: str) -> dict[str, Any]:
+    return {
+        "type": "m.room.message",
+        "event_id": event_id,
+        "room_id": "!room:x",
+        "sender": sender,
+        "origin_server_ts": 1,
+        "content": {"msgtype": "m.text", "body": "hello"},
+    }
+
+
+async def test_events_whose_sender_is_not_a_user_are_dropped_before_anything(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    seen = Recorder()
+    router = seen.router()
+    for n, sender in enumerate(
+        ["not a user: evil", "alice", "@alice", "@:x", "@al ice:x", "@alice:x:y", "@a:b/c",
+         "@alice:x\n", "@" + "a" * 300 + ":x", None, 5, ["@alice:x"]]
+    ):  # fmt: skip
+        await router.handle(message(sender, f"$bad{n}"))
+        await router.handle({**member("@alice:x", "@alice:x", "join"), "sender": sender})
+    assert seen.routed == [] and seen.state == []
+    assert caplog.text.count("is not a user id") == 24
+    for n, sender in enumerate(["@alice:x", "@_x.y=z-/+:x", "@Alice!old:x", "@a:[::1]:8448"]):
+        await router.handle(message(sender, f"$good{n}"))
+    assert seen.routed == [f"$good{n}" for n in range(4)]
+
+
+@pytest.mark.parametrize(
+    ("value", "valid"),
+    [
+        ("@alice:example.org", True),
+        ("@alice:example.org:8448", True),
+        ("@alice:1.2.3.4", True),
+        ("@alice:[2001:db8::1]:8448", True),
+        ("@Historical!Id:example.org", True),
+        ("@alice:exa mple.org", False),
+        ("@alice:", False),
+        ("alice:example.org", False),
+        ("@alice:example.org:port", False),
+        ("@alice\u202e:example.org", False),
+        ("@ali\x00ce:example.org", False),
+    ],
+)
+def test_user_id_syntax(value: str, valid: bool) -> None:
+    assert is_user_id(value) is valid

@@ -1,0 +1,216 @@
+"""One community server's poll loop, under the failure policy (docs/architecture.md §4.7).
+
+The bot's client reads every joined room of the server with one ``/batch`` per poll
+(docs/session-protocol.md §5.9). Each room's items are handed, in order and under the
+portal's lock, to the inbound handler:
+
+* an item that fails *transiently* (the homeserver or the database away) stops that room's
+  batch: its cursor is committed only up to the item before, and the room is read again
+  after a backoff; other rooms of the server go on;
+* an item that fails *permanently* is tried a few times, then parked in the dead-letter
+  table; the room goes on with the next item and its cursor moves past it.
+
+Rooms whose server could not be reached when they were resumed (at startup) are kept
+*pending* and joined by this loop as soon as the server answers, with a backoff meanwhile.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+
+from bridge.backoff import Backoff
+from bridge.core.portal.failures import Transient, attempt_or_park, is_transient
+from bridge.db.records import PortalRecord
+from bridge.db.repos.portals import PortalRepo
+from bridge.session.errors import SessionError
+from bridge.session.sogs.client import CommunityClient
+from bridge.session.sogs.models import CommunityMessage, ReactionUpdate, RoomInfo, RoomUpdate
+from bridge.supervisor import Loop
+
+log = logging.getLogger("bridge.core.community.polling")
+
+Item = CommunityMessage | ReactionUpdate
+ItemHandler = Callable[[PortalRecord, Item], Awaitable[None]]
+# (portal, the bot's client, room token, room info): the room's name/description/image changed
+RoomInfoHandler = Callable[[PortalRecord, CommunityClient, str, RoomInfo], Awaitable[None]]
+# (portal, item, error, tries): keep an item that failed for good
+ParkItem = Callable[[PortalRecord, Item, BaseException, int], Awaitable[None]]
+
+ERROR_BACKOFF_MAX_S = 60.0
+
+
+@dataclass
+class ServerLink:
+    """The bot's client for one server, the portals it reads there, and its poll loop."""
+
+    client: CommunityClient
+    portals: dict[str, int] = field(default_factory=dict)  # joined: room token -> portal id
+    pending: dict[str, int] = field(default_factory=dict)  # to join once the server answers
+    loop: Loop | None = None
+    join_failures: int = 0
+    next_join: float = 0.0  # time.monotonic() of the next try of the pending joins
+
+    @property
+    def running(self) -> bool:
+        return self.loop is not None and self.loop.task is not None and not self.loop.task.done()
+
+
+def describe(item: Item) -> str:
+    if isinstance(item, ReactionUpdate):
+        return f"reactions of community post {item.id} in {item.room}"
+    return f"community post {item.id} (seqno {item.seqno}) in {item.room}"
+
+
+@dataclass
+class ServerPolling:
+    """Polls the servers' links; one :meth:`run` per server (supervised by the caller)."""
+
+    portals: PortalRepo
+    handle_item: ItemHandler
+    portal_lock: Callable[[int], asyncio.Lock]
+    poll_interval: float
+    on_room_info: RoomInfoHandler
+    allow_downloads: Callable[[str], None]
+    park: ParkItem
+
+    def __post_init__(self) -> None:
+        # after the n-th failed poll in a row: 2^n poll intervals, at most ERROR_BACKOFF_MAX_S
+        self.error_backoff = Backoff(2 * self.poll_interval, ERROR_BACKOFF_MAX_S)
+
+    async def join(self, link: ServerLink, token: str, portal_id: int) -> None:
+        """Join ``token`` on the link's server and start reading it (raises SessionError)."""
+        info = await link.client.join(token)
+        link.pending.pop(token, None)
+        link.portals[token] = portal_id
+        self.allow_downloads(link.client.server.base_url)
+        portal = await self.portals.get_by_id(portal_id)
+        if portal is not None:
+            async with self.portal_lock(portal_id):
+                await self.on_room_info(portal, link.client, token, info)
+
+    async def run(self, link: ServerLink) -> None:
+        """Poll until the link has no room left; survives every failure of a poll."""
+        failures = 0
+        while link.portals or link.pending:
+            if link.pending and time.monotonic() >= link.next_join:
+                await self._join_pending(link)
+            if not link.portals:
+                await asyncio.sleep(max(0.0, link.next_join - time.monotonic()))
+                continue
+            try:
+                more, held = await self._poll_once(link)
+            except Exception as e:  # nothing of a failed poll was committed: it comes again
+                failures += 1
+                delay = self.error_backoff.delay(failures)
+                where = link.client.server.base_url
+                if isinstance(e, SessionError) or is_transient(e):  # e.g. the database away
+                    log.warning("Polling %s failed (%s); retrying in %.0f s", where, e, delay)
+                else:
+                    log.exception("Handling a poll of %s failed; retrying in %.0f s", where, delay)
+                await asyncio.sleep(delay)
+                continue
+            failures = failures + 1 if held else 0
+            if held:
+                await asyncio.sleep(self.error_backoff.delay(failures))
+            elif not more:
+                await asyncio.sleep(self.poll_interval)
+
+    async def _join_pending(self, link: ServerLink) -> None:
+        """Try every room still to join; the ones that fail are tried again after a backoff
+        (one room the server refuses must not keep the others out)."""
+        failed: list[tuple[str, Exception]] = []
+        for token, portal_id in list(link.pending.items()):
+            try:
+                await self.join(link, token, portal_id)
+            except Exception as e:
+                failed.append((token, e))
+            else:
+                log.info("Resumed community room %s of %s", token, link.client.server.base_url)
+        if not failed:
+            link.join_failures = 0
+            return
+        link.join_failures += 1
+        delay = self.error_backoff.delay(link.join_failures)
+        link.next_join = time.monotonic() + delay
+        if link.join_failures & (link.join_failures - 1) == 0:  # 1st, 2nd, 4th... in a row
+            for token, error in failed:
+                log.warning(
+                    "Cannot resume community room %s of %s yet (%s); trying again in %.0f s",
+                    token,
+                    link.client.server.base_url,
+                    error,
+                    delay,
+                )
+
+    async def _poll_once(self, link: ServerLink) -> tuple[bool, bool]:
+        """One poll of every room of the server: (a room has more waiting, a room is held
+        back by a transient failure)."""
+        result = await link.client.poll()
+        more = held = False
+        for token, update in result.rooms.items():
+            portal_id = link.portals.get(token)
+            if portal_id is None:
+                continue
+            if update.error is not None:
+                log.warning("Community room %s: %s", token, update.error)
+                continue
+            for bad in update.bad_items:
+                log.warning(
+                    "Dropping a malformed item in %s (%s): %s", token, bad.where, bad.error
+                )
+            portal = await self.portals.get_by_id(portal_id)
+            if portal is None or portal.unbridged_at is not None:
+                continue
+            done_to = await self._room(link, portal, token, update)
+            if done_to is None:
+                await link.client.commit_room(token, update.seqno)
+                more = more or update.more
+                continue
+            held = True
+            if done_to >= 0:
+                await link.client.commit_room(token, done_to)
+        return more, held
+
+    async def _room(
+        self, link: ServerLink, portal: PortalRecord, token: str, update: RoomUpdate
+    ) -> int | None:
+        """Handle one room's items; None when all were handled (or parked), else the seqno
+        the room's cursor may move to: just before the first item not handled because of a
+        transient failure."""
+        async with self.portal_lock(portal.id):
+            index = 0
+            try:
+                if update.info is not None and update.info.details is not None:
+                    await self._room_info(link, portal, token, update.info.details)
+                while index < len(update.items):
+                    await self._item(portal, update.items[index])
+                    index += 1
+            except Transient as e:
+                log.warning("Community room %s must wait: %s", token, e)
+                return min(item.seqno for item in update.items[index:]) - 1 if update.items else -1
+        return None
+
+    async def _room_info(
+        self, link: ServerLink, portal: PortalRecord, token: str, info: RoomInfo
+    ) -> None:
+        """Apply a room's changed name/description/image; only a transient failure holds
+        the room (a room's picture that cannot be applied must not stop its messages)."""
+        try:
+            await self.on_room_info(portal, link.client, token, info)
+        except Exception as e:
+            if is_transient(e):
+                raise Transient(e) from e
+            log.exception("Applying the room info of %s failed; going on without it", token)
+
+    async def _item(self, portal: PortalRecord, item: Item) -> None:
+        async def handle() -> None:
+            await self.handle_item(portal, item)
+
+        async def park(error: BaseException, tries: int) -> None:
+            await self.park(portal, item, error, tries)
+
+        await attempt_or_park(handle, describe(item), park)
