@@ -9,6 +9,11 @@ acknowledged (or were seen before). A crash therefore re-delivers instead of los
 A node that no longer knows our ``last_hash`` (expired, or the node lost/never had the data)
 answers with everything it has from the start; the poller detects this with ``get_expiries``
 in the same batch and reports a :class:`Gap` instead of silently starting over.
+
+A cycle is :meth:`Poller.plan` (the subrequests), a ``batch`` and :meth:`Poller.handle` (the
+results); :meth:`Poller.poll_once` sends the batch itself, while
+:mod:`bridge.session.swarm_polling` sends the plans of the accounts of a swarm in shared
+batches (docs/session-protocol.md §6.6).
 """
 
 from __future__ import annotations
@@ -22,7 +27,7 @@ from typing import Any, Generic, Protocol, TypeVar
 
 from bridge.session.errors import SessionError
 from bridge.session.snode import auth, calls
-from bridge.session.snode.errors import SnodeError
+from bridge.session.snode.errors import InvalidResponse, SnodeError
 from bridge.session.snode.nodes import ServiceNode
 from bridge.session.snode.results import Call, SubResult, parse_retrieve
 from bridge.session.snode.rpc import SnodeClient
@@ -112,6 +117,14 @@ class MemoryPollState:
 PollEvent = PolledMessage[T] | Gap
 
 
+@dataclass(frozen=True)
+class PollPlan:
+    """One cycle of one account: its subrequests, and the cursors they were built from."""
+
+    calls: tuple[Call, ...]
+    cursors: dict[tuple[str, int], str]
+
+
 class Poller(Generic[T]):
     """Polls ``signer``'s own swarm; see the module docstring."""
 
@@ -142,8 +155,22 @@ class Poller(Generic[T]):
         #: True when a node said it has more than it returned: poll again without waiting.
         self.more = False
 
+    @property
+    def account(self) -> str:
+        """The polled account (its ``05…`` id)."""
+        return self._account
+
     async def poll_once(self) -> list[PollEvent[T]]:
         """One batch: gap check plus one ``retrieve`` per namespace; returns new events."""
+        plan = await self.plan()
+        node, subs = await self._client.batch(self._account, plan.calls, prefer=self._node)
+        return await self.handle(node, plan, subs)
+
+    async def plan(self) -> PollPlan:
+        """The subrequests of one cycle (gap check, then one ``retrieve`` per namespace),
+        signed for whichever node of the swarm they go to. :meth:`poll_once` sends them in a
+        ``batch`` of their own; :mod:`bridge.session.swarm_polling` shares one ``batch``
+        among the accounts of a swarm. Either way their results go to :meth:`handle`."""
         cursors = await self._load_cursors()
 
         def probe(node: ServiceNode) -> list[str]:
@@ -160,9 +187,16 @@ class Poller(Generic[T]):
                     max_count=self._max_count,
                 )
             )
-        node, subs = await self._client.batch(self._account, requests, prefer=self._node)
+        return PollPlan(tuple(requests), cursors)
+
+    async def handle(
+        self, node: ServiceNode, plan: PollPlan, subs: Sequence[SubResult]
+    ) -> list[PollEvent[T]]:
+        """The results of ``plan``'s subrequests from ``node`` (same order): new events."""
+        if len(subs) != len(plan.calls):
+            raise InvalidResponse(f"{len(subs)} results for {len(plan.calls)} subrequests")
         self._node = node
-        return await self._process(node, cursors, subs)
+        return await self._process(node, plan.cursors, subs)
 
     async def ack(self, message: PolledMessage[T]) -> None:
         """The consumer committed ``message``: remember it and advance cursors past it."""
@@ -196,7 +230,7 @@ class Poller(Generic[T]):
         return cursors
 
     async def _process(
-        self, node: ServiceNode, cursors: dict[tuple[str, int], str], subs: list[SubResult]
+        self, node: ServiceNode, cursors: dict[tuple[str, int], str], subs: Sequence[SubResult]
     ) -> list[PollEvent[T]]:
         events: list[PollEvent[T]] = []
         known = _expiries(subs[0])

@@ -12,7 +12,7 @@ import base64
 import binascii
 import hashlib
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import Any, Literal, Protocol
 
@@ -72,6 +72,15 @@ class Ed25519Signer:
     """A :class:`Signer` backed by a PyNaCl signing key (05 account)."""
 
     signing_key: nacl.signing.SigningKey
+    #: Derived once here: every signed request asks for them (computed in __post_init__).
+    _pubkey: bytes = field(init=False, repr=False, compare=False)
+    _session_id: str = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        pubkey = bytes(self.signing_key.verify_key)
+        x_pub = nacl.bindings.crypto_sign_ed25519_pk_to_curve25519(pubkey)
+        object.__setattr__(self, "_pubkey", pubkey)
+        object.__setattr__(self, "_session_id", "05" + x_pub.hex())
 
     @classmethod
     def from_seed(cls, seed: bytes) -> Ed25519Signer:
@@ -85,13 +94,12 @@ class Ed25519Signer:
     @property
     def ed25519_pubkey(self) -> bytes:
         """The Ed25519 public key."""
-        return bytes(self.signing_key.verify_key)
+        return self._pubkey
 
     @property
     def session_id(self) -> str:
         """``05`` + X25519 public key hex (§1.3)."""
-        x_pub = nacl.bindings.crypto_sign_ed25519_pk_to_curve25519(self.ed25519_pubkey)
-        return "05" + x_pub.hex()
+        return self._session_id
 
     def sign(self, message: bytes) -> bytes:
         """Detached Ed25519 signature."""
