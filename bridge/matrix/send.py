@@ -11,7 +11,7 @@ import commonmark  # type: ignore[import-untyped]
 from mautrix.api import Method
 from mautrix.api import Path as ClientPath
 from mautrix.appservice import IntentAPI
-from mautrix.errors import MatrixRequestError
+from mautrix.errors import MatrixConnectionError, MatrixRequestError
 from mautrix.types import (
     BeeperMessageStatusEventContent,
     EventID,
@@ -57,6 +57,59 @@ async def send_notice(
     return event_id
 
 
+#: Transaction ids of sends that went out but got no answer (the connection broke): the
+#: homeserver may have stored the event, and Synapse forgets an appservice's transaction ids
+#: when it restarts (docs/matrix-side.md §1.8), so the next send of such an id looks for the
+#: event in the room first. Insertion-ordered, the oldest forgotten past the cap.
+_unanswered: dict[str, None] = {}
+UNANSWERED_MAX = 10_000
+#: How many of the room's latest events that look covers.
+LOOKBACK = 100
+
+
+def _may_have_arrived(error: BaseException) -> bool:
+    """Whether a failed send may still have reached the homeserver. Any connection error: even
+    "cannot connect" may follow a request that arrived, since aiohttp sends an idempotent
+    request (a PUT) once more on a new connection when a kept-alive one is closed under it."""
+    return isinstance(error, MatrixConnectionError | TimeoutError)
+
+
+def _remember_unanswered(txn_id: str) -> None:
+    _unanswered[txn_id] = None
+    while len(_unanswered) > UNANSWERED_MAX:
+        del _unanswered[next(iter(_unanswered))]
+
+
+async def _already_sent(
+    intent: IntentAPI,
+    room_id: str,
+    event_type: EventType,
+    content: Mapping[str, Any] | SerializableAttrs,
+    timestamp: int,
+) -> EventID | None:
+    """The event of an unanswered send, if the room's latest events hold it: same sender,
+    type, timestamp (the appservice's massaged ``ts``) and body."""
+    raw = await intent.api.request(
+        Method.GET,
+        ClientPath.v3.rooms[RoomID(room_id)].messages,
+        query_params={"dir": "b", "limit": str(LOOKBACK)},
+    )
+    data = content.serialize() if isinstance(content, SerializableAttrs) else dict(content)
+    chunk = raw.get("chunk") if isinstance(raw, dict) else None
+    for event in chunk if isinstance(chunk, list) else []:
+        if (
+            isinstance(event, dict)
+            and event.get("sender") == intent.mxid
+            and event.get("type") == str(event_type)
+            and event.get("origin_server_ts") == timestamp
+            and isinstance(event.get("content"), dict)
+            and event["content"].get("body") == data.get("body")
+            and isinstance(event.get("event_id"), str)
+        ):
+            return EventID(event["event_id"])
+    return None
+
+
 async def send_content(
     intent: IntentAPI,
     room_id: str,
@@ -70,10 +123,24 @@ async def send_content(
 
     ``txn_id`` should come from :func:`derived_txn_id`; ``timestamp`` (ms) is the
     appservice's timestamp massaging, so the event shows when it was sent on the other side.
+    A send of ``txn_id`` that got no answer before is first looked for in the room (with a
+    ``timestamp`` only), so a homeserver restart in between does not make a second event.
     """
-    event_id: EventID = await intent.send_message_event(
-        RoomID(room_id), event_type, cast(Any, content), txn_id=txn_id, timestamp=timestamp
-    )
+    if txn_id in _unanswered and timestamp is not None:
+        found = await _already_sent(intent, room_id, event_type, content, timestamp)
+        if found is not None:
+            log.info("An unanswered send (%s) had arrived as %s", txn_id, found)
+            del _unanswered[txn_id]
+            return found
+    try:
+        event_id: EventID = await intent.send_message_event(
+            RoomID(room_id), event_type, cast(Any, content), txn_id=txn_id, timestamp=timestamp
+        )
+    except Exception as e:
+        if _may_have_arrived(e):
+            _remember_unanswered(txn_id)
+        raise
+    _unanswered.pop(txn_id, None)
     return event_id
 
 

@@ -4,7 +4,9 @@
 returns the keys of the devnet's JSON line: ``community`` (server base URL; a room's
 community URL is ``f"{community}/{room}?public_key={community_pubkey}"``, §5.1),
 ``community_pubkey``, ``rooms`` (tokens) and ``file_server`` (base URL).
-:func:`start_community_and_files` does the same without a devnet.
+:func:`start_community_and_files` does the same without a devnet. Both servers can go down
+and come back on the same ports with their state (:meth:`CommunityAndFiles.pause`,
+:meth:`CommunityAndFiles.resume`; the devnet's ``network_down`` does it with the nodes).
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ from aiohttp.typedefs import Handler, Middleware
 from tests.sessionnet.community import DEFAULT_ROOMS, CommunityServer
 from tests.sessionnet.community_state import RoomSpec
 from tests.sessionnet.fileserver import FileServer
+from tests.sessionnet.listeners import Listener
 
 
 async def serve(host: str, app: web.Application, port: int = 0) -> tuple[web.AppRunner, str]:
@@ -87,16 +90,19 @@ class CommunityAndFiles:
         self.ports = (community_port, file_server_port)
         self.community_url = ""
         self.file_server_url = ""
-        self._runners: list[web.AppRunner] = []
+        self._listeners: list[Listener] = []  # the community server's first
+        self._paused = False
 
     async def start(self, devnet: Any = None) -> dict[str, Any]:
         """Start both servers (on ``devnet.host`` when given); return the JSON-line keys."""
         host = getattr(devnet, "host", None) or self.host
-        community = self.community.make_app(self.middlewares)
-        runner, self.community_url = await serve(host, community, self.ports[0])
-        self._runners.append(runner)
-        runner, self.file_server_url = await serve(host, self.files.make_app(), self.ports[1])
-        self._runners.append(runner)
+        community = self.community.make_app([self._refuse_while_paused, *self.middlewares])
+        listener = await Listener.serve(community, host, self.ports[0])
+        self.community_url = listener.base_url
+        self._listeners.append(listener)
+        listener = await Listener.serve(self.files.make_app(), host, self.ports[1])
+        self.file_server_url = listener.base_url
+        self._listeners.append(listener)
         return self.describe()
 
     def describe(self) -> dict[str, Any]:
@@ -110,14 +116,40 @@ class CommunityAndFiles:
 
     async def stop_community(self) -> None:
         """Stop only the community server (its URL then refuses connections)."""
-        runner = self._runners.pop(0)  # started first, see start()
-        await runner.cleanup()
+        listener = self._listeners.pop(0)  # started first, see start()
+        await listener.close()
+
+    async def pause(self, *, files: bool = True) -> None:
+        """Both servers (only the community server if not ``files``) refuse connections
+        and close the open ones, keeping their state."""
+        self._paused = True
+        for listener in self._listeners if files else self._listeners[:1]:
+            await listener.pause()
+
+    async def resume(self) -> None:
+        """Both servers accept connections again, on the same ports."""
+        for listener in self._listeners:
+            await listener.resume()
+        self._paused = False
+
+    @web.middleware
+    async def _refuse_while_paused(
+        self, request: web.Request, handler: Handler
+    ) -> web.StreamResponse:
+        """A request the community server was still reading when it went down is dropped,
+        not served: its client must not be told "failed" about a post that was made."""
+        await request.read()
+        if self._paused:
+            if request.transport is not None:
+                request.transport.abort()
+            return web.Response(status=503, text="server is down")
+        return await handler(request)
 
     async def stop(self) -> None:
         """Stop both servers."""
-        for runner in reversed(self._runners):
-            await runner.cleanup()
-        self._runners.clear()
+        for listener in reversed(self._listeners):
+            await listener.close()
+        self._listeners.clear()
 
 
 async def start_community_and_files(

@@ -110,6 +110,10 @@ class MessageDB:
             del msgs[h]
         return gone
 
+    def accounts(self) -> list[str]:
+        """The accounts this node holds messages of."""
+        return [a for a, msgs in self._accounts.items() if msgs]
+
     def drop_account(self, account: str) -> list[StoredMessage]:
         """Remove and return every message of an account (swarm migration)."""
         return list(self._accounts.pop(account, {}).values())
