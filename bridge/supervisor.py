@@ -7,19 +7,21 @@ A loop counts as **down** from its crash until it has run ``stable_after`` secon
 owner reads :attr:`Supervisor.healthy` (readiness) and is told of every change through
 ``on_change``. A loop that returns normally is finished and is not restarted.
 
-Pure but for asyncio, like :mod:`bridge.backoff`, so every layer may use it.
+Pure but for asyncio (and the count of restarts in :mod:`bridge.metrics`), like
+:mod:`bridge.backoff`, so every layer may use it.
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 
+from bridge import metrics
 from bridge.backoff import Backoff
+from bridge.stopping import cancel_and_wait
 
 log = logging.getLogger("bridge.supervisor")
 
@@ -85,9 +87,7 @@ class Supervisor:
     async def cancel(self, loop: Loop) -> None:
         """Stop one loop (never raises; the loop's own errors were logged already)."""
         if loop.task is not None:
-            loop.task.cancel()
-            with contextlib.suppress(asyncio.CancelledError, Exception):
-                await loop.task
+            await cancel_and_wait(loop.task)
         self._forget(loop)
 
     async def stop(self) -> None:
@@ -98,8 +98,7 @@ class Supervisor:
                 loop.task.cancel()
         for loop in loops:
             if loop.task is not None:
-                with contextlib.suppress(asyncio.CancelledError, Exception):
-                    await loop.task
+                await cancel_and_wait(loop.task)  # the caller's cancellation goes up
 
     def _forget(self, loop: Loop) -> None:
         if loop in self._loops:
@@ -147,6 +146,7 @@ class Supervisor:
                     )
                     await asyncio.sleep(delay)
                     loop.restarts += 1
+                    metrics.loop_restarted(loop.name)
                     stable = event_loop.call_later(self._stable_after, self._set_up, loop, True)
                     continue
                 break  # the loop's work is over
