@@ -51,15 +51,24 @@ from bridge.db import migrate
 from bridge.db.engine import Database
 from bridge.db.records import DeadLetterPath, DeadLetterRecord, OutboxRecord, PortalKind
 from bridge.db.repos import Repositories
+from bridge.db.repos.stats import StatsRepo
 from bridge.db.repos.users import UserRepo
 from bridge.matrix.appservice import BridgeAppService
 from bridge.matrix.startup import check_bot, ping_homeserver, wait_for_homeserver
+from bridge.metrics_server import MetricsServer
+from bridge.metrics_wiring import count_delivered, metrics_server, scrape_hook
 from bridge.registration import ghost_user_regex
-from bridge.session.files import FileServerClient
-from bridge.session.netguard import guarded_session
+from bridge.session.files import DEFAULT_FILE_SERVER, FileServerClient
+from bridge.session.netguard import NamedServers, guarded_session
 from bridge.session.sogs.urls import CommunityServerRef
+from bridge.stopping import StopSteps
 
 log = logging.getLogger("bridge.app")
+
+#: Each step of stopping gets this long, and all of them about STOP_BUDGET_S: well under the
+#: 30 s a service manager waits after SIGTERM (docs/operations.md).
+STOP_STEP_LIMIT_S = 10.0
+STOP_BUDGET_S = 15.0
 
 VERSION_TEXT = f"session-matrix-bridge {bridge.__version__} (mautrix-python {mautrix.__version__})"
 
@@ -73,13 +82,20 @@ class UserManagementRooms:
 
     def __init__(self, users: UserRepo) -> None:
         self._users = users
+        # Write-through (the only writer): every Matrix message asks, so one read per user.
+        self._known: dict[str, str | None] = {}
 
     async def get_management_room(self, mxid: str) -> str | None:
+        if mxid in self._known:
+            return self._known[mxid]
         user = await self._users.get_user(mxid)
-        return user.management_room if user else None
+        room = self._known[mxid] = user.management_room if user else None
+        return room
 
     async def set_management_room(self, mxid: str, room_id: str | None) -> None:
+        self._known.pop(mxid, None)  # unknown until the write is committed
         await self._users.set_management_room(mxid, room_id)
+        self._known[mxid] = room_id
 
 
 class BridgeApp:
@@ -143,7 +159,9 @@ class BridgeApp:
             max_body_size=config.appservice.max_body_size,
             verify_ssl=config.homeserver.verify_ssl,
         )
-        self.downloads = AllowedDownloads(self._download, [config.session.file_server])
+        self.downloads = AllowedDownloads(
+            self._download, [config.session.file_server], config.session.internal_hosts
+        )
         appservice = self.appservice
         # The logins' Session ids, blinded per bridged server: never ghosts, pills of their owners.
         self.own_ids = OwnSessionIds(self.logins, self._community_server_keys)
@@ -168,12 +186,16 @@ class BridgeApp:
         # self.downloads allows (no SSRF, bridge/core/downloads.py).
         self._download_http: aiohttp.ClientSession | None = None
         self._download_files: FileServerClient | None = None
+        # Community servers are named by users (`bridge`, `open`): their client reaches
+        # internal addresses only on hosts the operator listed (no SSRF, README, Security).
+        self._community_http: aiohttp.ClientSession | None = None
         self._community: CommunityKind | None = None
         self._direct: DirectKind | None = None
         self._kinds: list[ConversationKind] = []
         self._router: MatrixEventRouter | None = None
         self._notices: FailureNotices | None = None
         self._listening = False
+        self._metrics: MetricsServer | None = None
 
     async def start(self) -> None:
         """Migrate, listen, self-test against the homeserver, then become ready.
@@ -196,6 +218,7 @@ class BridgeApp:
         await migrate.upgrade_to_head(self.config.database.url)
         await self.repos.inbox.prune(self.config.appservice.transaction_retention_days)
         await self._listen()
+        await self._listen_metrics()
         intent = self.appservice.intent
         await wait_for_homeserver(intent, self.config.homeserver.address, self.homeserver_timeout)
         await check_bot(intent)
@@ -203,19 +226,22 @@ class BridgeApp:
         log.info("The bot's Session ID is %s", bot_login.session_id)
         await self.logins.load_all()
         self._http = aiohttp.ClientSession()
-        self._files = FileServerClient(self._http, self.config.session.file_server)
+        self._files = self._upload_files(self._http)
         self._download_http = guarded_session(self.downloads)
         self._download_files = FileServerClient(
             self._download_http, self.config.session.file_server
         )
+        self._community_http = guarded_session(NamedServers(self.config.session.internal_hosts))
         self._build_kinds(self._http, self._files, bot_login)
-        for kind in self._kinds:
-            await kind.start()
-        await self.expiring.start()
-        self._spawn(self.inbox.run, "matrix-inbox")
-        self._spawn(self.readiness.watch_database, "database-watch")
+        # The homeserver's checks before the kinds start: their background work (resuming
+        # portals, first polls) must not hold them up (docs/architecture.md §3.4).
         await ping_homeserver(intent, self.config.appservice.id, self.config.appservice.address)
         await self._set_bot_profile()
+        await self.expiring.start()
+        for kind in self._kinds:
+            await kind.start()
+        self._spawn(self.inbox.run, "matrix-inbox")
+        self._spawn(self.readiness.watch_database, "database-watch")
         self.readiness.set_started(True)
         log.info("Bridge ready as %s", self.config.bot_mxid)
 
@@ -227,6 +253,22 @@ class BridgeApp:
             raise ListenFailed(f"cannot listen on {hostname}:{port}: {e}") from e
         self._listening = True
 
+    async def _listen_metrics(self) -> None:
+        """The metrics endpoint on its own listener, if enabled (docs/operations.md §5.4)."""
+        readiness = self.readiness
+        refresh = scrape_hook(
+            StatsRepo(self.db), lambda: readiness.ready, lambda: readiness.database_up
+        )
+        server = metrics_server(self.config.metrics, refresh)
+        if server is None:
+            return
+        try:
+            await server.start()
+        except OSError as e:
+            where = f"{server.host}:{server.port}"
+            raise ListenFailed(f"cannot listen for metrics on {where}: {e}") from e
+        self._metrics = server
+
     def _spawn(self, loop: Callable[[], Awaitable[None]], name: str) -> None:
         """Run a long-running loop, restarted with backoff after a crash (readiness is off
         while it is down)."""
@@ -236,21 +278,32 @@ class BridgeApp:
         self.appservice.ready = ready
 
     async def stop(self) -> None:
-        """Stop everything, each step even if one before it failed (a step's error is logged):
-        the listener, the HTTP sessions and the database are always released."""
+        """Stop everything, each step even if one before it failed or hung (a step's error
+        is logged; a step past its time limit is cancelled, logged by name and left behind):
+        first no new work and the loops cancelled, then the listener, the HTTP sessions and
+        the database are always released (docs/architecture.md §4.7)."""
+        steps = StopSteps(step_limit=STOP_STEP_LIMIT_S, budget=STOP_BUDGET_S)
         self.readiness.set_started(False)
-        await _step("the expiring messages", self.expiring.stop())
+        # The loops first (the Matrix inbox, the outbox, the pollers, their backoff sleeps):
+        # nothing retries against a server that is down while the rest is released.
+        await steps.step("the loops", self.supervisor.stop())
+        await steps.step("the expiring messages", self.expiring.stop())
         for kind in self._kinds:
-            await _step(f"the {kind.portal_kind} portals", kind.stop())
-        await _step("the loops", self.supervisor.stop())
+            await steps.step(f"the {kind.portal_kind} portals", kind.stop())
+        await steps.step("the loops started while stopping", self.supervisor.stop())
         if self._http is not None:
-            await _step("the HTTP client", self._http.close())
+            await steps.step("the HTTP client", self._http.close())
         if self._download_http is not None:
-            await _step("the download client", self._download_http.close())
+            await steps.step("the download client", self._download_http.close())
+        if self._community_http is not None:
+            await steps.step("the community client", self._community_http.close())
         if self._listening:
-            await _step("the listener", self.appservice.stop())
+            await steps.step("the listener", self.appservice.stop())
             self._listening = False
-        await _step("the database", self.db.close())
+        if self._metrics is not None:
+            await steps.step("the metrics listener", self._metrics.stop())
+            self._metrics = None
+        await steps.step("the database", self.db.close())
 
     async def _park_event(self, event: dict[str, object], error: str, tries: int) -> None:
         what = describe_event(event)
@@ -318,6 +371,20 @@ class BridgeApp:
         """The community servers the bridge reads (after :meth:`start`)."""
         return self._community.communities if self._community is not None else None
 
+    def _upload_files(self, http: aiohttp.ClientSession) -> FileServerClient:
+        """The file server the bridge uploads to; its URLs carry #p=<Ed25519 key> unless it
+        is the default server (docs/session-protocol.md §7.1)."""
+        session = self.config.session
+        key = session.file_server_ed25519_pubkey or None
+        files = FileServerClient(http, session.file_server, server_pubkey=key)
+        if files.server_pubkey is None and files.base_url != DEFAULT_FILE_SERVER:
+            log.warning(
+                "session.file_server_ed25519_pubkey is empty: Android does not fetch the files "
+                "and avatars the bridge uploads to %s without it",
+                files.base_url,
+            )
+        return files
+
     async def _download(self, url: str) -> bytes:
         if self._download_files is None:
             raise RuntimeError("download before start")
@@ -346,13 +413,19 @@ class BridgeApp:
             portal_lock=self.portal_lock,
             own_ids=self.own_ids,
             may_relay=self._may_relay,
+            community_http=self._community_http,
             no_login_text=self._no_login_text,
             dead_letters=self.dead_letters,
             supervisor=self.supervisor,
         )
-        community = self._community = build_community(deps)
         # Received attachments name any URL: they are fetched through the allow-list.
-        direct = self._direct = build_direct(deps, GuardedFiles(files, self.downloads))
+        direct = self._direct = build_direct(
+            deps, GuardedFiles(files, self.downloads), renew=files.extend
+        )
+        # Community posts take their sent timestamps from the clock of the direct chats'
+        # storage client, which every identity shares (docs/session-protocol.md §2.11).
+        sent_clock = direct.accounts.snode.sent_clock
+        community = self._community = build_community(deps, sent_clock)
         self._kinds = [community, direct]
 
         notices = self._notices = FailureNotices(portals=self.repos.portals, bot=bot)
@@ -362,6 +435,10 @@ class BridgeApp:
             on_failed=notices.on_outbox_failed,
             on_delayed=notices.on_outbox_delayed,
             on_recovered=notices.on_outbox_recovered,
+            # Matrix → Session events, counted under the kind that delivers the row.
+            on_delivered=count_delivered(
+                {row_kind: k.portal_kind.value for k in self._kinds for row_kind in k.deliverers}
+            ),
             park=self._park_row,
             delay_notice_after=self.config.bridge.outage_notice_after,
         )
@@ -379,6 +456,7 @@ class BridgeApp:
             handlers={k.portal_kind: k.handler for k in self._kinds},
             sender=sender,
             notices=notices,
+            may_use=self._may_relay,  # any permission level at all (relay is the lowest)
             outside_portals=direct.outside_portals,
             no_login_text=self._no_login_text,
         )
@@ -467,14 +545,6 @@ async def run_until_stopped(app: BridgeApp, stop: asyncio.Event) -> None:
         await stop.wait()
     finally:
         await app.stop()
-
-
-async def _step(what: str, work: Awaitable[object]) -> None:
-    """One step of stopping: its error is logged, and stopping goes on."""
-    try:
-        await work
-    except Exception:
-        log.exception("Stopping %s failed", what)
 
 
 def default_config_path() -> Path:

@@ -12,8 +12,10 @@ parsed as YAML, so ``BRIDGE_BRIDGE_PERMISSIONS='{"*": "user"}'`` works); any oth
 from __future__ import annotations
 
 import dataclasses
+import ipaddress
 import logging
 import os
+import string
 import types
 import typing
 from collections.abc import Mapping
@@ -21,6 +23,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import nacl.bindings
 import yaml
 
 from bridge.config_upgrade import CONFIG_VERSION, ConfigVersionError, upgrade
@@ -117,14 +120,28 @@ class SessionConfig:
         }
     )
     file_server: str = "http://filev2.getsession.org"
+    # Ed25519 key (hex) of a self-hosted file_server, for the #p= of its file URLs.
+    file_server_ed25519_pubkey: str = ""
     poll_interval: float = 2.0
     community_poll_interval: float = 3.0
+    # Hosts (names or addresses, no port) that the bridge may reach at internal addresses
+    # (loopback, private, link-local) when a user bridges a community server on them or a
+    # file is on them; file_server's host always may (README, Security).
+    internal_hosts: list[str] = field(default_factory=list)
 
 
 @dataclass
 class LoggingConfig:
     level: str = "INFO"
     format: str = "%(asctime)s %(levelname)s %(name)s: %(message)s"
+
+
+@dataclass
+class MetricsConfig:
+    # Off by default; its own listener, never the appservice's port (docs/operations.md §5.4).
+    enabled: bool = False
+    listen_address: str = "127.0.0.1"
+    port: int = 9464
 
 
 @dataclass
@@ -136,6 +153,7 @@ class Config:
     bridge: BridgeConfig = field(default_factory=BridgeConfig)
     session: SessionConfig = field(default_factory=SessionConfig)
     logging: LoggingConfig = field(default_factory=LoggingConfig)
+    metrics: MetricsConfig = field(default_factory=MetricsConfig)
 
     @property
     def bot_mxid(self) -> str:
@@ -170,8 +188,43 @@ def load_config(
             log.warning("%s", warning)
     config = build(Config, raw, "")
     apply_env_overrides(config, os.environ if environ is None else environ)
+    check_values(config)
     config.database.url = sqlite_relative_to(config.database.url, path.resolve().parent)
     return config
+
+
+def check_values(config: Config) -> None:
+    """Values that have the right type but cannot work: :class:`ConfigError` naming the key."""
+    for host in config.session.internal_hosts:
+        if not _bare_host(host):
+            raise ConfigError(
+                f"session.internal_hosts lists host names or addresses (no scheme, port or "
+                f"path), got {host!r}"
+            )
+    key = config.session.file_server_ed25519_pubkey
+    if key and not valid_ed25519_key(key):
+        raise ConfigError(
+            f"session.file_server_ed25519_pubkey must be the file server's Ed25519 public key: "
+            f"64 hex characters that are a valid Ed25519 point, got {key!r}"
+        )
+
+
+def _bare_host(text: str) -> bool:
+    """Whether ``text`` is a host name or an IP address alone (``[::1]`` too)."""
+    if not text or any(c in text for c in "/@?# "):
+        return False
+    try:
+        ipaddress.ip_address(text.strip("[]"))
+        return True
+    except ValueError:
+        return ":" not in text and "[" not in text
+
+
+def valid_ed25519_key(text: str) -> bool:
+    """Whether ``text`` is 64 hex characters encoding a valid Ed25519 point."""
+    if len(text) != 64 or any(c not in string.hexdigits for c in text):
+        return False
+    return bool(nacl.bindings.crypto_core_ed25519_is_valid_point(bytes.fromhex(text)))
 
 
 def sqlite_relative_to(url: str, folder: Path) -> str:

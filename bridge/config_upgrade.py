@@ -67,7 +67,8 @@ MIGRATIONS: tuple[Migration, ...] = (
             Remove(
                 "session.file_server_pubkey",
                 "09324794aa9c11948189762d198c618148e9136ac9582068180661208927ef34",
-                "nothing in the bridge used it",
+                "nothing in the bridge used it (it held the X25519 key; a self-hosted file "
+                "server's Ed25519 key now goes in session.file_server_ed25519_pubkey)",
             ),
             Remove(
                 "bridge.migration_deadline",

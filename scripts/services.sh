@@ -86,6 +86,8 @@ update_values(path, {
     ("appservice", "address"): f"http://127.0.0.1:{as_port}",
     ("appservice", "port"): as_port,
     ("bridge", "permissions"): {"localhost": "user", "@admin:localhost": "admin"},
+    # The devnet's community servers run on loopback: the operator lists that host.
+    ("session", "internal_hosts"): ["127.0.0.1"],
 })
 EOF
 "$VENV/bin/python" -m bridge -c "$AS_CONFIG" -g -r "$WORK/bridge/registration.yaml" >/dev/null

@@ -62,10 +62,17 @@ FORBIDDEN = {
         *KINDS,
     ),
 }
-# pure helpers at the bottom, usable by every layer: they depend on no other bridge module
-for _helper in ("bridge.ids", "bridge.backoff"):
+# pure helpers at the bottom, usable by every layer (bridge.stopping: bounded shutdown steps):
+# they depend on no other bridge module
+for _helper in ("bridge.ids", "bridge.backoff", "bridge.stopping"):
     FORBIDDEN[_helper] = ("bridge.",)
-# the supervisor of long-running loops: asyncio and the backoff, usable by every layer
+# the metrics' definitions (docs/operations.md §5.4): every layer records into them, so they
+# import no other bridge module; their HTTP endpoint uses only them
+FORBIDDEN["bridge.metrics"] = ("bridge.",)
+FORBIDDEN["bridge.metrics_server"] = tuple(
+    f"bridge.{name}" for name in ("session", "matrix", "db", "core", "commands", "app", "config")
+)
+# the supervisor of long-running loops: asyncio, the backoff, the metrics; usable by every layer
 FORBIDDEN["bridge.supervisor"] = tuple(
     f"bridge.{name}" for name in ("session", "matrix", "db", "core", "commands", "app", "config")
 )
@@ -95,7 +102,9 @@ LAYER_ONLY = {
         "bridge.core.community",
         "bridge.core.direct",
         "bridge.core.group",
+        "bridge.metrics_server",
     ),
+    "prometheus_client": ("bridge.metrics", "bridge.metrics_server"),
     "mautrix": ("bridge.matrix", "bridge.core", "bridge.commands", "bridge.app"),
 }
 

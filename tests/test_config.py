@@ -94,6 +94,37 @@ def test_environment_overrides_every_kind_of_key(tmp_path: Path) -> None:
     assert config.session.seed_nodes == ["https://seed.test/json_rpc"]
 
 
+ED25519_KEY = "b8eef9821445ae16e2e97ef8aa6fe782fd11ad5253cd6723b281341dba22e371"
+X25519_KEY = "09324794aa9c11948189762d198c618148e9136ac9582068180661208927ef34"
+
+
+def test_the_file_server_ed25519_key_is_checked(tmp_path: Path) -> None:
+    path = write(tmp_path, f"session: {{file_server_ed25519_pubkey: {ED25519_KEY.upper()}}}\n")
+    assert load_config(path, environ={}).session.file_server_ed25519_pubkey == ED25519_KEY.upper()
+    assert (
+        load_config(write(tmp_path, "{}\n"), environ={}).session.file_server_ed25519_pubkey == ""
+    )
+    # the X25519 key the old file_server_pubkey held is not a valid Ed25519 point
+    for bad in (X25519_KEY, ED25519_KEY[:-1], "z" * 64, "00" * 32):
+        path = write(tmp_path, f"session: {{file_server_ed25519_pubkey: '{bad}'}}\n")
+        with pytest.raises(ConfigError, match=r"session.file_server_ed25519_pubkey must be"):
+            load_config(path, environ={})
+    env = {"BRIDGE_SESSION_FILE_SERVER_ED25519_PUBKEY": X25519_KEY}
+    with pytest.raises(ConfigError, match="valid Ed25519 point"):
+        load_config(write(tmp_path, "{}\n"), environ=env)
+
+
+def test_internal_hosts_are_bare_hosts(tmp_path: Path) -> None:
+    good = "session: {internal_hosts: ['10.0.0.5', '[fd00::5]', 'fd00::6', sogs.lan]}\n"
+    hosts = load_config(write(tmp_path, good), environ={}).session.internal_hosts
+    assert hosts == ["10.0.0.5", "[fd00::5]", "fd00::6", "sogs.lan"]
+    assert load_config(write(tmp_path, "{}\n"), environ={}).session.internal_hosts == []
+    for bad in ("http://10.0.0.5", "10.0.0.5:8080", "sogs.lan/x", "", "[sogs.lan]"):
+        path = write(tmp_path, f"session: {{internal_hosts: ['{bad}']}}\n")
+        with pytest.raises(ConfigError, match=r"session\.internal_hosts lists host names"):
+            load_config(path, environ={})
+
+
 def test_environment_override_with_wrong_type_is_refused(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match="BRIDGE_APPSERVICE_PORT"):
         load_config(write(tmp_path, "{}\n"), environ={"BRIDGE_APPSERVICE_PORT": "[1]"})

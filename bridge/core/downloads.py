@@ -6,10 +6,11 @@ Session user make the bridge request addresses inside the operator's network (SS
 the configured file server and the community servers the bridge already talks to are allowed,
 and the download client (:func:`bridge.session.netguard.guarded_session`) checks every address
 it connects to, redirects included. An internal address (loopback, private, link-local...)
-is used only for a host named explicitly: the configured file server, whatever it resolves to,
-and a bridged community server whose URL gives its address itself (``http://10.0.0.5:8080``).
-A community server bridged by host name must resolve to public addresses, so that nobody can
-point a name they control at the operator's network (DNS rebinding).
+is used only for a host the operator named: the configured file server, whatever it resolves
+to, and the hosts of ``session.internal_hosts``. A community server is bridged by a user's
+command, so it names nothing for the operator: one on any other host must be on public
+addresses, whether its URL gives a name (which someone may point at the operator's network:
+DNS rebinding) or an address.
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ from collections.abc import Awaitable, Callable, Iterable
 from urllib.parse import urlsplit
 
 from bridge.session.dm_media import FileTransfer, Uploaded
-from bridge.session.netguard import DestinationRefused, literal_address
+from bridge.session.netguard import DestinationRefused, normal_host
 
 Download = Callable[[str], Awaitable[bytes]]
 
@@ -28,7 +29,7 @@ class DownloadRefused(DestinationRefused):
 
 
 def _host(url: str) -> str:
-    return (urlsplit(url).hostname or "").lower().rstrip(".")
+    return normal_host(urlsplit(url).hostname or "")
 
 
 def origin(url: str) -> str:
@@ -49,20 +50,20 @@ class AllowedDownloads:
     """A downloader that refuses URLs outside the allowed servers; also the
     :class:`~bridge.session.netguard.DestinationPolicy` of the download client."""
 
-    def __init__(self, download: Download, configured: Iterable[str]) -> None:
+    def __init__(
+        self, download: Download, configured: Iterable[str], internal_hosts: Iterable[str] = ()
+    ) -> None:
         self._download = download
         self._allowed: set[str] = set()
-        self._explicit: set[str] = set()
+        self._explicit: set[str] = {normal_host(h) for h in internal_hosts}
         for url in configured:  # the operator's own servers: any address they resolve to
             self._allowed.add(origin(url))
             self._explicit.add(_host(url))
 
     def allow(self, url: str) -> None:
-        """Also allow the server of ``url`` (e.g. a community server being bridged)."""
+        """Also allow the server of ``url`` (a community server being bridged); on public
+        addresses only, unless the operator listed its host."""
         self._allowed.add(origin(url))
-        host = _host(url)
-        if literal_address(host) is not None:
-            self._explicit.add(host)
 
     def check_url(self, url: str) -> None:
         """:class:`DownloadRefused` unless ``url`` is on an allowed server."""
@@ -71,8 +72,8 @@ class AllowedDownloads:
             raise DownloadRefused(f"not downloading from {where}: not a known Session server")
 
     def internal_allowed(self, host: str) -> bool:
-        """Whether ``host`` was named explicitly, so it may be an internal address."""
-        return host.lower().rstrip(".").strip("[]") in self._explicit
+        """Whether the operator named ``host``, so it may be an internal address."""
+        return normal_host(host) in self._explicit
 
     async def __call__(self, url: str) -> bytes:
         self.check_url(url)

@@ -14,7 +14,6 @@ docs/matrix-side.md §2.8); the README says so to operators.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import time
 from collections.abc import Callable
@@ -24,6 +23,7 @@ from mautrix.appservice import IntentAPI
 from bridge.db.records import ExpiringMessageRecord
 from bridge.db.repos.expiring import ExpiringMessageRepo
 from bridge.matrix.send import derived_txn_id, redact_once, send_notice
+from bridge.stopping import cancel_and_wait
 
 log = logging.getLogger("bridge.core.expiring")
 
@@ -84,8 +84,7 @@ class ExpiringMessages:
         for timer in timers:
             timer.cancel()
         for timer in timers:
-            with contextlib.suppress(asyncio.CancelledError):
-                await timer
+            await cancel_and_wait(timer)
 
     def _schedule(self, record: ExpiringMessageRecord) -> None:
         if record.event_id in self._timers:

@@ -177,6 +177,9 @@ class GhostManager:
         # Session account register and name its ghost once.
         self._locks: weakref.WeakValueDictionary[str, asyncio.Lock] = weakref.WeakValueDictionary()
         self._naming = asyncio.Lock()
+        # The rows as last read or written here (the only writer of ghost rows): a known
+        # ghost's message costs no database read.
+        self._records: dict[str, GhostRecord] = {}
 
     def mxid_for(self, session_id: str) -> str:
         """The ghost mxid of ``session_id``; raises :class:`bridge.ids.InvalidId` if malformed."""
@@ -212,15 +215,19 @@ class GhostManager:
         mxid = self.mxid_for(session_id)
         intent = self._intent_for(mxid)
         async with self._lock(session_id):
-            record = await self._repo.get(session_id) or GhostRecord(session_id, mxid)
+            record = self._records.get(session_id)
+            if record is None:
+                record = await self._repo.get(session_id) or GhostRecord(session_id, mxid)
             if not record.registered:
                 await intent.ensure_registered()
                 record = await self._repo.upsert(replace(record, registered=True))
                 log.info("Registered ghost %s", mxid)
+            self._records[session_id] = record
             changed = await self._update_name(intent, record, profile)
             changed = await self._update_avatar(intent, changed, profile)
             if changed != record:
                 record = await self._repo.upsert(changed)
+            self._records[session_id] = record
             return GhostHandle(intent, record)
 
     async def query_user(self, mxid: str) -> dict[str, Any] | None:
@@ -250,6 +257,9 @@ class GhostManager:
         if session_name is None and record.name_set:
             return record
         name = ghost_displayname(session_name, record.session_id, self._displayname_template)
+        if record.name_set and name == record.displayname:
+            # It has the name already, so no other ghost does (below): nothing to check.
+            return record
         # One naming at a time, the name stored before the next: two Session users with the
         # same name whose first messages arrive together would otherwise both see the name
         # free (and both take it), then both see it taken (and both get the suffix).

@@ -56,7 +56,10 @@ def make_engine(url: str, *, foreign_keys: bool = True, echo: bool = False) -> A
 
     SQLite gets WAL, ``busy_timeout`` and ``foreign_keys`` (disabled only for migrations,
     where SQLite's table rebuilds would otherwise cascade deletes); PostgreSQL gets a bounded
-    pool with pre-ping and recycling.
+    pool with recycling. No pre-ping: it would cost a round trip on every transaction. A
+    connection that died with the server fails its first statement instead, which invalidates
+    the pool and is a transient failure (docs/architecture.md §4.7): the next try connects
+    afresh.
     """
     parsed = make_url(url)
     if parsed.get_backend_name() == "sqlite":
@@ -69,7 +72,6 @@ def make_engine(url: str, *, foreign_keys: bool = True, echo: bool = False) -> A
         echo=echo,
         pool_size=PG_POOL_SIZE,
         max_overflow=PG_MAX_OVERFLOW,
-        pool_pre_ping=True,
         pool_recycle=PG_POOL_RECYCLE_S,
     )
 
@@ -80,6 +82,15 @@ class Database:
     def __init__(self, engine: AsyncEngine) -> None:
         self._engine = engine
         self._sessions = async_sessionmaker(engine, expire_on_commit=False)
+        # Single-statement reads on PostgreSQL run without BEGIN and COMMIT (two round trips
+        # of three); SQLite keeps its transactions (its BEGIN IMMEDIATE hook, above).
+        self._reads = (
+            async_sessionmaker(
+                engine.execution_options(isolation_level="AUTOCOMMIT"), expire_on_commit=False
+            )
+            if engine.dialect.name == "postgresql"
+            else self._sessions
+        )
 
     @classmethod
     def from_url(cls, url: str, *, echo: bool = False) -> Database:
@@ -109,6 +120,16 @@ class Database:
             yield tx
             return
         async with self.transaction() as session:
+            yield session
+
+    @asynccontextmanager
+    async def read(self, tx: AsyncSession | None) -> AsyncIterator[AsyncSession]:
+        """Like :meth:`use`, for ONE read statement: on PostgreSQL it runs on its own, as a
+        transaction of its own would (a hot path's lookup costs one round trip, not three)."""
+        if tx is not None:
+            yield tx
+            return
+        async with self._reads() as session:
             yield session
 
     async def ping(self) -> None:

@@ -16,6 +16,8 @@ from __future__ import annotations
 import asyncpg  # type: ignore[import-untyped]  # no stubs; only its error classes
 from sqlalchemy import exc
 
+from bridge import metrics
+
 __all__ = ["is_unavailable"]
 
 # asyncpg's own errors for a connection that broke or could not be made (they reach us
@@ -36,7 +38,15 @@ def _driver_error(error: BaseException) -> BaseException | None:
 
 
 def is_unavailable(error: BaseException) -> bool:
-    """True when ``error`` says the database could not be reached or could not answer now."""
+    """True when ``error`` says the database could not be reached or could not answer now
+    (each such error is counted as a database error in the metrics)."""
+    unavailable = _unavailable(error)
+    if unavailable:
+        metrics.database_error()
+    return unavailable
+
+
+def _unavailable(error: BaseException) -> bool:
     if isinstance(error, _DRIVER_UNAVAILABLE):
         return True
     if isinstance(

@@ -182,3 +182,18 @@ class DeadLetterRecord:
     error: str
     attempts: int
     created_at: int
+
+
+@dataclass(frozen=True, slots=True)
+class BridgeStats:
+    """What the metrics read at scrape time (``bridge/db/repos/stats.py``): each durable queue's
+    depth and the time (ms) its oldest item arrived (None when empty), the parked items, the
+    users' Session logins and the active portals per kind."""
+
+    inbox_depth: int
+    inbox_oldest_at: int | None
+    outbox_depth: int
+    outbox_oldest_at: int | None
+    dead_letters: int
+    logins: int
+    portals: dict[PortalKind, int]

@@ -44,6 +44,10 @@ class InvalidAttachmentKey(InvalidInput):
     """An attachment key has the wrong length for its format."""
 
 
+class AttachmentTooLarge(InvalidInput):
+    """The file is over Session's 10 000 000-byte limit, which counts the plaintext (§7.1)."""
+
+
 class MalformedAttachment(DecodeError):
     """The downloaded blob does not have the shape of an encrypted attachment."""
 
@@ -103,6 +107,18 @@ def padded_attachment_size(size: int) -> int:
     return max(padded, size)
 
 
+def legacy_blob_size(size: int) -> int:
+    """Bytes uploaded for a ``size``-byte file in the legacy format: ``iv || ct || mac`` of
+    the padded plaintext (§7.2)."""
+    padded = padded_attachment_size(size)
+    return _IV_BYTES + (padded // _AES_BLOCK + 1) * _AES_BLOCK + _MAC_BYTES
+
+
+#: The blob of a file at the limit (10 000 064 bytes): what a file server must accept, as the
+#: limit counts the plaintext, not the padded, encrypted upload (§7.1).
+MAX_LEGACY_BLOB_BYTES = legacy_blob_size(MAX_ATTACHMENT_BYTES)
+
+
 def encrypt_attachment(
     data: bytes, *, key: bytes | None = None, iv: bytes | None = None, pad: bool = True
 ) -> EncryptedAttachment:
@@ -110,7 +126,14 @@ def encrypt_attachment(
 
     ``key`` (64 bytes) and ``iv`` (16 bytes) are random unless given (tests). The result's
     ``digest`` is SHA-256 of the blob ``iv || ct || mac``; ``size`` the unpadded length.
+    :class:`AttachmentTooLarge` for more than :data:`MAX_ATTACHMENT_BYTES` of ``data``: like
+    desktop, the limit counts the plaintext, so a file just under it is sent although its
+    padded, encrypted blob is slightly over 10 000 000 bytes (§7.1).
     """
+    if len(data) > MAX_ATTACHMENT_BYTES:
+        raise AttachmentTooLarge(
+            f"{len(data)} bytes is over the {MAX_ATTACHMENT_BYTES}-byte attachment limit"
+        )
     key = os.urandom(LEGACY_KEY_BYTES) if key is None else key
     iv = os.urandom(_IV_BYTES) if iv is None else iv
     if len(key) != LEGACY_KEY_BYTES or len(iv) != _IV_BYTES:

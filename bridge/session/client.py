@@ -67,6 +67,7 @@ from bridge.session.poller import PollStateStore
 from bridge.session.snode import calls
 from bridge.session.snode.auth import Ed25519Signer
 from bridge.session.snode.rpc import SnodeClient
+from bridge.session.swarm_polling import SwarmPolling
 
 log = logging.getLogger("bridge.session.client")
 
@@ -106,6 +107,7 @@ class SessionClient:
         max_delivery_attempts: int = 5,
         retry_delay: float = 1.0,
         max_count: int | None = None,
+        polling: SwarmPolling | None = None,
     ) -> None:
         self._keys = MessageKeys.from_seed(identity.ed25519_seed)
         self._signer = Ed25519Signer.from_seed(identity.ed25519_seed)
@@ -114,7 +116,6 @@ class SessionClient:
         self._files = files
         self.profile = profile
         self._sync_copies = sync_copies
-        self._last_timestamp = 0
         self._sent: collections.OrderedDict[int, str | None] = collections.OrderedDict()
         self._subscribers = Subscribers(
             str(self), max_attempts=max_delivery_attempts, retry_delay=retry_delay
@@ -129,6 +130,7 @@ class SessionClient:
             sent_by_us=self._sent.__contains__,
             poll_interval=poll_interval,
             max_count=max_count,
+            polling=polling,
         )
 
     def __repr__(self) -> str:
@@ -361,10 +363,11 @@ class SessionClient:
     # --- internals: sending -----------------------------------------------------------------
 
     def _next_timestamp(self) -> int:
-        # The sent timestamp is a message's identity (§2.11): unique and increasing per client.
-        # Network time keeps it within the store's 10 s future limit (§6.5).
-        self._last_timestamp = max(self._snode.clock.now_ms(), self._last_timestamp + 1)
-        return self._last_timestamp
+        # The sent timestamp is a message's identity (§2.11). It comes from the snode client's
+        # clock, which every identity of the bridge shares: Android drops a message whose
+        # timestamp it saw before from any sender (.sent_clock). Network time keeps it within
+        # the store's 10 s future limit (§6.5).
+        return self._snode.sent_clock.next_ms()
 
     async def _send(
         self,

@@ -1,15 +1,21 @@
 """The receiving half of :class:`~bridge.session.client.SessionClient`: poll our own swarm's
 namespace 0 (§6.6) and hand every verified message to the subscribers, one at a time,
 acknowledging it only once they all returned (the delivery contract of
-:mod:`bridge.session.client`)."""
+:mod:`bridge.session.client`).
+
+Alone, the loop sends its own ``batch`` every ``poll_interval``. With a shared
+:class:`~bridge.session.swarm_polling.SwarmPolling` (the bridge's accounts), it waits for the
+polling's next tick instead, so that the accounts of a swarm are polled in shared batches."""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
 import logging
+import time
 from collections.abc import Callable
 
+from bridge import metrics
 from bridge.backoff import Backoff
 from bridge.ids import SessionID
 from bridge.session.dm_events import Subscribers, SwarmGapEvent, decode_inbox_message, make_event
@@ -18,11 +24,14 @@ from bridge.session.onetoone import DirectMessage, MessageKeys
 from bridge.session.poller import Gap, PolledMessage, Poller, PollStateStore
 from bridge.session.snode.auth import Ed25519Signer
 from bridge.session.snode.rpc import SnodeClient
+from bridge.session.swarm_polling import SwarmPolling
 
 log = logging.getLogger("bridge.session.dm_inbox")
 
-#: Longest wait between polls while the Session network cannot be reached.
-MAX_BACKOFF_S = 300.0
+#: Longest wait between polls while the Session network cannot be reached: a minute, the cap
+#: of every transient retry (docs/architecture.md §4.7), so that messages flow again within a
+#: minute of the network's return, however long it was away.
+MAX_BACKOFF_S = 60.0
 
 
 class InboxLoop:
@@ -40,6 +49,7 @@ class InboxLoop:
         sent_by_us: Callable[[int], bool],
         poll_interval: float,
         max_count: int | None,
+        polling: SwarmPolling | None = None,
     ) -> None:
         self._name = name
         self._keys = keys
@@ -51,6 +61,7 @@ class InboxLoop:
         self._sent_by_us = sent_by_us
         self.poll_interval = poll_interval
         self._max_count = max_count
+        self._polling = polling
         self._failures = 0
         self._wake = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
@@ -122,20 +133,29 @@ class InboxLoop:
 
     def _next_wait(self) -> float:
         """The poll interval, doubled per failure in a row while the network is unreachable
-        (at most 2**10 times the interval, and at most :data:`MAX_BACKOFF_S`)."""
+        (at most 2**10 times the interval, and at most :data:`MAX_BACKOFF_S`). Polling in
+        shared batches, the loop waits for the next tick instead while polls succeed."""
+        if self._polling is not None and self._failures == 0:
+            return self._polling.until_tick(self.poll_interval)
         backoff = Backoff(self.poll_interval, MAX_BACKOFF_S)
         return backoff.delay(min(self._failures, 10) + 1)
 
     async def _poll_and_deliver(self, poller: Poller[DirectMessage]) -> None:
+        started = time.monotonic()
         try:
-            events = await poller.poll_once()
+            if self._polling is not None:
+                events = await self._polling.poll(poller)
+            else:
+                events = await poller.poll_once()
         except SessionError as e:
             self._failures += 1
+            metrics.poll_failed("swarm", metrics.SWARM)
             if self._failures & (self._failures - 1) == 0:  # 1st, 2nd, 4th, 8th... in a row
                 log.warning("%s: poll failed (%d in a row): %s", self, self._failures, e)
             events, poller.more = [], False
         else:
             self._failures = 0
+        metrics.observe_poll("swarm", metrics.SWARM, time.monotonic() - started)
         for item in events:
             if self._stopping:
                 return

@@ -14,11 +14,11 @@ import logging
 import re
 from dataclasses import dataclass
 from typing import Any
-from urllib.parse import urlsplit
+from urllib.parse import urldefrag, urlsplit
 
 import aiohttp
 
-from bridge.session.attachments import MAX_ATTACHMENT_BYTES, parse_file_url
+from bridge.session.attachments import MAX_LEGACY_BLOB_BYTES, parse_file_url
 from bridge.session.errors import DecodeError, InvalidInput, ProtocolError
 
 __all__ = [
@@ -35,6 +35,7 @@ __all__ = [
     "InvalidFileUrl",
     "UploadedFile",
     "build_file_url",
+    "fragment_key",
     "parse_file_server_url",
 ]
 
@@ -42,7 +43,9 @@ log = logging.getLogger("bridge.session.files")
 
 DEFAULT_FILE_SERVER = "http://filev2.getsession.org"  # §7.1
 DEFAULT_FILE_SERVER_ED25519 = "b8eef9821445ae16e2e97ef8aa6fe782fd11ad5253cd6723b281341dba22e371"
-MAX_FILE_BYTES = MAX_ATTACHMENT_BYTES  # desktop's 10 000 000-byte upload limit (§7.1)
+# The largest upload: the encrypted, padded blob of a file at desktop's 10 000 000-byte limit,
+# which counts the plaintext (§7.1; checked by bridge.session.attachments).
+MAX_FILE_BYTES = MAX_LEGACY_BLOB_BYTES
 _FILE_ID = re.compile(r"[A-Za-z0-9_-]{1,64}", re.ASCII)
 _HEX_KEY = re.compile(r"[0-9a-f]{64}", re.ASCII)
 
@@ -123,6 +126,17 @@ def build_file_url(
     return f"{url}#{'&'.join(fragment)}" if fragment else url
 
 
+def fragment_key(server: str, ed25519_key: str | None) -> str | None:
+    """The key for the ``#p=`` of ``server``'s file URLs (§2.6, §7.1): none for the default
+    server under its own key (the apps know it), else ``ed25519_key`` in lowercase. Android
+    refuses a URL of any other server that lacks it."""
+    key = ed25519_key.lower() if ed25519_key else None
+    default = server.rstrip("/") == DEFAULT_FILE_SERVER
+    if default and key in (None, DEFAULT_FILE_SERVER_ED25519):
+        return None
+    return key
+
+
 def parse_file_server_url(url: str) -> FileServerUrl:
     """Split a file URL into server, id and fragment flags; :class:`InvalidFileUrl` if off."""
     if not isinstance(url, str):
@@ -162,7 +176,8 @@ class FileServerClient:
     ) -> None:
         self._session = session
         self.base_url = base_url.rstrip("/")
-        self.server_pubkey = server_pubkey  # goes into #p= of URLs when not the default
+        # the #p= of the URLs of uploads (none on the default server, fragment_key)
+        self.server_pubkey = fragment_key(self.base_url, server_pubkey)
         self.max_bytes = max_bytes
         self._timeout = aiohttp.ClientTimeout(total=timeout)
 
@@ -219,8 +234,8 @@ class FileServerClient:
         return UploadedFile(file_id, url, _seconds(expires))
 
     def _file_url(self, file: str) -> str:
-        if "/" in file:  # a full URL (its fragment is not sent)
-            parsed = parse_file_server_url(file)
+        if "/" in file:  # a full URL: its fragment (#p=…&d) is never sent, nor checked here
+            parsed = parse_file_server_url(urldefrag(file).url)
             return f"{parsed.server}/file/{parsed.file_id}"
         if not _FILE_ID.fullmatch(file):
             raise InvalidFileUrl("invalid file id")
@@ -237,3 +252,12 @@ class FileServerClient:
         if not isinstance(size, int) or not isinstance(uploaded, int | float):
             raise InvalidFileReply("file info without size/uploaded")
         return FileInfo(size, float(uploaded), _seconds(expires))
+
+    async def extend(self, file: str, *, ttl: int | None = None) -> float | None:
+        """``POST /file/{id}/extend``: push back the expiry of a file (by id or full URL, on
+        its own server); the new expiry (Unix seconds) when the server gives it (§7.1).
+        Servers renew only the 44-character ids of their deduplicating mode; an older server
+        without the route answers 404 (:class:`FileNotFound`), like an expired file."""
+        headers = {"X-FS-TTL": str(int(ttl))} if ttl is not None else None
+        body = await self._request("POST", f"{self._file_url(file)}/extend", headers=headers)
+        return _seconds(self._json(body).get("expires"))

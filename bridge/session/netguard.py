@@ -23,8 +23,9 @@ from __future__ import annotations
 
 import ipaddress
 import socket
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterable
 from typing import Any, Protocol
+from urllib.parse import urlsplit
 
 import aiohttp
 from aiohttp.abc import AbstractResolver, ResolveResult
@@ -36,9 +37,11 @@ __all__ = [
     "DestinationPolicy",
     "DestinationRefused",
     "GuardedResolver",
+    "NamedServers",
     "guarded_session",
     "internal_reason",
     "literal_address",
+    "normal_host",
 ]
 
 IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
@@ -101,12 +104,37 @@ def literal_address(host: str) -> IPAddress | None:
         return None
 
 
+def normal_host(host: str) -> str:
+    """``host`` as the policies compare it: lowercase, no trailing dot, no IPv6 brackets."""
+    return host.lower().rstrip(".").strip("[]")
+
+
+class NamedServers:
+    """The policy of the connections to servers that users name (the community servers
+    they bridge): any ``http``/``https`` URL, but an internal address only for a host the
+    operator listed (``session.internal_hosts``) as it is listed: another name for it, or
+    another form of its address, is not."""
+
+    def __init__(self, internal_hosts: Iterable[str]) -> None:
+        self._internal = {normal_host(h) for h in internal_hosts}
+
+    def check_url(self, url: str) -> None:
+        """:class:`DestinationRefused` unless ``url`` is an http(s) URL with a host."""
+        parts = urlsplit(url)
+        if parts.scheme.lower() not in ("http", "https") or not parts.hostname:
+            raise DestinationRefused("not an http(s) URL with a host")
+
+    def internal_allowed(self, host: str) -> bool:
+        """Whether the operator listed ``host``, so it may be an internal address."""
+        return normal_host(host) in self._internal
+
+
 def _check_address(policy: DestinationPolicy, host: str, address: str) -> None:
     ip = literal_address(address.partition("%")[0])  # a scope id (fe80::1%eth0) is no part
     if ip is None:
         raise DestinationRefused(f"{host} resolved to something that is not an address")
     reason = internal_reason(ip)
-    if reason is not None and not policy.internal_allowed(host.lower().rstrip(".")):
+    if reason is not None and not policy.internal_allowed(normal_host(host)):
         raise DestinationRefused(f"{host} is a {reason} address ({ip})")
 
 

@@ -43,19 +43,22 @@ def test_origins_of_odd_urls() -> None:
 
 
 def test_internal_addresses_only_for_hosts_named_explicitly() -> None:
-    """The configured file server may be anything (the operator named it); a community
-    server only when its URL gives the address itself, so a name someone controls cannot be
-    pointed at the operator's network."""
-    download = AllowedDownloads(fake_download, ["http://files.internal:8080"])
+    """The configured file server may be anything (the operator named it), and so may the
+    hosts of session.internal_hosts; a community server is bridged by a user's command, so
+    neither its name nor an address in its URL makes it internal."""
+    download = AllowedDownloads(fake_download, ["http://files.internal:8080"], ["10.0.0.5"])
     assert download.internal_allowed("files.internal")
+    assert download.internal_allowed("10.0.0.5")
     download.allow("http://127.0.0.1:3000/lobby?public_key=00")
     download.allow("http://[fd00::5]:3000/lobby?public_key=00")
     download.allow("https://sogs.example.org/lobby?public_key=00")
-    assert download.internal_allowed("127.0.0.1")
-    assert download.internal_allowed("fd00::5")
+    download.allow("http://10.0.0.5:8080/lobby?public_key=00")
+    assert not download.internal_allowed("127.0.0.1")
+    assert not download.internal_allowed("fd00::5")
     assert not download.internal_allowed("sogs.example.org")
     assert not download.internal_allowed("localhost")
     download.check_url("https://sogs.example.org/file/1")
+    download.check_url("http://127.0.0.1:3000/room/lobby/file/1")  # allowed, on public only
     with pytest.raises(DownloadRefused):
         download.check_url("http://127.0.0.1:3001/file/1")
 

@@ -394,3 +394,25 @@ async def test_query_user_refuses_the_ids_of_the_bridges_logins(world: World) ->
     assert await manager.query_user(f"@session_{BOB}:{DOMAIN}") is None
     assert await world.repo.get(BOB) is None and world.what("register") == []
     assert await manager.query_user(f"@session_{ALICE}:{DOMAIN}") == {"registered": True}
+
+
+async def test_a_known_ghost_with_its_name_costs_no_database_read(world: World) -> None:
+    await world.manager.ensure(ALICE, GhostProfile("Alice"))
+    reads: list[str] = []
+    real_get, real_taken = world.repo.get, world.repo.name_taken
+
+    async def get(session_id: str) -> Any:
+        reads.append("get")
+        return await real_get(session_id)
+
+    async def name_taken(name: str, session_id: str) -> bool:
+        reads.append("name_taken")
+        return await real_taken(name, session_id)
+
+    world.repo.get, world.repo.name_taken = get, name_taken  # type: ignore[method-assign]
+    for _ in range(3):  # every message of a known sender carries the same profile
+        ghost = await world.manager.ensure(ALICE, GhostProfile("Alice"))
+    assert reads == [] and ghost.record.displayname == "Alice (Session)"
+    await world.manager.ensure(ALICE, GhostProfile("Alicia"))  # a new name is checked
+    assert reads == ["name_taken"]
+    assert (await real_get(ALICE)).displayname == "Alicia (Session)"  # type: ignore[union-attr]

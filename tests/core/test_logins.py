@@ -89,3 +89,31 @@ async def test_bot_identity_is_created_once_and_survives_restart(users: UserRepo
     again = await LoginManager(users, SeedVault(key)).bot_login()
     assert first.session_id == again.session_id
     assert isinstance(again.identity, Identity)
+
+
+async def test_once_loaded_a_users_logins_come_from_memory_and_follow_changes(
+    users: UserRepo,
+) -> None:
+    # Every Matrix message asks for its sender's logins: no query once they are loaded.
+    vault = SeedVault(secrets.token_bytes(32))
+    old = await LoginManager(users, vault).create_new("@a:x")
+    manager = LoginManager(users, vault)
+    await manager.load_all()
+    queries: list[str] = []
+    real = users.list_logins
+
+    async def list_logins(mxid: str) -> list[object]:
+        queries.append(mxid)
+        return await real(mxid)  # type: ignore[return-value]
+
+    users.list_logins = list_logins  # type: ignore[method-assign,assignment]
+    assert [x.session_id for x in await manager.logins_of("@a:x")] == [old.session_id]
+    new = await manager.create_new("@a:x")
+    assert [x.session_id for x in await manager.logins_of("@a:x")] == [
+        old.session_id,
+        new.session_id,
+    ]
+    assert await manager.logins_of("@b:x") == []
+    assert await manager.logout("@a:x", old.session_id) == [old.session_id]
+    assert [x.session_id for x in await manager.logins_of("@a:x")] == [new.session_id]
+    assert queries == []

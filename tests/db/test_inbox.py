@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
+from bridge.db.engine import Database
 from bridge.db.repos import Repositories
 from tests.db.conftest import START_MS, FakeClock
 
@@ -76,3 +77,24 @@ async def test_ids_are_never_reused_after_the_newest_row_is_deleted(repos: Repos
     (second,) = await repos.inbox.pending(first.id, 10)
     assert second.id > first.id
     assert second.event == event(2)
+
+
+async def test_a_row_committed_late_is_not_skipped(db: Database, repos: Repositories) -> None:
+    # The pump reads rows with an id above the highest it has seen. On PostgreSQL ids are drawn
+    # when a row is inserted, not when it is committed: a transaction that took id 1 and commits
+    # after another one's id 2 was read would be skipped for good (the fuzz run through the
+    # PostgreSQL inbox then never settled). Stores are taken one after another, so a row that
+    # becomes visible always has an id above every row visible before it.
+    async with db.transaction() as slow:
+        assert await repos.inbox.accept("slow", "h", [event(1)], tx=slow)
+        fast = asyncio.create_task(repos.inbox.accept("fast", "h", [event(2)]))
+        # The fast one either waits for the slow one (and nothing is visible yet) or, where
+        # ids are drawn out of order, has committed by now.
+        await asyncio.wait([fast], timeout=2)
+        read = asyncio.create_task(repos.inbox.pending(0, 10))  # SQLite: waits for the commit
+        await asyncio.wait([read], timeout=2)
+    seen = await read
+    assert await fast
+    after = max((item.id for item in seen), default=0)
+    later = await repos.inbox.pending(after, 10)
+    assert sorted(item.event["event_id"] for item in [*seen, *later]) == ["$e1", "$e2"]

@@ -244,6 +244,7 @@ def devnet_settings(world: DmWorld) -> dict[str, Any]:
         "seed_nodes": [net.seed_url],
         "seed_cert_sha256": {net.seed_url: net.seed_cert.sha256_hex},
         "file_server": world.files.base_url,
+        "file_server_ed25519_pubkey": world.files.server_pubkey or "",
         "poll_interval": 0.1,
     }
 

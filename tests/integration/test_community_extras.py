@@ -3,8 +3,10 @@ checked from the receiving side (a Matrix test client, or a Session client on th
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
+import pytest
 from mautrix.client import Client
 from mautrix.errors import MNotFound
 from mautrix.types import (
@@ -266,5 +268,39 @@ async def test_room_info_follows_the_community(
         await wait_for(topic_and_avatar, "the new topic and avatar")
         avatar = await alice.get_state_event(room_id, EventType.ROOM_AVATAR)
         assert await alice.download_media(avatar.url) == tiny_png()
+    finally:
+        await app.stop()
+
+
+async def test_whispers_never_reach_the_public_room(
+    bridge_config: Config,
+    matrix_users: MatrixUsers,
+    devnet: CommunityDevnet,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    caplog.set_level(logging.INFO, logger="bridge.core.community.inbound")
+    alice = await matrix_users.new("alice")
+    app = await launch(bridge_config, devnet, alice)
+    try:
+        room_id = await bridged_room(alice, bridge_config.bot_mxid, devnet.url)
+        room, server = devnet.room, devnet.servers.community
+        bot = blind15_id((await app.logins.bot_login()).identity, server.pubkey).value
+        mod = await devnet.member()
+        # Both moderators: the bot sees the whispers to it and those to the moderators.
+        server.add_moderator(room, mod.blinded_id.value)
+        server.add_moderator(room, bot)
+        await mod.post(room, VisibleMessage(body="secret for the bot"), whisper_to=bot)
+        await mod.post(room, VisibleMessage(body="secret for the mods"), whisper_mods=True)
+        await mod.post(room, VisibleMessage(body="public after the whispers"))
+        await matrix_sees(alice, room_id, "^public after the whispers$")
+
+        bodies = [
+            str(e.content.serialize().get("body")) for e in await room_events(alice, room_id)
+        ]
+        assert not [b for b in bodies if "secret" in b]
+        # one line per whisper (a room read again after a transient error logs it again)
+        lines = {r.getMessage() for r in caplog.records if "whisper" in r.getMessage()}
+        assert len(lines) == 2, lines
+        assert not [line for line in lines if "secret" in line]
     finally:
         await app.stop()

@@ -184,6 +184,9 @@ async def test_matrix_user_answers_in_the_direct_chat(
     sent = await session_gets(inbox, "the file", lambda c: bool(getattr(c, "attachments", ())))
     (attachment,) = sent.content.attachments
     assert attachment.file_name == "notes.txt"
+    # Not the default file server: its URLs name its Ed25519 key for Android (§2.6, §7.1).
+    key = dm_env.world.files.server_pubkey
+    assert key and attachment.url is not None and attachment.url.endswith(f"#p={key}")
     assert await sam.download_attachment(attachment) == data
 
     # Alice types, then reads Sam's message: Sam sees both.

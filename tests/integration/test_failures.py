@@ -13,9 +13,14 @@ The database outage (PostgreSQL stopped under a running bridge) is in test_datab
 
 from __future__ import annotations
 
+import asyncio
+import logging
 import re
-from collections.abc import AsyncIterator, Awaitable, Callable
+import signal
+from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine
 from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
 
 import aiohttp
 import pytest
@@ -23,19 +28,25 @@ from aiohttp import web
 from mautrix.client import Client
 from mautrix.types import RoomID
 
+from bridge import app as bridge_app
 from bridge.app import BridgeApp
-from bridge.config import Config
+from bridge.config import Config, load_config
+from bridge.db.engine import Database
+from bridge.db.records import OutboxStatus, PortalKind
+from bridge.db.repos import Repositories
 from bridge.session.keys import Identity
 from bridge.session.messages import VisibleMessage
 from bridge.session.sogs.client import CommunityClient
-from tests.integration.conftest import MatrixUsers
+from tests.integration.conftest import MatrixUsers, wait_for
 from tests.integration.helpers import (
+    BridgeProcess,
     bot_says,
     bridged_room,
     matrix_sees,
     open_management_room,
     session_sees,
     start_bridge,
+    write_process_config,
 )
 from tests.sessionnet.extras import CommunityAndFiles
 
@@ -221,3 +232,96 @@ async def test_stop_releases_everything_even_when_a_part_fails_to_stop(
     again = BridgeApp(bridge_config, homeserver_timeout=30)
     await again.start()
     await again.stop()
+
+
+async def test_stop_returns_in_time_and_releases_everything_when_a_part_hangs(
+    bridge_config: Config, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A kind whose stop() never returns: stopping gives up on it after its time limit,
+    says which step it was, and still closes the listener and the database."""
+    monkeypatch.setattr(bridge_app, "STOP_STEP_LIMIT_S", 1.0)
+    app = BridgeApp(bridge_config, homeserver_timeout=30)
+    await app.start()
+    hung = asyncio.Event()
+
+    async def hang() -> None:
+        hung.set()
+        await asyncio.Event().wait()  # forever, until cancelled
+
+    released: list[str] = []
+
+    def spy(
+        what: str, work: Callable[[], Awaitable[None]]
+    ) -> Callable[[], Coroutine[Any, Any, None]]:
+        async def wrapped() -> None:
+            await work()
+            released.append(what)
+
+        return wrapped
+
+    community = next(k for k in app._kinds if k.portal_kind is PortalKind.COMMUNITY)
+    community.stop = hang  # type: ignore[method-assign]
+    app.db.close = spy("database", app.db.close)  # type: ignore[method-assign]
+    app.appservice.stop = spy("listener", app.appservice.stop)  # type: ignore[method-assign]
+    with caplog.at_level(logging.ERROR, "bridge.app"):
+        # "done when": within the step limit (1 s here) plus the other steps, far below 30 s
+        await asyncio.wait_for(app.stop(), 15)
+    assert hung.is_set()
+    assert "stop: the community portals did not finish in 1 s; going on" in caplog.text
+    assert released == ["listener", "database"]
+    assert not app.readiness.ready
+    assert not app.supervisor.loops  # every loop was cancelled
+    # Nothing held on to: a new bridge starts on the same port and database.
+    again = BridgeApp(bridge_config, homeserver_timeout=30)
+    await again.start()
+    await again.stop()
+
+
+async def _outbox_waiting(config_path: Path) -> bool:
+    db = Database.from_url(load_config(config_path).database.url)
+    try:
+        counts = await Repositories.create(db).outbox.count_by_status()
+    finally:
+        await db.close()
+    return counts.get(OutboxStatus.PENDING, 0) + counts.get(OutboxStatus.SENDING, 0) > 0
+
+
+async def test_sigterm_while_the_community_server_is_down_exits_promptly(
+    tmp_path: Path, matrix_users: MatrixUsers, servers: CommunityAndFiles
+) -> None:
+    """The process is told to stop while a Matrix message waits in the outbox for a
+    community server that is down: it exits 0 within 15 s (docs/architecture.md §4.7)."""
+    alice = await matrix_users.new("alice")
+    config, address = await write_process_config(tmp_path, str(alice.mxid))
+    log_path = tmp_path / "bridge.log"
+    process = BridgeProcess(config, address, log_path)
+    await process.start()
+    paused = False
+    try:
+        bot = "@sessionbot:localhost"
+        url = f"{servers.community_url}/lobby?public_key={servers.community.pubkey_hex}"
+        room_id = await bridged_room(alice, bot, url, rights_at_creation=True)
+        await alice.send_text(room_id, "!session relay on")
+        await bot_says(alice, room_id, bot, "Relay is on")
+        await servers.pause(files=False)
+        paused = True
+        await alice.send_text(room_id, "queued while the server is down")
+        await wait_for(lambda: _outbox_waiting(config), "the message to wait in the outbox")
+
+        async def retried() -> bool:
+            return "must wait" in log_path.read_text()
+
+        await wait_for(retried, "the outbox to retry the message")
+        assert process.proc is not None
+        process.proc.send_signal(signal.SIGTERM)
+        try:
+            # "done when": exits 0 within 15 s
+            code = await asyncio.wait_for(process.proc.wait(), 15)
+        except TimeoutError:
+            tail = log_path.read_text()[-6000:]
+            raise AssertionError(f"the bridge did not exit within 15 s:\n{tail}") from None
+        assert code == 0, log_path.read_text()[-6000:]
+    finally:
+        if paused:
+            await servers.resume()
+        await process.stop()  # kills it if it is still running

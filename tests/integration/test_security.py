@@ -15,9 +15,10 @@ from typing import Any
 import aiohttp
 import pytest
 from aiohttp import web
-from mautrix.types import MessageType, RoomID, TextMessageEventContent
+from mautrix.types import EventType, MessageType, RoomID, TextMessageEventContent
 
 from bridge.config import Config, load_config
+from bridge.db.records import PortalKind
 from bridge.session.keys import Identity
 from bridge.session.messages import Attachment, VisibleMessage
 from bridge.session.mnemonic import decode
@@ -25,6 +26,7 @@ from tests.integration.conftest import (
     CommunityDevnet,
     DmEnv,
     MatrixUsers,
+    messages_from,
     room_events,
     wait_for,
 )
@@ -38,7 +40,7 @@ from tests.integration.helpers import (
     start_bridge,
     write_process_config,
 )
-from tests.integration.test_direct_chats import body_is, joined_portal
+from tests.integration.test_direct_chats import body_is, joined_portal, session_gets
 from tests.sessionnet.extras import CommunityAndFiles, RequestCounter, serve
 
 pytestmark = pytest.mark.filterwarnings("ignore::urllib3.exceptions.InsecureRequestWarning")
@@ -126,17 +128,17 @@ async def test_community_attachments_on_foreign_or_internal_hosts_are_never_fetc
     try:
         room = next(iter(servers.community.state.rooms))
         key = servers.community.pubkey_hex
-        # Bridged by a host name (which resolves to loopback), not by its address.
-        by_name = servers.community_url.replace("127.0.0.1", "localhost")
+        # Bridged at 127.0.0.1, the host the test config lists in session.internal_hosts.
         room_id = await bridged_room(
-            alice, bridge_config.bot_mxid, f"{by_name}/{room}?public_key={key}"
+            alice, bridge_config.bot_mxid, f"{servers.community_url}/{room}?public_key={key}"
         )
+        by_name = servers.community_url.replace("127.0.0.1", "localhost")
         async with aiohttp.ClientSession() as http:
             devnet = CommunityDevnet(servers, http)
             sam = await devnet.member()
             attachments = (
                 pointer(f"{inside.url}/file/x", "foreign.png"),  # another server: not allowed
-                pointer(f"{by_name}/file/y", "internal.png"),  # allowed server, internal address
+                pointer(f"{by_name}/file/y", "internal.png"),  # the same server by another name
             )
             await sam.post(room, VisibleMessage(body="see the maps", attachments=attachments))
             await matrix_sees(alice, room_id, "^see the maps$")
@@ -154,6 +156,39 @@ async def test_community_attachments_on_foreign_or_internal_hosts_are_never_fetc
                     "127.0.0.1" not in notice.content.body
                     and "localhost" not in notice.content.body
                 )
+    finally:
+        await app.stop()
+
+
+async def test_a_user_cannot_make_the_bridge_connect_to_an_internal_address(
+    bridge_config: Config, matrix_users: MatrixUsers, inside: Inside
+) -> None:
+    # The test config lists 127.0.0.1 in session.internal_hosts (the devnet runs there); the
+    # same server by any other name or form of the address is someone else's to name.
+    assert bridge_config.session.internal_hosts == ["127.0.0.1"]
+    alice = await matrix_users.new("alice")
+    app = await start_bridge(bridge_config, str(alice.mxid))
+    bot = bridge_config.bot_mxid
+    key = "ab" * 32
+    port = inside.url.rsplit(":", 1)[1]
+    try:
+        room_id = await open_management_room(alice, bot)
+        for host in ("localhost", "[::ffff:127.0.0.1]"):  # a name, a form of the address
+            await alice.send_text(room_id, f"open http://{host}:{port}/lobby?public_key={key}")
+
+        async def refusals() -> list[str] | None:
+            found = [
+                b
+                for b in await messages_from(alice, str(room_id), bot)
+                if b.startswith("I do not connect to the community server")
+            ]
+            return found if len(found) == 2 else None
+
+        found = await wait_for(refusals, "both refusals")
+        assert inside.paths == []
+        (by_name,) = [b for b in found if "localhost" in b]
+        assert "127.0.0.1" not in by_name  # what localhost resolved to stays in the log
+        assert await app.repos.portals.list_active(PortalKind.COMMUNITY) == []
     finally:
         await app.stop()
 
@@ -197,6 +232,68 @@ async def test_relay_refuses_users_without_a_permission_level(
         await app.stop()
 
 
+async def test_a_login_does_not_outlive_its_owners_permission_level(
+    bridge_config: Config, matrix_users: MatrixUsers, devnet: CommunityDevnet
+) -> None:
+    # Bob logged in while he had a level; the admin then took it away (bridge.permissions is
+    # read at each event, as after an edit and a restart). Neither his login nor the relay
+    # carries him any more.
+    alice, bob = [await matrix_users.new(n) for n in ("alice", "bob")]
+    app = await start_bridge(bridge_config, str(alice.mxid))
+    permissions = bridge_config.bridge.permissions  # the bridge reads this very mapping
+    bot = bridge_config.bot_mxid
+    try:
+        room_id = await bridged_room(alice, bot, devnet.url)
+        await alice.send_text(room_id, "!session relay on")
+        await bot_says(alice, room_id, bot, "Relay is on")
+        await alice.invite_user(room_id, bob.mxid)
+        await bob.join_room(room_id)
+        await app.logins.create_new(str(bob.mxid))
+        sam = await devnet.member()
+        await sam.post(devnet.room, VisibleMessage(body="hello from Sam"))
+        hello = await matrix_sees(alice, room_id, "^hello from Sam$")
+        await bob.send_text(room_id, "bob while he may")
+        await session_sees(sam, devnet.room, "^bob while he may$")  # through his own login
+
+        permissions.clear()
+        permissions[str(alice.mxid)] = "admin"
+        await bob.send_text(room_id, "bob after the revocation")
+        refusal = "not sent to Session. You are not allowed to use this bridge"
+        await bot_says(alice, room_id, bot, f"Your message was {refusal}")
+        await bob.react(room_id, hello.event_id, "👍")
+        await bot_says(alice, room_id, bot, f"Your reaction was {refusal}")
+        await alice.send_text(room_id, "alice after bob")  # after bob's, in the same queue
+        await session_sees(sam, devnet.room, ": alice after bob$")
+        recent = await sam.recent(devnet.room, 50)
+        bodies = [getattr(m.content, "body", None) or "" for m in recent]
+        assert not [b for b in bodies if "revocation" in b]
+        assert all(not m.reactions for m in recent)
+    finally:
+        await app.stop()
+
+
+async def test_a_direct_chat_does_not_outlive_its_owners_permission_level(
+    dm_env: DmEnv, matrix_users: MatrixUsers
+) -> None:
+    alice = await matrix_users.new("alice")
+    login = await dm_env.app.logins.create_new(str(alice.mxid))
+    sam, inbox = await dm_env.session_user("Sam")
+    await sam.send_text(login.session_id, "hi alice")
+    room_id = await joined_portal(dm_env, alice, login.session_id, sam.session_id.value)
+    await alice.send_text(room_id, "alice while she may")
+    await session_gets(
+        inbox, "alice's text", lambda c: getattr(c, "body", "") == "alice while she may"
+    )
+
+    dm_env.app.config.bridge.permissions.clear()  # nobody has a level any more
+    await alice.send_text(room_id, "alice after the revocation")
+    refusal = "Your message was not sent to Session. You are not allowed to use this bridge"
+    await bot_says(alice, room_id, dm_env.app.config.bot_mxid, refusal)
+    assert not [
+        m for m in inbox.messages if "revocation" in (getattr(m.content, "body", "") or "")
+    ]
+
+
 # --- what reaches Session: no controls, no escapes, no bidi overrides, only real users ------
 
 
@@ -211,6 +308,13 @@ async def test_controls_escapes_and_bidi_overrides_never_reach_session(
         await alice.send_text(room_id, "!session relay on")
         await bot_says(alice, room_id, bot, "Relay is on")
         await alice.set_displayname("Al\u202eice\x1b[5m")
+
+        async def renamed_in_the_room() -> bool:
+            # Synapse updates the room's member event after answering set_displayname.
+            member = await alice.get_state_event(room_id, EventType.ROOM_MEMBER, alice.mxid)
+            return bool(member.displayname == "Al\u202eice\x1b[5m")
+
+        await wait_for(renamed_in_the_room, "the new name in the room")
         sam = await devnet.member()
         body = "a\x00b \x1b[31mred\x1b[0m \u202eevil\u202c \u2066iso\u2069 ding\x07\x85 end"
         content = TextMessageEventContent(msgtype=MessageType.TEXT, body=body)

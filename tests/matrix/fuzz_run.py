@@ -11,6 +11,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from typing import Any
 
+from bridge.db.errors import is_unavailable
 from tests.matrix.endpoint import HS_TOKEN, TXN_PATH, endpoint, message
 from tests.matrix.fuzz import Case, Fuzz, RawHttp
 
@@ -81,20 +82,28 @@ async def fuzz_durable_inbox(database_url: str, count: int) -> None:
     async with endpoint(database_url, pump=True) as ep:
         fail = random.Random(2)
         accept = ep.repos.inbox.accept
-        injected = 0
+        away = 0
 
         async def flaky_accept(txn_id: str, body_hash: str, events: Any, **kw: Any) -> bool:
-            nonlocal injected
+            nonlocal away
             if fail.random() < FAILURE_RATE:
-                injected += 1
+                away += 1
                 raise ConnectionError("injected: the database is away")
-            return await accept(txn_id, body_hash, events, **kw)
+            try:
+                return await accept(txn_id, body_hash, events, **kw)
+            except Exception as e:
+                # A real "database is away" (SQLite's write lock held past its busy timeout
+                # on a loaded machine) is a 500 the homeserver retries, as it must be; any
+                # other error is not counted, so its 500 fails the run.
+                if is_unavailable(e):
+                    away += 1
+                raise
 
         ep.repos.inbox.accept = flaky_accept  # type: ignore[method-assign]
         server = ep.client.server
         async with raw_clients(server.host, server.port) as put:
             expected, errors = await send_all(Fuzz(seed=3, huge=False), count, put)
-        assert errors == injected
+        assert errors == away  # every 500 was the database being away
         fail.seed(0)
         assert await ep.put("after", json.dumps({"events": [message("$last")]})) == 200
         expected["$last"] += 1

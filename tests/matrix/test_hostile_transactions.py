@@ -175,3 +175,17 @@ async def test_a_valid_transaction_still_goes_through_after_the_junk(az: Endpoin
     good = message("$after")
     assert await az.put("19", txn(good)) == 200
     assert await az.stored() == [good]
+
+
+async def test_integers_beyond_canonical_json_are_kept_exactly(az: Endpoint) -> None:
+    # Canonical JSON stops at 2**53 - 1; a homeserver may still pass bigger ones on (older
+    # room versions). They are stored as they came (no rounding through a float, no 500 from
+    # a 64-bit column); one past Python's 4,300 digits costs only its own event.
+    content = {"msgtype": "m.text", "body": "hi", "n": 2**53, "m": -(2**63) - 1}
+    content["u64"], content["long"] = 2**64 + 1, int("9" * 4_000)
+    big = dict(message("$big"), origin_server_ts=2**70, content=content)
+    too_long = '{"type": "m.room.message", "room_id": "!r:x", "event_id": "$long", '
+    too_long += '"content": {"n": ' + "9" * 5_000 + "}}"
+    body = '{"events": [' + json.dumps(big) + ", " + too_long + "]}"
+    assert await az.put("ints", body) == 200
+    assert await az.stored() == [big]

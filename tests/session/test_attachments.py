@@ -54,6 +54,20 @@ def test_padding_matches_the_session_python_oracle() -> None:
         assert len(oracle.add_attachment_padding(bytes(size))) == att.padded_attachment_size(size)
 
 
+@pytest.mark.parametrize("size", [0, 15, 16, 541, 1000, 123_456])
+def test_legacy_blob_size_is_the_uploaded_size(size: int) -> None:
+    assert len(att.encrypt_attachment(bytes(size)).blob) == att.legacy_blob_size(size)
+
+
+def test_the_limit_counts_the_plaintext() -> None:
+    # desktop checks the file's own size (§7.1): at the limit it is padded to 10 000 000 bytes
+    # and the uploaded blob is 64 bytes more; one byte over the limit is refused
+    assert att.MAX_LEGACY_BLOB_BYTES == att.legacy_blob_size(10_000_000) == 10_000_064
+    assert len(att.encrypt_attachment(bytes(10_000_000)).blob) == 10_000_064
+    with pytest.raises(att.AttachmentTooLarge):
+        att.encrypt_attachment(bytes(10_000_001))
+
+
 @settings(max_examples=50)
 @given(st.binary(max_size=3000), st.booleans())
 def test_legacy_round_trip(data: bytes, pad: bool) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager, suppress
 
@@ -10,9 +11,15 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from bridge.session.attachments import decrypt_attachment, encrypt_attachment
+from bridge.session import dm_media
+from bridge.session.attachments import (
+    AttachmentTooLarge,
+    decrypt_attachment,
+    encrypt_attachment,
+)
 from bridge.session.files import (
     DEFAULT_FILE_SERVER,
+    MAX_FILE_BYTES,
     FileNotFound,
     FileServerClient,
     FileServerUnreachable,
@@ -20,6 +27,7 @@ from bridge.session.files import (
     FileTooLarge,
     InvalidFileUrl,
     build_file_url,
+    fragment_key,
     parse_file_server_url,
 )
 from tests.sessionnet.extras import serve
@@ -64,6 +72,35 @@ async def test_same_content_same_id_and_ttl_header() -> None:
         assert abs(first.expires - server.clock() - 3600) < 60
 
 
+async def test_the_limit_counts_the_plaintext_not_the_encrypted_blob() -> None:
+    # 9 900 000 bytes pad to 10 000 000 and encrypt to a 10 000 064-byte blob: desktop sends
+    # such a file, so the bridge must too (§7.1). One byte over 10 000 000 is refused before
+    # anything is uploaded.
+    data = os.urandom(1000) * 9_900
+    async with file_server() as (server, client):
+        pointer = await dm_media.upload_attachment(client, data, "big.bin", "x/y")
+        assert pointer.size == len(data) == 9_900_000
+        assert [len(f.data) for f in server.files.values()] == [10_000_064]
+        assert await dm_media.download_attachment(client, pointer) == data
+        with pytest.raises(AttachmentTooLarge, match="10000001 bytes is over"):
+            await dm_media.upload_attachment(client, bytes(10_000_001), "huge.bin", "x/y")
+        assert len(server.files) == 1
+
+
+async def test_extend_renews_a_file_by_id_or_url() -> None:
+    async with file_server(server_pubkey=KEY) as (server, client):
+        uploaded = await client.upload(b"avatar", ttl=3600)
+        now = server.clock()
+        expires = await client.extend(uploaded.url)  # the URL's #p= is not sent
+        assert expires is not None and abs(expires - now - server.default_ttl) < 60
+        assert await client.extend(uploaded.id, ttl=30 * 86400) == pytest.approx(
+            now + 30 * 86400, abs=60
+        )
+        assert (await client.info(uploaded.id)).expires == pytest.approx(now + 30 * 86400, abs=60)
+        with pytest.raises(FileNotFound):
+            await client.extend("A" * 44)
+
+
 async def test_pubkey_and_deterministic_fragments_go_into_the_url() -> None:
     async with file_server(server_pubkey=KEY) as (_server, client):
         uploaded = await client.upload(b"det", deterministic=True)
@@ -72,19 +109,39 @@ async def test_pubkey_and_deterministic_fragments_go_into_the_url() -> None:
 
 
 async def test_size_limit_missing_files_and_unreachable() -> None:
+    assert MAX_FILE_BYTES == 10_000_064  # the blob of a 10 000 000-byte file (§7.1, §7.2)
     async with file_server() as (_server, client):
         with pytest.raises(FileTooLarge):
-            await client.upload(bytes(10_000_001))  # refused before sending
+            await client.upload(bytes(MAX_FILE_BYTES + 1))  # refused before sending
         client.max_bytes = 20_000_000
         with pytest.raises(FileTooLarge):  # the server's 413
-            await client.upload(bytes(10_000_001))
-        assert len(await client.download((await client.upload(bytes(10_000_000))).id)) == 10**7
+            await client.upload(bytes(MAX_FILE_BYTES + 1))
+        blob = bytes(MAX_FILE_BYTES)
+        assert await client.download((await client.upload(blob)).id) == blob
         with pytest.raises(FileNotFound):
             await client.download("A" * 44)
         url = client.base_url
     async with aiohttp.ClientSession() as http:
         with pytest.raises(FileServerUnreachable):
             await FileServerClient(http, url).download("abc")
+
+
+def test_only_the_default_server_under_its_own_key_goes_without_p() -> None:
+    other = "ab" * 32
+    assert fragment_key(DEFAULT_FILE_SERVER, None) is None
+    assert fragment_key(DEFAULT_FILE_SERVER + "/", KEY.upper()) is None
+    assert fragment_key(DEFAULT_FILE_SERVER, other) == other
+    assert fragment_key("https://files.example", other.upper()) == other
+    assert fragment_key("https://files.example", None) is None
+
+
+async def test_downloads_ignore_the_fragment_whatever_it_holds() -> None:
+    async with file_server(server_pubkey=KEY) as (_server, client):
+        uploaded = await client.upload(b"blob")
+        assert uploaded.url == f"{client.base_url}/file/{uploaded.id}#p={KEY}"
+        bare = f"{client.base_url}/file/{uploaded.id}"
+        for url in (uploaded.url, f"{bare}#d&p={KEY}", f"{bare}#p=zz", f"{bare}#"):
+            assert await client.download(url) == b"blob"
 
 
 def test_file_urls_parse_and_build() -> None:

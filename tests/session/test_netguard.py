@@ -15,6 +15,7 @@ from aiohttp.abc import AbstractResolver, ResolveResult
 from bridge.session.netguard import (
     DestinationRefused,
     GuardedResolver,
+    NamedServers,
     guarded_session,
     internal_reason,
     literal_address,
@@ -203,3 +204,25 @@ async def test_a_redirect_to_a_host_that_is_not_allowed_is_not_followed(inside: 
         await runner.cleanup()
     assert allowed.paths == ["/file/x"]
     assert inside.paths == []
+
+
+async def test_named_servers_reach_internal_addresses_only_on_listed_hosts(
+    inside: Recorder,
+) -> None:
+    # The policy of the community client: users name the servers, the operator the hosts
+    # that may be internal.
+    port = inside.url.rsplit(":", 1)[1]
+    policy = NamedServers(["127.0.0.1", "Files.Internal."])
+    assert policy.internal_allowed("files.internal")
+    assert policy.internal_allowed("127.0.0.1")
+    assert not policy.internal_allowed("localhost")
+    for url in ("file:///etc/passwd", "gopher://127.0.0.1/", "http:///x"):
+        with pytest.raises(DestinationRefused):
+            policy.check_url(url)
+    async with guarded_session(policy) as http, http.get(inside.url + "/listed") as r:
+        assert r.status == 200
+    async with guarded_session(NamedServers([])) as http:
+        for url in (inside.url, f"http://localhost:{port}", f"http://[::ffff:127.0.0.1]:{port}"):
+            with pytest.raises(DestinationRefused):
+                await http.get(url + "/unlisted")
+    assert inside.paths == ["/listed"]

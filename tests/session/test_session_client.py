@@ -38,6 +38,7 @@ from bridge.session.outgoing import OutgoingMessage
 from bridge.session.padding import pad_message
 from bridge.session.poller import MemoryPollState
 from bridge.session.proto import SessionProtos_pb2 as pb
+from bridge.session.sent_clock import SentClock
 from tests.sessionnet.dm_setup import Inbox, dm_world
 from tests.sessionnet.helpers import nodes_of, wait_for
 
@@ -160,6 +161,30 @@ async def test_timestamps_unique_and_increasing() -> None:
         stamps = [s.timestamp for s in sent]
         assert len(set(stamps)) == 30 and stamps == sorted(stamps)
         assert len({s.hash for s in sent}) == 30
+
+
+async def test_two_identities_in_one_millisecond_get_distinct_timestamps() -> None:
+    # Android drops a message whose timestamp it saw before from any sender (§2.11): the
+    # bridge's identities share the snode client's one clock. Network time stands still here.
+    async with dm_world() as world:
+        frozen = world.snode.clock.now_ms()
+        world.snode.sent_clock = SentClock(lambda: frozen)
+        inbox = Inbox()
+        carol = await world.client(inbox=inbox)
+        bot = await world.client(start=False)
+        login = await world.client(start=False)
+        sends = [
+            c.send_text(carol.session_id, f"{n}{i}")
+            for i in range(5)
+            for n, c in (("bot", bot), ("login", login))
+        ]
+        sent = await asyncio.gather(*sends)
+        stamps = [s.timestamp for s in sent]
+        assert stamps == list(range(frozen, frozen + 10))
+        await inbox.wait_count(10)
+        got = {(e.sender, e.timestamp) for e in inbox.messages}
+        assert len({t for _, t in got}) == 10
+        assert {s for s, _ in got} == {bot.session_id, login.session_id}
 
 
 async def test_node_down_delivery_continues() -> None:

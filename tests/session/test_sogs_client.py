@@ -23,6 +23,7 @@ from bridge.session.sogs.cursors import MemoryCursorStore
 from bridge.session.sogs.decode import decode_message
 from bridge.session.sogs.errors import (
     CommunityForbidden,
+    CommunityNotFound,
     CommunityUnreachable,
     InvalidCommunityUrl,
     RoomNotFound,
@@ -138,6 +139,55 @@ async def test_only_the_author_can_edit_or_delete() -> None:
             await b.edit("room1", posted.id, text("yours now"))
         with pytest.raises(CommunityForbidden):
             await b.delete("room1", posted.id)
+
+
+async def test_whispers_reach_only_their_target_and_the_moderators() -> None:
+    async with community() as net:
+        mod, bot, other, plain = (net.client(Identity.generate()) for _ in range(4))
+        for client in (mod, bot, other, plain):
+            await client.join("room2")
+        net.server.add_moderator("room2", mod.blinded_id.value)
+        with pytest.raises(CommunityForbidden):  # only moderators may whisper (§5.6)
+            await plain.post("room2", text("psst"), whisper_to=bot.blinded_id.value)
+        to_bot = await mod.post("room2", text("to the bot"), whisper_to=bot.blinded_id.value)
+        to_mods = await mod.post("room2", text("to the mods"), whisper_mods=True)
+        public = await plain.post("room2", text("to everyone"))
+
+        def seen(result: PollResult) -> dict[int, CommunityMessage]:
+            return {m.id: m for m in messages(result, "room2")}
+
+        got = seen(await poll_until(bot, lambda r: public.id in seen(r)))
+        assert set(got) == {to_bot.id, public.id}
+        whisper = got[to_bot.id]
+        assert (whisper.whisper, whisper.whisper_to, whisper.whisper_mods) == (
+            True,
+            bot.blinded_id.value,
+            False,
+        )
+        assert isinstance(whisper.content, VisibleMessage) and whisper.content.body == "to the bot"
+        assert not got[public.id].whisper and got[public.id].whisper_to is None
+        got = seen(await poll_until(other, lambda r: public.id in seen(r)))
+        assert set(got) == {public.id}
+
+        # a moderator (the bot made one) also sees the whispers to the moderators
+        net.server.add_moderator("room2", bot.blinded_id.value)
+        assert {m.id for m in await bot.recent("room2")} == {to_bot.id, to_mods.id, public.id}
+        mods_only = await bot.message("room2", to_mods.id)
+        assert mods_only.whisper and mods_only.whisper_mods and mods_only.whisper_to is None
+        assert [m.id for m in await other.recent("room2")] == [public.id]
+
+
+async def test_a_404_page_is_reported_by_status_not_quoted() -> None:
+    async with community() as net:
+        a = net.client(Identity.generate())
+        posted = await a.post("room3", text("soon gone"))
+        await a.delete("room3", posted.id)
+        with pytest.raises(CommunityNotFound) as gone:  # the server answers with an HTML page
+            await a.edit("room3", posted.id, text("too late"))
+        assert str(gone.value) == "HTTP 404: Not Found" and gone.value.status == 404
+        with pytest.raises(RoomNotFound) as no_room:
+            await a.post("nowhere", text("hello?"))
+        assert str(no_room.value) == "room 'nowhere' not found: Not Found"
 
 
 async def test_file_upload_and_download_with_a_post() -> None:

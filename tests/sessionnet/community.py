@@ -42,6 +42,10 @@ DEFAULT_ROOMS = (
     RoomSpec("dev", "Development", "Talk about the bridge"),
 )
 _SUB_METHODS = frozenset({"GET", "POST", "PUT", "DELETE"})
+NOT_FOUND_PAGE = (
+    "<!doctype html>\n<html lang=en>\n<title>404 Not Found</title>\n<h1>Not Found</h1>\n"
+    "<p>Nothing here.</p>\n"
+)
 
 
 class CommunityServer:
@@ -83,6 +87,12 @@ class CommunityServer:
         app.router.add_route("*", "/{tail:.*}", self._handle)
         return app
 
+    def add_moderator(self, token: str, session_id: str) -> None:
+        """Make ``session_id`` (as it authenticates: ``15…`` on a blinding server) a moderator
+        of a room, as an admin's ``POST /user/{id}/moderator`` would; moderators may whisper
+        and see the whispers to the moderators (§5.5, §5.6)."""
+        self.state.room(token).moderators.add(session_id)
+
     def bump_room_info(self, token: str, *, name: str | None = None) -> int:
         """Change a room's info (as an admin ``PUT /room`` would); returns ``info_updates``."""
         room = self.state.room(token)
@@ -109,6 +119,8 @@ class CommunityServer:
         except web.HTTPException:
             raise
         except HttpError as exc:
+            if exc.status == 404:  # pysogs answers a 404 with its web framework's HTML page
+                return web.Response(status=404, text=NOT_FOUND_PAGE, content_type="text/html")
             return web.Response(status=exc.status, text=str(exc))
         if reply.raw is not None:
             return web.Response(status=reply.status, body=reply.raw, headers=reply.headers)

@@ -88,6 +88,19 @@ def _b64field(value: object, what: str) -> bytes:
         raise HttpError(400, f"{what} is not base64") from exc
 
 
+def _whisper(body: dict[str, Any], moderator: bool) -> tuple[str | None, bool]:
+    """A post's ``whisper_to`` (a Session id) and ``whisper_mods``; only moderators may set
+    them (pysogs answers 403 otherwise, §5.6)."""
+    to, mods = body.get("whisper_to"), body.get("whisper_mods", False)
+    if to is not None and (not isinstance(to, str) or not to):
+        raise HttpError(400, "whisper_to must be a Session ID")
+    if not isinstance(mods, bool):
+        raise HttpError(400, "whisper_mods must be a boolean")
+    if (to or mods) and not moderator:
+        raise HttpError(403, "only moderators may whisper")
+    return to, mods
+
+
 def _author(user: str) -> SessionID | BlindedID:
     author = parse_any_id(user)
     assert isinstance(author, SessionID | BlindedID)
@@ -209,7 +222,7 @@ class Routes:
         reactors = call.int_param("reactors", 4, 0, self.reactors_max) if with_reactions else 0
         seqno = int(match["n"])
         items: list[dict[str, Any]] = []
-        for post in self.state.since(room, seqno, limit, with_reactions):
+        for post in self.state.since(room, seqno, limit, with_reactions, call.user):
             if post.seqno_data > seqno:
                 items.append(message_json(post, call.user, reactors))
             else:
@@ -221,14 +234,16 @@ class Routes:
         """Newest live posts first."""
         room = self._room(call, match)
         limit = call.int_param("limit", 100, 1, 256)
-        live = [p for p in room.posts.values() if p.data is not None]
+        live = [
+            p for p in room.posts.values() if p.data is not None and room.visible(p, call.user)
+        ]
         newest = sorted(live, key=lambda p: p.id, reverse=True)[:limit]
         return Reply(body=[message_json(p, call.user) for p in newest])
 
     def get_message(self, call: Call, match: re.Match[str]) -> Reply:
         """One live post (deleted ones are 404)."""
         room = self._room(call, match)
-        return Reply(body=message_json(room.live_post(int(match["id"])), call.user))
+        return Reply(body=message_json(room.live_post(int(match["id"]), call.user), call.user))
 
     # --- posting (§5.6) ---------------------------------------------------------------------
 
@@ -241,8 +256,6 @@ class Routes:
         files = body.get("files", [])
         if not isinstance(files, list) or not all(isinstance(f, int) for f in files):
             raise HttpError(400, "files must be a list of file ids")
-        if body.get("whisper_to") or body.get("whisper_mods"):
-            raise HttpError(403, "only moderators may whisper")
         try:
             verify_post(_author(author), data, signature)
         except SessionError as exc:  # signature made with another key, or not 64 bytes
@@ -250,11 +263,14 @@ class Routes:
         return data, signature, files
 
     def post_message(self, call: Call, match: re.Match[str]) -> Reply:
-        """New post → 201 with the stored message object."""
+        """New post → 201 with the stored message object; moderators may whisper."""
         user = call.need_user()
         room = self._room(call, match)
         data, signature, files = self._signed_body(call, user)
-        post = self.state.add_post(room, user, data, signature)
+        whisper_to, whisper_mods = _whisper(call.json(), user in room.moderators)
+        post = self.state.add_post(
+            room, user, data, signature, whisper_to=whisper_to, whisper_mods=whisper_mods
+        )
         self.state.keep_files(room, files)
         return Reply(201, message_json(post, user))
 

@@ -67,6 +67,13 @@ class Post:
     edited: float | None = None
     # emoji -> {reactor session id: time}; dict order gives each emoji's ``index``
     reactions: dict[str, dict[str, float]] = field(default_factory=dict)
+    # a whisper (moderators only may post one): for this user and/or the moderators (§5.5)
+    whisper_to: str | None = None
+    whisper_mods: bool = False
+
+    @property
+    def whisper(self) -> bool:
+        return self.whisper_to is not None or self.whisper_mods
 
 
 @dataclass
@@ -106,6 +113,7 @@ class Room:
     posts: dict[int, Post] = field(default_factory=dict)
     files: dict[int, StoredFile] = field(default_factory=dict)
     active: dict[str, float] = field(default_factory=dict)
+    moderators: set[str] = field(default_factory=set)  # session ids as they authenticate
 
     def next_seqno(self) -> int:
         """Bump the room's event counter (``message_sequence``) and return the new value."""
@@ -116,12 +124,22 @@ class Room:
         """Users seen within the active window."""
         return sum(1 for seen in self.active.values() if now - seen <= ACTIVE_CUTOFF)
 
-    def live_post(self, message_id: int) -> Post:
-        """A post that exists and is not deleted, else 404."""
+    def live_post(self, message_id: int, viewer: str | None = None) -> Post:
+        """A post that exists, is not deleted and that ``viewer`` may see, else 404."""
         post = self.posts.get(message_id)
-        if post is None or post.data is None:
+        if post is None or post.data is None or not self.visible(post, viewer):
             raise HttpError(404, "message not found")
         return post
+
+    def visible(self, post: Post, viewer: str | None) -> bool:
+        """pysogs' whisper rule (``sogs/model/room.py``): everyone sees public posts; a
+        moderator also sees whispers to the moderators, to themselves and their own; anyone
+        else only whispers to themselves."""
+        if not post.whisper:
+            return True
+        if viewer is not None and viewer in self.moderators:
+            return post.whisper_mods or viewer in (post.whisper_to, post.session_id)
+        return viewer is not None and post.whisper_to == viewer
 
 
 def reactions_json(post: Post, viewer: str | None, reactors: int) -> dict[str, Any]:
@@ -148,6 +166,11 @@ def message_json(post: Post, viewer: str | None, reactors: int = 0) -> dict[str,
     }
     if post.edited is not None:
         out["edited"] = post.edited
+    if post.whisper:
+        out["whisper"] = True
+        out["whisper_mods"] = post.whisper_mods
+        if post.whisper_to is not None:
+            out["whisper_to"] = post.whisper_to
     if post.data is None:
         out["data"] = None
         out["deleted"] = True
@@ -213,10 +236,21 @@ class CommunityState:
 
     # --- posts ---------------------------------------------------------------------------
 
-    def add_post(self, room: Room, author: str, data: bytes, signature: bytes) -> Post:
-        """Store a new post with the next message id and room seqno."""
+    def add_post(
+        self,
+        room: Room,
+        author: str,
+        data: bytes,
+        signature: bytes,
+        *,
+        whisper_to: str | None = None,
+        whisper_mods: bool = False,
+    ) -> Post:
+        """Store a new post (a whisper if ``whisper_to``/``whisper_mods``) with the next
+        message id and room seqno."""
         seqno = room.next_seqno()
         post = Post(self._next_message_id, author, self.clock(), seqno, seqno, data, signature)
+        post.whisper_to, post.whisper_mods = whisper_to, whisper_mods
         self._next_message_id += 1
         room.posts[post.id] = post
         return post
@@ -246,13 +280,18 @@ class CommunityState:
         post.seqno = room.next_seqno()
         return True
 
-    def since(self, room: Room, seqno: int, limit: int, with_reactions: bool) -> list[Post]:
-        """Posts changed after ``seqno``, oldest change first (§5.5)."""
+    def since(
+        self, room: Room, seqno: int, limit: int, with_reactions: bool, viewer: str | None = None
+    ) -> list[Post]:
+        """Posts changed after ``seqno`` that ``viewer`` may see, oldest change first (§5.5)."""
 
         def key(post: Post) -> int:
             return post.seqno if with_reactions else post.seqno_data
 
-        changed = sorted((p for p in room.posts.values() if key(p) > seqno), key=key)
+        changed = sorted(
+            (p for p in room.posts.values() if key(p) > seqno and room.visible(p, viewer)),
+            key=key,
+        )
         return changed[:limit]
 
     # --- files ---------------------------------------------------------------------------

@@ -17,9 +17,9 @@ from bridge.session.keys import Identity
 from bridge.session.messages import Message, VisibleMessage
 from bridge.session.poller import MemoryPollState, PollStateStore
 from bridge.session.snode.rpc import SnodeClient
-from tests.sessionnet.extras import serve
 from tests.sessionnet.fileserver import FileServer
 from tests.sessionnet.helpers import devnet_client, running_devnet, wait_for
+from tests.sessionnet.listeners import Listener
 from tests.sessionnet.net import Devnet
 
 
@@ -58,6 +58,8 @@ class DmWorld:
     snode: SnodeClient
     files: FileServerClient
     clients: list[SessionClient] = field(default_factory=list)
+    #: The file server's listener (``pause()`` / ``resume()`` for outages).
+    files_listener: Listener | None = None
 
     async def client(
         self,
@@ -90,14 +92,17 @@ async def dm_world(**devnet_kwargs: Any) -> AsyncIterator[DmWorld]:
     """Devnet + file server + a shared snode client; every client is stopped at the end."""
     files_app = FileServer()
     async with running_devnet(**devnet_kwargs) as net, devnet_client(net) as snode:
-        runner, url = await serve(net.host, files_app.make_app())
+        listener = await Listener.serve(files_app.make_app(), net.host)
         try:
             async with aiohttp.ClientSession() as http:
-                world = DmWorld(net, snode, FileServerClient(http, url))
+                files = FileServerClient(
+                    http, listener.base_url, server_pubkey=files_app.ed25519_pubkey
+                )
+                world = DmWorld(net, snode, files, files_listener=listener)
                 try:
                     yield world
                 finally:
                     for client in world.clients:
                         await client.stop(timeout=2)
         finally:
-            await runner.cleanup()
+            await listener.close()

@@ -1,11 +1,15 @@
 """The devnet file server (docs/session-protocol.md §7.1), an aiohttp app.
 
 ``POST /file`` takes the raw body and answers ``{"id", "expires"}``; ``GET /file/{id}`` gives
-the bytes back and ``GET /file/{id}/info`` ``{size, uploaded, expires}``. Ids are the 44-char
+the bytes back, ``GET /file/{id}/info`` ``{size, uploaded, expires}`` and
+``POST /file/{id}/extend`` renews it (production's route, §7.1). Ids are the 44-char
 URL-safe base64 of a salted BLAKE2b of the content (the deduplicating mode of the real
-server), so uploading the same bytes twice gives the same id. Uploads over 10 000 000 bytes
-(desktop's limit) are refused with 413. ``X-FS-TTL`` shortens or extends the expiry within
-``max_ttl``. State is in memory.
+server), so uploading the same bytes twice gives the same id. Uploads over 10 000 064 bytes
+(the encrypted blob of a file at desktop's 10 000 000-byte plaintext limit) are refused with
+413. ``X-FS-TTL`` shortens or extends the expiry within
+``max_ttl``. State is in memory. ``ed25519_pubkey`` is the server's key (random per
+instance): it serves no request here (nothing is onion-routed), but clients put it into the
+``#p=`` of their file URLs as they must for any server but the default one (§2.6).
 """
 
 from __future__ import annotations
@@ -17,10 +21,11 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
+import nacl.signing
 from aiohttp import web
 from aiohttp.typedefs import Middleware
 
-MAX_FILE_BYTES = 10_000_000
+MAX_FILE_BYTES = 10_000_064  # = bridge.session.attachments.MAX_LEGACY_BLOB_BYTES
 DEFAULT_TTL = 14 * 86400.0
 MAX_TTL = 60 * 86400.0
 
@@ -49,6 +54,8 @@ class FileServer:
         self.clock = clock
         self.files: dict[str, _File] = {}
         self._salt = secrets.token_bytes(16)
+        self.ed25519_pubkey = nacl.signing.SigningKey.generate().verify_key.encode().hex()
+        self.extended = 0  # renewals served (POST /file/{id}/extend)
 
     def make_app(self, middlewares: Sequence[Middleware] = ()) -> web.Application:
         """The aiohttp application."""
@@ -56,6 +63,7 @@ class FileServer:
         app.router.add_post("/file", self._upload)
         app.router.add_get("/file/{id}", self._download)
         app.router.add_get("/file/{id}/info", self._info)
+        app.router.add_post("/file/{id}/extend", self._extend)
         return app
 
     def _file_id(self, data: bytes) -> str:
@@ -100,6 +108,15 @@ class FileServer:
     async def _download(self, request: web.Request) -> web.Response:
         stored = self._get(request)
         return web.Response(body=stored.data, content_type="application/octet-stream")
+
+    async def _extend(self, request: web.Request) -> web.Response:
+        """Production's renewal: the file lives ``X-FS-TTL`` (or the default) from now on,
+        never shorter than before; answers ``{expires, uploaded, size}``."""
+        stored = self._get(request)
+        stored.expires = max(stored.expires, self.clock() + self._ttl(request))
+        self.extended += 1
+        info = {"expires": stored.expires, "uploaded": stored.uploaded, "size": len(stored.data)}
+        return web.json_response(info)
 
     async def _info(self, request: web.Request) -> web.Response:
         stored = self._get(request)

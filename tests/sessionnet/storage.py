@@ -177,10 +177,14 @@ class StorageNode:
     async def _http(self, request: web.Request) -> web.StreamResponse:
         if self.delay:
             await asyncio.sleep(self.delay)
-        if not self.up and request.transport is not None:
-            # A "down" node also drops connections that were kept alive before it went down.
-            request.transport.abort()
         raw = await request.read()
+        if not self.up:
+            # A "down" node serves nothing: not a connection kept alive from before, nor a
+            # request it was still reading when it went down (the client must not be told
+            # "failed" about a message the node then stored anyway).
+            if request.transport is not None:
+                request.transport.abort()
+            return web.Response(status=503, text="node is down")
         self.bytes_in += len(raw)
         try:
             body = json.loads(raw)

@@ -24,8 +24,9 @@ from bridge.session.blinding import blind15_id
 from bridge.session.errors import InvalidInput
 from bridge.session.keys import Identity
 from bridge.session.messages import Profile
+from bridge.session.netguard import DestinationRefused
 from bridge.session.sogs.client import CommunityClient
-from bridge.session.sogs.errors import CommunityError, CommunityUnreachable
+from bridge.session.sogs.errors import CommunityError, CommunityUnreachable, RoomNotFound
 from bridge.session.sogs.urls import CommunityServerRef
 
 log = logging.getLogger("bridge.core.community.actors")
@@ -148,10 +149,18 @@ class CommunityActors:
 _REFUSALS = {
     400: "the community server found it malformed",
     403: "the community server does not allow it (banned, or no permission)",
-    404: "the community server does not have it (deleted?)",
+    # A 404 names what the request was about (the message edited, deleted or reacted to, or
+    # its room), never the server, which answered: "no such message" or "no such room".
+    404: "the message or its room is no longer on the community server (deleted?)",
     413: "it is too large for the community server",
     425: "the community server refused it: the bridge's clock seems to be off",
 }
+
+
+INTERNAL_SERVER = (
+    "the community server is on an internal address, which this bridge connects to only for "
+    "hosts its admin listed"
+)
 
 
 async def call_server(work: Awaitable[T]) -> T:
@@ -170,6 +179,11 @@ async def call_server(work: Awaitable[T]) -> T:
         if e.status is not None and (e.status >= 500 or e.status == 429):
             raise TemporaryFailure(f"the community server is busy (HTTP {e.status})") from e
         text = _REFUSALS.get(e.status or 0, f"the community server refused it (HTTP {e.status})")
+        if isinstance(e, RoomNotFound):
+            text = "the room is no longer on the community server"
         raise PermanentFailure(text) from e
+    except DestinationRefused as e:  # its words name the address: logged, never shown
+        log.info("Community request not made: %s", e)
+        raise PermanentFailure(INTERNAL_SERVER) from e
     except InvalidInput as e:
         raise PermanentFailure(str(e)) from e

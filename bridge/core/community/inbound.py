@@ -14,7 +14,8 @@ reaction-only updates, are synced by :mod:`bridge.core.community.reactions`. Pos
 identities (Matrix users' logins, the bot's relay) are never bridged back; only their deletion
 on Session (e.g. by a moderator) is, by the bot. Session control messages (anything but a
 visible message) are logged, not shown. A mention of a login's id (blinded or not) becomes a
-pill of its Matrix owner (:mod:`bridge.core.pills`).
+pill of its Matrix owner (:mod:`bridge.core.pills`). Whispers (posts the server shows only to
+one user and/or the moderators, docs/session-protocol.md §5.5) are dropped with one log line.
 """
 
 from __future__ import annotations
@@ -79,6 +80,12 @@ class CommunityInbound:
         if isinstance(item, ReactionUpdate):
             await self._reactions.sync(portal, item.id, item.seqno, item.reactions)
             return
+        if item.whisper:
+            # Meant for one user and/or the moderators (the bot sees it as a moderator or as
+            # its target): never for the public room. One line, without the content (README).
+            whom = "the moderators" if item.whisper_mods else "one user"
+            log.info("Community whisper %s/%d to %s not bridged", item.room, item.id, whom)
+            return
         existing = await self._messages.get_by_session_key(portal.id, str(item.id))
         if item.deleted:
             await self._handle_delete(portal, item)
@@ -92,6 +99,8 @@ class CommunityInbound:
             await self._handle_new(portal, item, item.content)
         elif item.edited is not None:
             await self._handle_edit(portal, item, item.content, existing)
+        if existing is None and not item.reactions:
+            return  # not bridged before this item, no reactions now: nothing to bring over
         await self._reactions.sync(portal, item.id, item.seqno, item.reactions)
 
     async def _content(self, portal: PortalRecord, body: str, sender_mxid: str) -> dict[str, Any]:

@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import logging
 import re
-import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
@@ -42,6 +41,7 @@ from bridge.db.repos.outbox import OutboxRepo
 from bridge.matrix.reads import MediaDownload
 from bridge.session.messages import Attachment, Quote, VisibleMessage
 from bridge.session.messages.model import VOICE_MESSAGE_FLAG
+from bridge.session.sent_clock import SentClock
 from bridge.session.sogs.client import CommunityClient
 
 log = logging.getLogger("bridge.core.community.outbound")
@@ -69,9 +69,11 @@ class CommunityOutbound:
         download_media: MediaDownload,
         display_name: DisplayName,
         may_relay: MayRelay,
+        sent_clock: SentClock,
     ) -> None:
         self._actors = actors
         self._relations = relations
+        self._sent_clock = sent_clock
         self._messages = messages
         self._outbox = outbox
         self._ghost_pattern = ghost_pattern
@@ -206,10 +208,11 @@ class CommunityOutbound:
             post, client, token, payload.sent_at
         ):
             return
-        # The sent timestamp identifies the post (§2.11). Stored before posting, so that a
-        # retry after a crash between posting and recording finds the post instead of
+        # The sent timestamp identifies the post (§2.11); it comes from the clock all the
+        # bridge's identities share (bridge/session/sent_clock.py). Stored before posting, so
+        # that a retry after a crash between posting and recording finds the post instead of
         # posting it twice.
-        sent_at = int(time.time() * 1000) if payload.sent_at is None else payload.sent_at
+        sent_at = self._sent_clock.next_ms() if payload.sent_at is None else payload.sent_at
         await self._outbox.set_payload(row.id, payload.with_sent_at(sent_at).to_json())
         attachments: tuple[Attachment, ...] = ()
         files: list[int] = []

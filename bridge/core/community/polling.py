@@ -22,6 +22,7 @@ import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 
+from bridge import metrics
 from bridge.backoff import Backoff
 from bridge.core.portal.failures import Transient, attempt_or_park, is_transient
 from bridge.db.records import PortalRecord
@@ -84,10 +85,20 @@ class ServerPolling:
     async def join(self, link: ServerLink, token: str, portal_id: int) -> None:
         """Join ``token`` on the link's server and start reading it (raises SessionError)."""
         info = await link.client.join(token)
+        await self._joined(link, token, portal_id, info, await self.portals.get_by_id(portal_id))
+
+    async def _joined(
+        self,
+        link: ServerLink,
+        token: str,
+        portal_id: int,
+        info: RoomInfo,
+        portal: PortalRecord | None,
+    ) -> None:
+        """A room the client joined is read from now on; its portal gets the room's info."""
         link.pending.pop(token, None)
         link.portals[token] = portal_id
         self.allow_downloads(link.client.server.base_url)
-        portal = await self.portals.get_by_id(portal_id)
         if portal is not None:
             async with self.portal_lock(portal_id):
                 await self.on_room_info(portal, link.client, token, info)
@@ -107,6 +118,7 @@ class ServerPolling:
                 failures += 1
                 delay = self.error_backoff.delay(failures)
                 where = link.client.server.base_url
+                metrics.poll_failed("community", where)
                 if isinstance(e, SessionError) or is_transient(e):  # e.g. the database away
                     log.warning("Polling %s failed (%s); retrying in %.0f s", where, e, delay)
                 else:
@@ -122,14 +134,26 @@ class ServerPolling:
     async def _join_pending(self, link: ServerLink) -> None:
         """Try every room still to join; the ones that fail are tried again after a backoff
         (one room the server refuses must not keep the others out)."""
+        pending = dict(link.pending)
+        try:  # one /batch for every room, not a request per room (docs/architecture.md §3.4)
+            outcomes: dict[str, RoomInfo | Exception] = {
+                **await link.client.join_many(list(pending))
+            }
+            portals = await self.portals.get_many(list(pending.values()))
+        except Exception as e:  # the server (or the database) cannot be asked: all wait
+            outcomes, portals = dict.fromkeys(pending, e), {}
         failed: list[tuple[str, Exception]] = []
-        for token, portal_id in list(link.pending.items()):
+        for token, outcome in outcomes.items():
+            portal_id = pending[token]
             try:
-                await self.join(link, token, portal_id)
+                if isinstance(outcome, Exception):
+                    raise outcome
+                await self._joined(link, token, portal_id, outcome, portals.get(portal_id))
             except Exception as e:
                 failed.append((token, e))
-            else:
-                log.info("Resumed community room %s of %s", token, link.client.server.base_url)
+        if len(failed) < len(outcomes):
+            where = link.client.server.base_url
+            log.info("Resumed community rooms of %s: %d", where, len(outcomes) - len(failed))
         if not failed:
             link.join_failures = 0
             return
@@ -147,33 +171,50 @@ class ServerPolling:
                 )
 
     async def _poll_once(self, link: ServerLink) -> tuple[bool, bool]:
-        """One poll of every room of the server: (a room has more waiting, a room is held
-        back by a transient failure)."""
-        result = await link.client.poll()
-        more = held = False
-        for token, update in result.rooms.items():
-            portal_id = link.portals.get(token)
-            if portal_id is None:
-                continue
-            if update.error is not None:
-                log.warning("Community room %s: %s", token, update.error)
-                continue
-            for bad in update.bad_items:
-                log.warning(
-                    "Dropping a malformed item in %s (%s): %s", token, bad.where, bad.error
-                )
-            portal = await self.portals.get_by_id(portal_id)
-            if portal is None or portal.unbridged_at is not None:
-                continue
-            done_to = await self._room(link, portal, token, update)
-            if done_to is None:
-                await link.client.commit_room(token, update.seqno)
-                more = more or update.more
-                continue
-            held = True
-            if done_to >= 0:
-                await link.client.commit_room(token, done_to)
-        return more, held
+        """One poll of every room of the server: (a room had items, or has more waiting; a
+        room is held back by a transient failure)."""
+        with metrics.poll_timer("community", link.client.server.base_url):
+            result = await link.client.poll()
+        # Rooms are independent conversations: handled at once, each in its own order under
+        # its portal's lock (docs/architecture.md §4.3), so one room's sends never wait
+        # behind another's.
+        outcomes = await asyncio.gather(
+            *(self._room_update(link, token, update) for token, update in result.rooms.items()),
+            return_exceptions=True,
+        )
+        errors = [o for o in outcomes if isinstance(o, BaseException)]
+        if errors:
+            raise errors[0]  # the failed rooms' cursors did not move: they come again
+        flags = [o for o in outcomes if not isinstance(o, BaseException)]
+        return any(more for more, _ in flags), any(held for _, held in flags)
+
+    async def _room_update(
+        self, link: ServerLink, token: str, update: RoomUpdate
+    ) -> tuple[bool, bool]:
+        """One room of a poll: (it had items, so read it again at once; it is held back by a
+        transient failure)."""
+        portal_id = link.portals.get(token)
+        if portal_id is None:
+            return False, False
+        if update.error is not None:
+            log.warning("Community room %s: %s", token, update.error)
+            return False, False
+        for bad in update.bad_items:
+            log.warning("Dropping a malformed item in %s (%s): %s", token, bad.where, bad.error)
+        if not update.items and (update.info is None or update.info.details is None):
+            await link.client.commit_room(token, update.seqno)  # past undecodable items only
+            return False, False
+        portal = await self.portals.get_by_id(portal_id)
+        if portal is None or portal.unbridged_at is not None:
+            return False, False
+        done_to = await self._room(link, portal, token, update)
+        if done_to is None:
+            await link.client.commit_room(token, update.seqno)
+            # While a room has traffic, read it again at once: more may have come meanwhile.
+            return True, False
+        if done_to >= 0:
+            await link.client.commit_room(token, done_to)
+        return False, True
 
     async def _room(
         self, link: ServerLink, portal: PortalRecord, token: str, update: RoomUpdate
@@ -181,17 +222,21 @@ class ServerPolling:
         """Handle one room's items; None when all were handled (or parked), else the seqno
         the room's cursor may move to: just before the first item not handled because of a
         transient failure."""
-        async with self.portal_lock(portal.id):
-            index = 0
-            try:
-                if update.info is not None and update.info.details is not None:
+        # The portal lock is taken per item, not per batch: the portal's Matrix messages wait
+        # for one Session item, never for a whole backlog (docs/architecture.md §4.3).
+        index = 0
+        try:
+            if update.info is not None and update.info.details is not None:
+                async with self.portal_lock(portal.id):
                     await self._room_info(link, portal, token, update.info.details)
-                while index < len(update.items):
+            while index < len(update.items):
+                async with self.portal_lock(portal.id):
                     await self._item(portal, update.items[index])
-                    index += 1
-            except Transient as e:
-                log.warning("Community room %s must wait: %s", token, e)
-                return min(item.seqno for item in update.items[index:]) - 1 if update.items else -1
+                index += 1
+        except Transient as e:
+            log.warning("Community room %s must wait: %s", token, e)
+            metrics.failed(metrics.TRANSIENT, "community")
+            return min(item.seqno for item in update.items[index:]) - 1 if update.items else -1
         return None
 
     async def _room_info(

@@ -11,6 +11,7 @@ from __future__ import annotations
 import logging
 
 from bridge.session.errors import SessionError
+from bridge.session.netguard import DestinationRefused
 from bridge.session.sogs.errors import (
     CommunityError,
     CommunityForbidden,
@@ -28,6 +29,12 @@ def lookup_refusal(server: CommunityServerRef, room: str, error: SessionError) -
     (whose details are logged, not shown)."""
     log.info("Community room %s on %s not usable: %r", room, server.base_url, error)
     where = server.base_url
+    if isinstance(error, DestinationRefused):  # it names the address: logged above only
+        return (
+            f"I do not connect to the community server at {where}: it is on an internal "
+            "address (loopback, private or link-local), which this bridge reaches only for "
+            "hosts its admin listed (`session.internal_hosts`)."
+        )
     if isinstance(error, CommunityUnreachable):
         if isinstance(error.__cause__, TimeoutError):
             return (

@@ -19,7 +19,6 @@ reaction or redaction can follow a message still waiting in the outbox.
 from __future__ import annotations
 
 import logging
-import time
 from collections.abc import Callable
 from typing import Any
 
@@ -34,6 +33,7 @@ from bridge.db.records import MessageRecord, OutboxRecord, PortalRecord, Reactio
 from bridge.db.repos.messages import MessageRepo
 from bridge.db.repos.outbox import OutboxRepo
 from bridge.session.messages import VisibleMessage
+from bridge.session.sent_clock import SentClock
 from bridge.session.sogs.errors import CommunityNotFound
 
 log = logging.getLogger("bridge.core.community.relations")
@@ -77,8 +77,10 @@ class CommunityRelations:
         relay_template: str,
         portal_lock: Callable[[int], Any],
         may_relay: MayRelay,
+        sent_clock: SentClock,
     ) -> None:
         self._actors = actors
+        self._sent_clock = sent_clock
         self._messages = messages
         self._outbox = outbox
         self._relay_template = relay_template
@@ -205,7 +207,7 @@ class CommunityRelations:
         message = VisibleMessage(
             body=text,
             profile=self._actors.profile(payload.name, relayed=relayed),
-            sig_timestamp=int(time.time() * 1000),
+            sig_timestamp=self._sent_clock.next_ms(),  # the shared clock (§2.11)
         )
         client, token = self._actors.client(identity, portal)
         async with self._portal_lock(portal.id):

@@ -87,15 +87,47 @@ class CursorRepoStore:
         self._poller = f"sogs:{server.base_url}|{server.pubkey.hex()}"
         # Bridges before this name had one client per base URL, under ``sogs:<base URL>``.
         self._legacy_poller = f"sogs:{server.base_url}"
+        # Write-through: this store is the only writer of its server's cursors, so each is
+        # read from the database once, not on every poll (docs/architecture.md §4.5).
+        self._known: dict[str, int] = {}
+        # The first read loads every cursor of the server at once (two queries, however
+        # many rooms); afterwards a stream with no row was never committed, unless a write
+        # of it failed midway (then it is read again).
+        self._loaded = False
+        self._unsure: set[str] = set()
 
     async def get(self, server: str, stream: str) -> int:
+        if not self._loaded:
+            await self._load()
+        known = self._known.get(stream)
+        if known is not None:
+            return known
+        if stream not in self._unsure:
+            return 0
         record = await self._cursors.get_cursor(self._poller, "", stream)
         if record is None:
             record = await self._cursors.get_cursor(self._legacy_poller, "", stream)
-        return record.seqno if record and record.seqno is not None else 0
+        value = record.seqno if record and record.seqno is not None else 0
+        self._known[stream] = value
+        self._unsure.discard(stream)
+        return value
+
+    async def _load(self) -> None:
+        legacy = await self._cursors.list_cursors(self._legacy_poller)
+        current = await self._cursors.list_cursors(self._poller)
+        for record in legacy:
+            if record.seqno is not None:
+                self._known[record.namespace_or_room] = record.seqno
+        for record in current:  # the current name wins over the old one
+            self._known[record.namespace_or_room] = record.seqno or 0
+        self._loaded = True
 
     async def set(self, server: str, stream: str, value: int) -> None:
+        self._known.pop(stream, None)  # unknown until the write is committed
+        self._unsure.add(stream)
         await self._cursors.set_cursor(self._poller, "", stream, seqno=value)
+        self._known[stream] = value
+        self._unsure.discard(stream)
 
 
 class CommunityLinks:

@@ -10,7 +10,6 @@ queries, and the start/stop of the pollers.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import functools
 import logging
 from collections.abc import Mapping
@@ -31,6 +30,8 @@ from bridge.core.portal.kind import PortalDeps
 from bridge.core.portal.outbox import Deliver
 from bridge.db.records import PortalKind
 from bridge.matrix.reads import media_download, member_display_name
+from bridge.session.sent_clock import SentClock
+from bridge.stopping import cancel_and_wait
 
 log = logging.getLogger("bridge.core.community.wiring")
 
@@ -66,21 +67,23 @@ class CommunityKind:
 
     async def stop(self) -> None:
         if self._resume is not None:
-            self._resume.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._resume
+            await cancel_and_wait(self._resume)
         await self.communities.stop()
 
 
-def build_community(deps: PortalDeps) -> CommunityKind:
-    """Wire the community pollers, the inbound and outbound paths and room-info sync."""
+def build_community(deps: PortalDeps, sent_clock: SentClock) -> CommunityKind:
+    """Wire the community pollers, the inbound and outbound paths and room-info sync.
+    ``sent_clock`` gives the posts' sent timestamps: the one every Session identity of the
+    bridge draws from (docs/session-protocol.md §2.11)."""
     repos, bot, config = deps.repos, deps.bot, deps.config
     relay_template = config.bridge.relay.message_template
-    links = CommunityLinks(
-        http=deps.http, bot_identity=deps.bot_login.identity, cursors=repos.cursors
-    )
+    if deps.community_http is None:
+        raise RuntimeError("community portals need the community client (PortalDeps)")
+    # Users name community servers: never deps.http, which reaches any address.
+    http = deps.community_http
+    links = CommunityLinks(http=http, bot_identity=deps.bot_login.identity, cursors=repos.cursors)
     actors = CommunityActors(
-        http=deps.http,
+        http=http,
         logins=deps.logins,
         bot_identity=deps.bot_login.identity,
         portals=repos.portals,
@@ -119,6 +122,7 @@ def build_community(deps: PortalDeps) -> CommunityKind:
         relay_template=relay_template,
         portal_lock=deps.portal_lock,
         may_relay=deps.may_relay,
+        sent_clock=sent_clock,
     )
     outbound = CommunityOutbound(
         actors=actors,
@@ -131,6 +135,7 @@ def build_community(deps: PortalDeps) -> CommunityKind:
         download_media=media_download(bot),
         display_name=functools.partial(member_display_name, bot),
         may_relay=deps.may_relay,
+        sent_clock=sent_clock,
     )
     portals = CommunityPortals(
         communities=communities,

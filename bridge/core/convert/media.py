@@ -265,8 +265,15 @@ class MatrixMedia:
     voice: bool = False
 
 
-def _int(value: object) -> int | None:
-    if isinstance(value, int) and not isinstance(value, bool) and value >= 0:
+# Matrix's canonical JSON allows integers up to 2**53 - 1 (docs/matrix-side.md §1.3); a
+# homeserver may still pass on bigger ones. Session's attachment fields are 32-bit.
+MAX_JSON_INT = 2**53 - 1
+MAX_DIMENSION = 2**32 - 1
+
+
+def _int(value: object, limit: int = MAX_JSON_INT) -> int | None:
+    """``value`` if it is an integer from 0 to ``limit``, else None (a hint to ignore)."""
+    if isinstance(value, int) and not isinstance(value, bool) and 0 <= value <= limit:
         return value
     return None
 
@@ -298,7 +305,7 @@ def matrix_media(content: Mapping[str, Any]) -> MatrixMedia | None:
         mimetype=mimetype,
         size=_int(info.get("size")),
         caption=caption,
-        width=_int(info.get("w")),
-        height=_int(info.get("h")),
+        width=_int(info.get("w"), MAX_DIMENSION),
+        height=_int(info.get("h"), MAX_DIMENSION),
         voice="org.matrix.msc3245.voice" in content,
     )

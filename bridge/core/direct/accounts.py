@@ -1,9 +1,12 @@
 """The running Session accounts: one :class:`SessionClient` per login, plus the bot's.
 
 Each client polls its own swarm (namespace 0) and hands every event to one handler together
-with the :class:`Account` it arrived on. Poll cursors and the "seen" hashes live in the
-database (:class:`DbPollState`), and a client acknowledges a message only after the handler
-returned, so a crash re-delivers and the handlers' dedup keys make that harmless.
+with the :class:`Account` it arrived on. The clients share one
+:class:`~bridge.session.swarm_polling.SwarmPolling`: accounts on the same swarm are polled in
+shared ``batch`` requests, so a cycle costs requests per swarm, not per account. Poll cursors
+and the "seen" hashes live in the database (:class:`DbPollState`, cursors cached in memory),
+and a client acknowledges a message only after the handler returned, so a crash re-delivers
+and the handlers' dedup keys make that harmless.
 
 Clients start with the bridge (the bot and every stored login), on ``login``, and stop on
 ``logout`` and at shutdown.
@@ -11,13 +14,15 @@ Clients start with the bridge (the bot and every stored login), on ``login``, an
 
 from __future__ import annotations
 
+import asyncio
 import logging
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
 import aiohttp
 
 from bridge.config import SessionConfig
+from bridge.core.direct.poll_state import DbPollState
 from bridge.core.logins import Login
 from bridge.db.repos.cursors import CursorRepo
 from bridge.session.client import SessionClient
@@ -28,6 +33,7 @@ from bridge.session.messages import Profile
 from bridge.session.snode.nodes import NodePool, SeedNode
 from bridge.session.snode.rpc import SnodeClient
 from bridge.session.snode.transport import SnodeTransport
+from bridge.session.swarm_polling import SwarmPolling
 
 log = logging.getLogger("bridge.core.direct.accounts")
 
@@ -46,37 +52,6 @@ class Account:
 
 
 AccountHandler = Callable[[Account, SessionClient, ClientEvent], Awaitable[None]]
-
-
-class DbPollState:
-    """The :class:`bridge.session.poller.PollStateStore` of the bridge, in ``poll_cursor``
-    (``last_hash`` per node and namespace) and ``inbound_dedup`` (seen hashes)."""
-
-    def __init__(self, cursors: CursorRepo) -> None:
-        self._cursors = cursors
-
-    @staticmethod
-    def _seen_key(account: str, hash_: str) -> str:
-        return f"seen:{account}:{hash_}"
-
-    async def get_last_hash(self, node: str, account: str, namespace: int) -> str | None:
-        """The cursor of (node, account, namespace)."""
-        record = await self._cursors.get_cursor(f"snode:{account}", node, str(namespace))
-        return record.last_hash if record is not None else None
-
-    async def set_last_hash(self, node: str, account: str, namespace: int, value: str) -> None:
-        """Move the cursor of (node, account, namespace)."""
-        await self._cursors.set_cursor(f"snode:{account}", node, str(namespace), last_hash=value)
-
-    async def seen(self, account: str, hashes: Sequence[str]) -> set[str]:
-        """Which of ``hashes`` were already committed for ``account``."""
-        keys = {self._seen_key(account, h): h for h in hashes}
-        found = await self._cursors.processed_among(list(keys))
-        return {keys[k] for k in found}
-
-    async def mark_seen(self, account: str, hash_: str, expiry: int) -> None:
-        """Record a committed hash (pruned with the other dedup markers)."""
-        await self._cursors.claim_inbound(self._seen_key(account, hash_))
 
 
 def build_snode_client(http: aiohttp.ClientSession, config: SessionConfig) -> SnodeClient:
@@ -98,6 +73,7 @@ class SessionAccounts:
         poll_interval: float,
     ) -> None:
         self._snode = snode
+        self._polling = SwarmPolling(snode)
         self._files = files
         self._state = DbPollState(cursors)
         self._handler: AccountHandler | None = None
@@ -113,6 +89,11 @@ class SessionAccounts:
     def snode(self) -> SnodeClient:
         """The storage-network client every account's client uses."""
         return self._snode
+
+    @property
+    def polling(self) -> SwarmPolling:
+        """The shared polling every account's client polls through."""
+        return self._polling
 
     def get(self, session_id: str) -> tuple[Account, SessionClient] | None:
         """The running account and client of ``session_id``, if any."""
@@ -144,13 +125,21 @@ class SessionAccounts:
         found = self._clients.pop(login.session_id, None)
         if found is not None:
             await found[1].stop()
+            self._state.forget(login.session_id)
             log.info("Stopped the Session client of %s", login.session_id)
 
     async def stop(self) -> None:
         """Stop every client."""
         clients, self._clients = list(self._clients.values()), {}
-        for _, client in clients:
-            await client.stop()
+        # Side by side: each may wait (bounded) for the event it is delivering to finish.
+        stopped = await asyncio.gather(*(c.stop() for _, c in clients), return_exceptions=True)
+        for (account, _), error in zip(clients, stopped, strict=True):
+            if isinstance(error, Exception):
+                log.error(
+                    "Stopping the Session client of %s failed", account.session_id, exc_info=error
+                )
+        await self._polling.close()
+        self._polling = SwarmPolling(self._snode)  # for clients started after a restart
 
     async def _start(
         self, account: Account, identity: Identity, profile: Profile | None
@@ -167,6 +156,7 @@ class SessionAccounts:
             self._files,
             profile=profile,
             poll_interval=self._poll_interval,
+            polling=self._polling,
         )
 
         async def deliver(event: ClientEvent) -> None:

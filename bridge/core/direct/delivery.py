@@ -20,6 +20,7 @@ import base64
 import binascii
 import logging
 
+from bridge import metrics
 from bridge.core.direct.accounts import Account, AccountHandler, SessionAccounts
 from bridge.core.portal.deadletters import DeadLetters, RetryFailed, payload_of
 from bridge.core.portal.failures import Transient, attempt_or_park
@@ -67,6 +68,7 @@ class DirectDelivery:
         try:
             await attempt_or_park(handle, what, park)
         except Transient as e:
+            metrics.failed(metrics.TRANSIENT, "direct")
             raise RetryLater(str(e)) from e
 
     async def _park(

@@ -7,7 +7,10 @@ that carry it, so the client's profile is all there is to keep current: no reque
 
 The bot's identity shows ``appservice.bot_displayname`` and the picture of
 ``appservice.bot_avatar``, uploaded to the file server once per change of that setting: what
-was uploaded is remembered in the key-value table and reused after a restart.
+was uploaded is remembered in the key-value table and reused after a restart. The file server
+drops files after a while (14 days by default), so a picture used for
+:data:`AVATAR_RENEW_AFTER_S` is renewed (``POST /file/{id}/extend``), or uploaded again when
+the server cannot renew it, as desktop does (docs/session-protocol.md §2.13, §7.1).
 """
 
 from __future__ import annotations
@@ -15,12 +18,14 @@ from __future__ import annotations
 import json
 import logging
 import time
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 from mautrix.appservice import IntentAPI
 from mautrix.errors import MatrixConnectionError, MatrixRequestError
 
 from bridge.core.convert.names import clean_name
+from bridge.core.portal.failures import is_transient
 from bridge.db.repos.kv import KVRepo
 from bridge.matrix.reads import MediaDownload, global_display_name
 from bridge.session.client import SessionClient
@@ -30,15 +35,30 @@ from bridge.session.messages import Profile
 log = logging.getLogger("bridge.core.direct.profiles")
 
 BOT_AVATAR_KEY = "session-bot-avatar"
+#: Age (seconds since its upload or last renewal) at which the bot's picture is renewed:
+#: desktop's 12 days, ahead of the file server's usual 14-day expiry.
+AVATAR_RENEW_AFTER_S = 12 * 86_400
+
+# Renews a file-server URL's expiry; raises when it cannot (the file is gone, no such route).
+Renew = Callable[[str], Awaitable[object]]
 
 
 class SessionProfiles:
     """Names and the bot's picture, as Session users see them."""
 
-    def __init__(self, bot: IntentAPI, kv: KVRepo, download: MediaDownload) -> None:
+    def __init__(
+        self,
+        bot: IntentAPI,
+        kv: KVRepo,
+        download: MediaDownload,
+        renew: Renew | None = None,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
         self._bot = bot
         self._kv = kv
         self._download = download
+        self._renew = renew
+        self._clock = clock
 
     async def owner_name(self, mxid: str) -> str | None:
         """The Matrix user's global display name, for their login's profile (without control
@@ -73,30 +93,64 @@ class SessionProfiles:
         (``""`` removes the picture)."""
         stored = await self._stored()
         if (stored.get("mxc") if stored else "") == avatar:
+            await self.keep_bot_avatar(client, avatar)
             return
-        name = client.profile.display_name if client.profile is not None else None
         if not avatar:
-            await client.set_profile(name, None)
+            await client.set_profile(_name(client), None)
             await self._kv.delete(BOT_AVATAR_KEY)
             return
+        await self._upload_bot_avatar(client, avatar)
+
+    async def keep_bot_avatar(self, client: SessionClient, avatar: str) -> str:
+        """Keep the bot's uploaded picture from expiring (module docstring): nothing while it
+        is younger than :data:`AVATAR_RENEW_AFTER_S`, then renew it on the file server, or
+        upload it again if the server cannot. Returns what it did (``none``, ``fresh``,
+        ``renewed``, ``uploaded``, ``later``); a failure that may pass waits for the next
+        call."""
+        stored = await self._stored()
+        if not avatar or stored is None or stored.get("mxc") != avatar:
+            return "none"
+        since = stored.get("renewed", stored.get("updated"))
+        now = self._clock()
+        if isinstance(since, int | float) and now - since < AVATAR_RENEW_AFTER_S:
+            return "fresh"
+        if self._renew is not None:
+            try:
+                await self._renew(str(stored.get("url")))
+            except Exception as e:
+                if is_transient(e):
+                    log.info("The bot's Session picture could not be renewed now: %s", e)
+                    return "later"
+                log.info("The file server did not renew the bot's Session picture: %s", e)
+            else:
+                await self._kv.set(BOT_AVATAR_KEY, json.dumps({**stored, "renewed": int(now)}))
+                log.info("Renewed the bot's Session picture on the file server")
+                return "renewed"
+        return "uploaded" if await self._upload_bot_avatar(client, avatar) else "later"
+
+    async def _upload_bot_avatar(self, client: SessionClient, avatar: str) -> bool:
+        """Upload ``avatar`` as the bot's picture and remember it; False if that failed."""
+        name = _name(client)
         try:
             data = await self._download(avatar)
             profile = await client.set_profile(name, data)
         except (MatrixRequestError, MatrixConnectionError, SessionError) as e:
             log.warning("The bot's Session picture was not set (%s): %s", avatar, e)
-            return
+            return False
         except Exception:  # a download or upload failure must not stop the bridge
             log.exception("The bot's Session picture was not set (%s)", avatar)
-            return
+            return False
         assert profile.avatar_url is not None and profile.avatar_key is not None
         value = {
             "mxc": avatar,
             "url": profile.avatar_url,
             "key": profile.avatar_key.hex(),
             "updated": profile.updated_seconds or int(time.time()),
+            "renewed": int(self._clock()),  # uploaded: the file server's clock starts now
         }
         await self._kv.set(BOT_AVATAR_KEY, json.dumps(value))
         log.info("The bot's Session picture is now %s", avatar)
+        return True
 
     async def _stored(self) -> dict[str, Any] | None:
         raw = await self._kv.get(BOT_AVATAR_KEY)
@@ -107,3 +161,7 @@ class SessionProfiles:
         except ValueError:
             return None
         return value if isinstance(value, dict) else None
+
+
+def _name(client: SessionClient) -> str | None:
+    return client.profile.display_name if client.profile is not None else None

@@ -8,8 +8,10 @@ the Session clients (the bot's and every stored login's).
 
 from __future__ import annotations
 
+import asyncio
+import logging
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from mautrix.types import StateEvent
 
@@ -18,7 +20,7 @@ from bridge.core.direct.chats import DirectChats
 from bridge.core.direct.delivery import DirectDelivery
 from bridge.core.direct.inbound import DirectInbound
 from bridge.core.direct.outbound import DM_KIND, DirectOutbound
-from bridge.core.direct.profiles import SessionProfiles
+from bridge.core.direct.profiles import Renew, SessionProfiles
 from bridge.core.logins import Login, LoginManager
 from bridge.core.portal.events import PortalHandler
 from bridge.core.portal.kind import PortalDeps
@@ -27,7 +29,16 @@ from bridge.core.portal.router import RoomEvent
 from bridge.db.records import PortalKind
 from bridge.db.repos.users import UserRepo
 from bridge.matrix.reads import media_download
+from bridge.session.client import SessionClient
 from bridge.session.dm_media import FileTransfer
+from bridge.stopping import cancel_and_wait
+
+log = logging.getLogger("bridge.core.direct.wiring")
+
+#: Owners' names read from the homeserver at a time while the logins start (in the background).
+NAME_READS_AT_ONCE = 8
+#: Seconds between checks that the bot's picture is not about to expire on the file server.
+AVATAR_CHECK_INTERVAL_S = 6 * 3600.0
 
 
 @dataclass
@@ -45,6 +56,8 @@ class DirectKind:
     logins: LoginManager
     users: UserRepo
     portal_kind: PortalKind = PortalKind.DIRECT
+    _naming: asyncio.Task[None] | None = field(default=None, repr=False)
+    _avatar: asyncio.Task[None] | None = field(default=None, repr=False)
 
     @property
     def handler(self) -> PortalHandler:
@@ -56,16 +69,54 @@ class DirectKind:
 
     async def start(self) -> None:
         """Start the bot's Session client (with its name and picture) and every stored
-        login's (with its owner's Matrix name)."""
+        login's. The logins' clients start at once; their owners' Matrix names are read in
+        the background and shown from then on, so readiness waits on no request per login
+        (docs/architecture.md §3.4)."""
         profile = await self.profiles.bot_profile(self.bot_name, self.bot_avatar)
         bot = await self.accounts.start_bot(self.bot_login.identity, profile)
         await self.profiles.refresh_bot_avatar(bot, self.bot_avatar)
+        self._avatar = asyncio.create_task(self._keep_bot_avatar(bot), name="bot-avatar")
+        logins: list[Login] = []
         for record in await self.users.list_user_logins():
             login = await self.logins.login_by_id(record.id)
             if login is not None:
-                await self.on_login(login)
+                await self.accounts.start_login(login)
+                logins.append(login)
+        self._naming = asyncio.create_task(self._show_owner_names(logins), name="login-names")
+
+    async def _show_owner_names(self, logins: list[Login]) -> None:
+        """Each started login shows its owner's Matrix name (a few reads at a time)."""
+        gate = asyncio.Semaphore(NAME_READS_AT_ONCE)
+
+        async def one(login: Login) -> None:
+            owner, running = login.record.mxid, self.accounts.get(login.session_id)
+            if owner is None or running is None:
+                return
+            async with gate:
+                name = await self.profiles.owner_name(owner)
+            await self.profiles.update_name(running[1], name)
+
+        results = await asyncio.gather(*(one(login) for login in logins), return_exceptions=True)
+        for error in (r for r in results if isinstance(r, Exception)):
+            log.warning("Could not show a login's owner name: %s", error)
+
+    async def _keep_bot_avatar(self, bot: SessionClient) -> None:
+        """Renew the bot's picture on the file server before it expires, however long the
+        bridge runs (``SessionProfiles.keep_bot_avatar``)."""
+        while True:
+            await asyncio.sleep(AVATAR_CHECK_INTERVAL_S)
+            try:
+                await self.profiles.keep_bot_avatar(bot, self.bot_avatar)
+            except Exception:
+                log.exception("Keeping the bot's Session picture failed; trying again later")
 
     async def stop(self) -> None:
+        if self._avatar is not None:
+            await cancel_and_wait(self._avatar)
+            self._avatar = None
+        if self._naming is not None:
+            await cancel_and_wait(self._naming)
+            self._naming = None
         await self.accounts.stop()
 
     async def on_login(self, login: Login) -> None:
@@ -82,8 +133,9 @@ class DirectKind:
             await self.chats.handle_ghost_invite(event)
 
 
-def build_direct(deps: PortalDeps, files: FileTransfer) -> DirectKind:
-    """Build every part of direct chats; nothing runs until :meth:`DirectKind.start`."""
+def build_direct(deps: PortalDeps, files: FileTransfer, renew: Renew | None = None) -> DirectKind:
+    """Build every part of direct chats; nothing runs until :meth:`DirectKind.start`.
+    ``renew`` extends a file's expiry on the file server (the bot's picture)."""
     repos, bot, config = deps.repos, deps.bot, deps.config
     accounts = SessionAccounts(
         snode=build_snode_client(deps.http, config.session),
@@ -129,7 +181,7 @@ def build_direct(deps: PortalDeps, files: FileTransfer) -> DirectKind:
         chats=chats,
         inbound=inbound,
         outbound=outbound,
-        profiles=SessionProfiles(bot, repos.kv, media_download(bot)),
+        profiles=SessionProfiles(bot, repos.kv, media_download(bot), renew),
         bot_login=deps.bot_login,
         bot_name=config.appservice.bot_displayname,
         bot_avatar=config.appservice.bot_avatar,

@@ -15,6 +15,7 @@ import logging
 from collections.abc import Awaitable, Callable
 from typing import Any
 
+from bridge import metrics
 from bridge.db.records import DeadLetterPath, DeadLetterRecord
 from bridge.db.repos.deadletters import DeadLetterRepo
 
@@ -72,6 +73,7 @@ class DeadLetters:
         log.warning(
             "Parked %s as dead letter %d after %d tries: %s", what, record.id, attempts, text
         )
+        metrics.failed(metrics.PERMANENT, path.value)
         return record
 
     async def list(self, limit: int | None = None) -> list[DeadLetterRecord]:

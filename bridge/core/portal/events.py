@@ -8,7 +8,7 @@ from collections.abc import Awaitable, Callable, Mapping
 from typing import Protocol
 
 from mautrix.appservice import IntentAPI
-from mautrix.types import EventType, MessageEvent, StateEvent
+from mautrix.types import EventType, MessageEvent, ReactionEvent, RedactionEvent, StateEvent
 
 from bridge.core.portal.notices import FailureNotices
 from bridge.core.portal.outbox import OutboxSender
@@ -63,9 +63,23 @@ class PortalHandler(Protocol):
 
 
 NonPortalHook = Callable[[RoomEvent], Awaitable[None]]
+# Whether a Matrix user (mxid) has a permission level at all (README, Permissions).
+MayUse = Callable[[str], bool]
 
 
 async def _no_hook(event: RoomEvent) -> None:
+    return None
+
+
+def _what(event: RoomEvent) -> str | None:
+    """What ``event`` would do on Session, as a refusal names it; None for what does not
+    reach Session (membership, names...)."""
+    if isinstance(event, MessageEvent):
+        return "message"
+    if isinstance(event, ReactionEvent):
+        return "reaction"
+    if isinstance(event, RedactionEvent):
+        return "deletion"
     return None
 
 
@@ -80,9 +94,11 @@ class PortalEvents:
         handlers: Mapping[PortalKind, PortalHandler],
         sender: OutboxSender,
         notices: FailureNotices,
+        may_use: MayUse,
         outside_portals: NonPortalHook = _no_hook,
         no_login_text: NoLoginText = default_no_login_text,
     ) -> None:
+        self._may_use = may_use
         self._portals = portals
         self._bot = bot
         self._handlers = dict(handlers)
@@ -100,6 +116,8 @@ class PortalEvents:
         portal = await self._portal_of(str(event.room_id))
         if portal is None:
             await self._outside_portals(event)
+            return
+        if await self._not_allowed(portal, event):
             return
         name = await member_display_name(self._bot, str(event.room_id), str(event.sender))
         await self._run(portal, event, self._handler(portal).handle_message(portal, event, name))
@@ -120,6 +138,8 @@ class PortalEvents:
                 txn_id=derived_txn_id("encrypted", str(event.event_id)),
             )
             return
+        if await self._not_allowed(portal, event):
+            return
         await self._run(portal, event, self._handler(portal).handle_event(portal, event))
 
     def _handler(self, portal: PortalRecord) -> PortalHandler:
@@ -127,6 +147,17 @@ class PortalEvents:
         if handler is None:
             return _Unsupported()
         return handler
+
+    async def _not_allowed(self, portal: PortalRecord, event: RoomEvent) -> bool:
+        """Refuse (with a notice) what a user without a permission level would do on
+        Session: such a user cannot use the bridge at all (README, Permissions), not through
+        relay, nor through a login they made while they still had a level."""
+        sender, what = str(getattr(event, "sender", "")), _what(event)
+        if what is None or self._may_use(sender):
+            return False
+        text = self._no_login_text(sender, what)
+        await self._notices.tell_failure(str(portal.mxid), str(event.event_id), sender, text)
+        return True
 
     async def _run(self, portal: PortalRecord, event: RoomEvent, work: Awaitable[None]) -> None:
         try:

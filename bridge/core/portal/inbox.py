@@ -22,6 +22,7 @@ import logging
 from collections.abc import Awaitable, Callable
 from typing import Any, Protocol
 
+from bridge import metrics
 from bridge.core.portal.failures import TRANSIENT_BACKOFF, Transient, attempt_or_park
 from bridge.db.records import InboxEventRecord as InboxItem
 
@@ -168,6 +169,7 @@ class MatrixInbox:
                 # Transient (attempt_or_park's verdict, or a database error of done()); or a
                 # bug in parking, which must not end this room's worker either.
                 waits += 1
+                metrics.failed(metrics.TRANSIENT, "matrix")
                 if waits & (waits - 1) == 0:  # 1st, 2nd, 4th... wait in a row
                     transient = isinstance(e, Transient)
                     log.warning(

@@ -63,6 +63,9 @@ class PortalDeps:
     # Whether a Matrix user (mxid) may be relayed: at least the relay level (README,
     # Permissions). Read at each event, so a changed permission table counts at once.
     may_relay: Callable[[str], bool]
+    # The client for community servers, which users name: internal addresses only on hosts
+    # the operator listed (session.internal_hosts; None: not started, nothing connects).
+    community_http: aiohttp.ClientSession | None = None
     # Why a user without a login is not heard, worded for their permission level.
     no_login_text: NoLoginText = default_no_login_text
     # Where items that failed for good are parked, and how they are retried (§4.7).

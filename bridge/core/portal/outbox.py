@@ -8,15 +8,20 @@ will (message refused). Any other error is classified by
 transient: the row is sent again, and the deliverers make that safe).
 
 * Transient: the row is tried again with capped backoff, for as long as it takes. When the
-  row has waited longer than ``delay_notice_after`` seconds, its sender is told once that it
-  is queued (``on_delayed``), and told again when it goes through (``on_recovered``).
+  row has been failing for longer than ``delay_notice_after`` seconds (counted from its first
+  transient failure, not from when it was queued: a row that waited behind a backlog and then
+  met a short outage is no reason to speak), its sender is told once that it is queued
+  (``on_delayed``), and told again when it goes through (``on_recovered``).
 * Permanent: the row is marked failed, parked in the dead-letter table (``park``) and its
   sender is told (``on_failed``: a notice and a failed send-status). An unexpected error (a
   bug) is tried :data:`~bridge.core.portal.failures.PERMANENT_ATTEMPTS` times first.
 
 Rows of different portals are delivered concurrently (at most :data:`MAX_IN_FLIGHT` at once);
 a portal's rows one after another, in order (``claim_due`` gives a portal's next row only once
-the one before it is done). A slow upload in one chat never holds up another.
+the one before it is done). A slow upload in one chat never holds up another. The task that
+delivered a portal's row goes on with the rows after it (``claim_next``, :data:`RUN` at a
+time) instead of waiting for the next claim round; rows it claimed but did not try (the one
+before them must wait) go back to ``pending`` uncounted.
 """
 
 from __future__ import annotations
@@ -27,6 +32,7 @@ import logging
 import time
 from collections.abc import Awaitable, Callable, Mapping
 
+from bridge import metrics
 from bridge.backoff import Backoff
 from bridge.core.portal.failures import (
     PERMANENT_ATTEMPTS,
@@ -54,6 +60,7 @@ ParkHook = Callable[[OutboxRecord, str, int], Awaitable[None]]
 
 BATCH = 20
 MAX_IN_FLIGHT = 20
+RUN = 10  # a portal's next rows claimed at once by the task that delivered the one before
 
 
 def now_ms() -> int:
@@ -107,6 +114,7 @@ class OutboxSender:
         self._crash: BaseException | None = None
         self._bugs: dict[int, int] = {}  # row id -> unexpected errors in a row
         self._delayed: set[int] = set()  # rows whose sender was told they are queued
+        self._failing_since: dict[int, int] = {}  # row id -> its first transient failure (ms)
 
     def wake(self) -> None:
         """New rows were enqueued: look now instead of at the next idle poll."""
@@ -159,6 +167,18 @@ class OutboxSender:
         return int(self._backoff.delay(attempts))
 
     async def _deliver(self, row: OutboxRecord) -> None:
+        """Deliver ``row``, then the portal's rows after it while they are due, in order."""
+        run = [row]
+        while run:
+            current = run.pop(0)
+            if not await self._deliver_one(current):
+                await self._repo.release([r.id for r in run])
+                return
+            if not run:
+                run = await self._repo.claim_next(current.portal_id, self._clock(), RUN)
+
+    async def _deliver_one(self, row: OutboxRecord) -> bool:
+        """Deliver one row; False if it must be tried again (the portal's next rows wait)."""
         deliver = self._deliverers.get(row.kind)
         try:
             if deliver is None:
@@ -170,26 +190,32 @@ class OutboxSender:
             if is_transient(e):
                 await self._wait(row, str(e) or type(e).__name__)
             else:
-                await self._bug(row, e)
+                return await self._bug(row, e)
+            return False
         else:
             self._bugs.pop(row.id, None)
+            self._failing_since.pop(row.id, None)
             await self._repo.mark_done(row.id)
             if row.id in self._delayed:
                 self._delayed.discard(row.id)
                 await self._tell(self._on_recovered(row), row)
             await self._on_delivered(row)
+        return True
 
     async def _wait(self, row: OutboxRecord, reason: str) -> None:
         """A transient failure: try again later, however long it takes."""
         log.info("Outbox %d (%s) must wait (try %d): %s", row.id, row.kind, row.attempts, reason)
+        metrics.failed(metrics.TRANSIENT, "outbox")
         now = self._clock()
         await self._repo.reschedule(row.id, now + self.backoff_ms(row.attempts), reason)
-        if now - row.created_at >= self._delay_notice_ms and row.id not in self._delayed:
+        since = self._failing_since.setdefault(row.id, now)
+        if now - since >= self._delay_notice_ms and row.id not in self._delayed:
             self._delayed.add(row.id)
             await self._tell(self._on_delayed(row, reason), row)
 
-    async def _bug(self, row: OutboxRecord, error: Exception) -> None:
-        """An unexpected error: try a few times, then treat it as permanent."""
+    async def _bug(self, row: OutboxRecord, error: Exception) -> bool:
+        """An unexpected error: try a few times, then treat it as permanent (True: the
+        portal's next rows may go)."""
         bugs = self._bugs[row.id] = self._bugs.get(row.id, 0) + 1
         log.error(
             "Outbox %d (%s) failed unexpectedly (%d)", row.id, row.kind, bugs, exc_info=error
@@ -197,15 +223,17 @@ class OutboxSender:
         reason = f"internal error ({type(error).__name__})"
         if bugs < PERMANENT_ATTEMPTS:
             await self._repo.reschedule(row.id, self._clock() + self.backoff_ms(bugs), reason)
-            return
+            return False
         del self._bugs[row.id]
         await self._fail(row, reason, bugs)
+        return True
 
     async def _fail(self, row: OutboxRecord, reason: str, tries: int) -> None:
         log.warning("Outbox %d (%s) failed for good: %s", row.id, row.kind, reason)
         await self._repo.mark_failed(row.id, reason)
         await self._park(row, reason, tries)
         self._delayed.discard(row.id)
+        self._failing_since.pop(row.id, None)
         await self._tell(self._on_failed(row, reason), row)
 
     async def _tell(self, notice: Awaitable[None], row: OutboxRecord) -> None:

@@ -13,6 +13,7 @@ import asyncio
 import logging
 from collections.abc import Callable
 
+from bridge import metrics
 from bridge.backoff import Backoff
 from bridge.core.portal.health import reason
 from bridge.db.engine import Database
@@ -80,6 +81,7 @@ class Readiness:
                 async with asyncio.timeout(self._probe_timeout):
                     await self._db.ping()
             except Exception as e:
+                metrics.database_error()
                 if self.database_up:
                     log.warning("The database cannot be reached: %s", reason(e))
                 self.database_up = False

@@ -24,6 +24,7 @@ from mautrix.types import (
     UserID,
 )
 
+from bridge import metrics
 from bridge.db.records import PortalKind, PortalRecord
 from bridge.db.repos.portals import PortalRepo
 from bridge.matrix.rooms import (
@@ -57,7 +58,7 @@ async def send_to_portal(
     message reuses it and Synapse returns the first event instead of a duplicate.
     """
     assert portal.mxid is not None
-    return await send_content(
+    event_id = await send_content(
         intent,
         portal.mxid,
         content,
@@ -65,6 +66,8 @@ async def send_to_portal(
         event_type=event_type,
         timestamp=timestamp,
     )
+    metrics.bridged(metrics.SESSION_TO_MATRIX, portal.kind.value)
+    return event_id
 
 
 class PortalRoomError(Exception):

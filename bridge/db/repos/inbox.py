@@ -7,7 +7,7 @@ import logging
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from sqlalchemy import delete, exists, func, insert, select
+from sqlalchemy import delete, exists, func, insert, select, text
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bridge.db.engine import Database
@@ -20,6 +20,20 @@ log = logging.getLogger("bridge.db.repos.inbox")
 
 DAY_MS = 86_400_000
 BATCH_CHARS = 4 * 1024 * 1024
+# The key of the PostgreSQL advisory lock every writer of matrix_inbox holds until it commits.
+WRITE_LOCK_KEY = 0x5E55_10B0
+
+
+async def _one_writer_at_a_time(s: AsyncSession) -> None:
+    """Hold the inbox's write lock until ``s`` commits, so rows become visible in id order.
+
+    The pump reads rows with an id above the highest it has seen. PostgreSQL draws an id when
+    the row is inserted, not when it is committed: without the lock a transaction that drew a
+    lower id and committed after a higher one had been read would be skipped for good. SQLite
+    has one writer at a time already.
+    """
+    if s.get_bind().dialect.name == "postgresql":
+        await s.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": WRITE_LOCK_KEY})
 
 
 class MatrixInboxRepo:
@@ -44,6 +58,7 @@ class MatrixInboxRepo:
         """
         now = self._clock()
         async with self._db.use(tx) as s:
+            await _one_writer_at_a_time(s)
             if not await self._transactions.claim_transaction(txn_id, body_hash, tx=s):
                 return False
             # Written in batches: a 60 MiB transaction is not also held as 60 MiB of JSON.
@@ -91,6 +106,7 @@ class MatrixInboxRepo:
             received_at=self._clock(),
         )
         async with self._db.use(tx) as s:
+            await _one_writer_at_a_time(s)
             s.add(row)
 
     async def done(self, item_id: int, *, tx: AsyncSession | None = None) -> None:

@@ -105,7 +105,7 @@ class MessageRepo:
             Message.session_key == session_key,
             Message.part == part,
         )
-        async with self._db.use(tx) as s:
+        async with self._db.read(tx) as s:
             row = (await s.scalars(stmt)).one_or_none()
             return None if row is None else _message(row)
 
@@ -226,7 +226,7 @@ class MessageRepo:
             .where(Reaction.target_message_id == target_message_id)
             .order_by(Reaction.id)
         )
-        async with self._db.use(tx) as s:
+        async with self._db.read(tx) as s:
             return [_reaction(row) for row in await s.scalars(stmt)]
 
     async def remove_reaction(self, reaction_id: int, *, tx: AsyncSession | None = None) -> bool:

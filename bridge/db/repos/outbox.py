@@ -165,6 +165,60 @@ class OutboxRepo:
             )
             return [_record(row) for row in rows]
 
+    async def claim_next(
+        self, portal_id: int, now: int, limit: int, *, tx: AsyncSession | None = None
+    ) -> list[OutboxRecord]:
+        """Claim the portal's next rows in order, as :meth:`claim_due` would one by one: its
+        oldest open rows, up to the first one that is not pending and due (at most
+        ``limit``). Used by the sender right after it delivered the row before them."""
+        pick = (
+            select(Outbox.id, Outbox.status, Outbox.next_attempt_at)
+            .where(Outbox.portal_id == portal_id, Outbox.status.in_(_OPEN))
+            .order_by(Outbox.id)
+            .limit(limit)
+            .with_for_update()
+        )
+        async with self._db.use(tx) as s:
+            ids: list[int] = []
+            for row_id, status, due in await s.execute(pick):
+                if status != OutboxStatus.PENDING.value or due > now:
+                    break
+                ids.append(row_id)
+            if not ids:
+                return []
+            claim = (
+                update(Outbox)
+                .where(Outbox.id.in_(ids), Outbox.status == OutboxStatus.PENDING.value)
+                .values(
+                    status=OutboxStatus.SENDING.value,
+                    attempts=Outbox.attempts + 1,
+                    updated_at=now,
+                )
+                .execution_options(synchronize_session=False)
+            )
+            await s.execute(claim)
+            rows = await s.scalars(
+                select_fresh(Outbox).where(Outbox.id.in_(ids)).order_by(Outbox.id)
+            )
+            return [_record(row) for row in rows]
+
+    async def release(self, ids: list[int], *, tx: AsyncSession | None = None) -> None:
+        """Return claimed rows that were not tried to ``pending``, their attempt uncounted."""
+        if not ids:
+            return
+        stmt = (
+            update(Outbox)
+            .where(Outbox.id.in_(ids), Outbox.status == OutboxStatus.SENDING.value)
+            .values(
+                status=OutboxStatus.PENDING.value,
+                attempts=Outbox.attempts - 1,
+                updated_at=self._clock(),
+            )
+            .execution_options(synchronize_session=False)
+        )
+        async with self._db.use(tx) as s:
+            await s.execute(stmt)
+
     async def set_payload(
         self, outbox_id: int, payload: str, *, tx: AsyncSession | None = None
     ) -> None:

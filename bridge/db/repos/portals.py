@@ -9,6 +9,7 @@ caller's job (``bridge.ids``); this module only stores it.
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Sequence
 
 from sqlalchemy import update
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -60,9 +61,19 @@ class PortalRepo:
         self, portal_id: int, *, tx: AsyncSession | None = None
     ) -> PortalRecord | None:
         """The portal with this id, if any."""
-        async with self._db.use(tx) as s:
+        async with self._db.read(tx) as s:
             row = await s.get(Portal, portal_id, populate_existing=True)
             return None if row is None else _record(row)
+
+    async def get_many(
+        self, portal_ids: Sequence[int], *, tx: AsyncSession | None = None
+    ) -> dict[int, PortalRecord]:
+        """The portals with these ids that exist, by id (one query)."""
+        if not portal_ids:
+            return {}
+        stmt = select_fresh(Portal).where(Portal.id.in_(list(portal_ids)))
+        async with self._db.use(tx) as s:
+            return {row.id: _record(row) for row in await s.scalars(stmt)}
 
     async def get_by_key(
         self, kind: PortalKind, session_key: str, *, tx: AsyncSession | None = None
@@ -79,7 +90,7 @@ class PortalRepo:
         self, mxid: str, *, tx: AsyncSession | None = None
     ) -> PortalRecord | None:
         """The portal of a Matrix room, if any."""
-        async with self._db.use(tx) as s:
+        async with self._db.read(tx) as s:
             row = (await s.scalars(select_fresh(Portal).where(Portal.mxid == mxid))).one_or_none()
             return None if row is None else _record(row)
 

@@ -117,7 +117,6 @@ class GroupsClient:
         self._task: asyncio.Task[None] | None = None
         self._stopping = False
         self._unsubscribe_dm: Callable[[], None] | None = None
-        self._last_timestamp = 0
 
     def __repr__(self) -> str:
         return f"GroupsClient(session_id={self.session_id.value!r})"
@@ -338,9 +337,9 @@ class GroupsClient:
         return self._dm.profile if self._dm is not None else None
 
     def _next_timestamp(self) -> int:
-        # Distinct per message (§7.11: one batch's messages need distinct timestamps).
-        self._last_timestamp = max(self._snode.clock.now_ms(), self._last_timestamp + 1)
-        return self._last_timestamp
+        # Distinct per message (§7.11: one batch's messages need distinct timestamps), and
+        # from the clock all identities share (§2.11, bridge/session/sent_clock.py).
+        return self._snode.sent_clock.next_ms()
 
     async def _post(self, gid: GroupID, message: Message) -> GroupSent:
         membership = await self.membership(gid)

@@ -21,6 +21,7 @@ from typing import Any
 
 from bridge.backoff import Backoff
 from bridge.session.errors import InvalidInput
+from bridge.session.sent_clock import SentClock
 from bridge.session.snode import auth, calls
 from bridge.session.snode.clock import NetworkClock
 from bridge.session.snode.errors import (
@@ -101,12 +102,16 @@ class SnodeClient:
         transport: SnodeTransport,
         *,
         clock: NetworkClock | None = None,
+        sent_clock: SentClock | None = None,
         policy: RetryPolicy | None = None,
         rng: random.Random | None = None,
         sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
     ) -> None:
         self.pool = pool
         self.clock = clock or NetworkClock()
+        # One client serves every identity of the bridge, so its sent clock is the
+        # process-wide one (Android's duplicate-timestamp rule, §2.11; .sent_clock).
+        self.sent_clock = sent_clock or SentClock(self.clock.now_ms)
         self._transport = transport
         self._policy = policy or RetryPolicy()
         self._rng = rng or random.Random()

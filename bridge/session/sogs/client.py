@@ -23,7 +23,7 @@ import aiohttp
 
 from bridge.ids import BlindedID
 from bridge.session.blinding import blind15_id
-from bridge.session.errors import InvalidInput
+from bridge.session.errors import InvalidInput, SessionError
 from bridge.session.keys import Identity
 from bridge.session.messages import Message, content_to_proto
 from bridge.session.padding import pad_message
@@ -53,7 +53,7 @@ from bridge.session.sogs.models import (
     ReactionUpdate,
     RoomInfo,
 )
-from bridge.session.sogs.poll import PollCursors, build_poll, parse_poll
+from bridge.session.sogs.poll import PollCursors, build_poll, parse_poll, room_reply
 from bridge.session.sogs.posts import sign_post
 from bridge.session.sogs.transport import SogsTransport
 from bridge.session.sogs.urls import CommunityServerRef, parse_community_url, valid_room_token
@@ -61,6 +61,9 @@ from bridge.session.sogs.urls import CommunityServerRef, parse_community_url, va
 __all__ = ["CommunityClient"]
 
 log = logging.getLogger("bridge.session.sogs.client")
+
+#: Rooms joined per ``/batch`` by :meth:`CommunityClient.join_many`.
+JOIN_BATCH = 100
 
 
 def _b64(data: bytes) -> str:
@@ -139,6 +142,34 @@ class CommunityClient:
         self._info_updates[token] = info.info_updates
         return info
 
+    async def join_many(self, tokens: Sequence[str]) -> dict[str, RoomInfo | SessionError]:
+        """Join several rooms with one ``/batch`` per :data:`JOIN_BATCH` rooms (§5.9): each
+        token's room info, or the error its room got (e.g. :class:`RoomNotFound`), which
+        leaves that room unjoined. Raises when the server cannot be asked at all."""
+        outcomes: dict[str, RoomInfo | SessionError] = {}
+        valid: list[str] = []
+        for token in tokens:
+            try:
+                valid.append(_room(token))
+            except InvalidInput as e:
+                outcomes[token] = e
+        for start in range(0, len(valid), JOIN_BATCH):
+            chunk = valid[start : start + JOIN_BATCH]
+            subrequests = [{"method": "GET", "path": f"/room/{token}"} for token in chunk]
+            reply = (await self._http.call("POST", "/batch", json_body=subrequests)).json()
+            if not isinstance(reply, list) or len(reply) != len(chunk):
+                raise InvalidCommunityReply("batch reply does not have one result per room")
+            for token, result in zip(chunk, reply, strict=True):
+                try:
+                    info = room_reply(token, result)
+                except SessionError as e:
+                    outcomes[token] = e
+                    continue
+                self._joined[token] = None
+                self._info_updates[token] = info.info_updates
+                outcomes[token] = info
+        return outcomes
+
     def leave(self, token: str) -> None:
         """Stop polling a room (its cursor stays in the store)."""
         self._joined.pop(token, None)
@@ -212,10 +243,21 @@ class CommunityClient:
         return {"data": _b64(data), "signature": _b64(signature), "files": list(files)}
 
     async def post(
-        self, token: str, message: Message, *, files: Sequence[int] = ()
+        self,
+        token: str,
+        message: Message,
+        *,
+        files: Sequence[int] = (),
+        whisper_to: str | None = None,
+        whisper_mods: bool = False,
     ) -> PostedMessage:
-        """Post a message; ``files`` are ids from :meth:`upload` referenced by it."""
+        """Post a message; ``files`` are ids from :meth:`upload` referenced by it. A
+        moderator may make it a whisper: seen only by ``whisper_to`` and/or the moderators."""
         body = self._signed_body(message, files)
+        if whisper_to is not None:
+            body["whisper_to"] = whisper_to
+        if whisper_mods:
+            body["whisper_mods"] = True
         path = f"/room/{_room(token)}/message"
         obj = (await self._http.call("POST", path, room=token, json_body=body)).json()
         where = "posted message"

@@ -162,17 +162,38 @@ def decode_message(room: str, obj: object) -> CommunityMessage | ReactionUpdate:
         return ReactionUpdate(room, ident, seqno, reactions)
     posted = number_field(obj, "posted", where)
     edited = _number(obj.get("edited"))
+    whisper = _whisper(obj)
     if obj.get("data") is None:  # deleted (§5.5): no data, no signature
         author = _author_or_none(obj.get("session_id"))
         return CommunityMessage(
-            room, ident, seqno, author, posted, edited, True, None, None, reactions
+            room, ident, seqno, author, posted, edited, True, None, None, reactions, None, *whisper
         )
     author, data, content, error = _content(
         obj.get("session_id"), obj["data"], obj.get("signature")
     )
     return CommunityMessage(
-        room, ident, seqno, author, posted, edited, False, content, error, reactions, data
+        room,
+        ident,
+        seqno,
+        author,
+        posted,
+        edited,
+        False,
+        content,
+        error,
+        reactions,
+        data,
+        *whisper,
     )
+
+
+def _whisper(obj: dict[str, Any]) -> tuple[bool, str | None, bool]:
+    """``(whisper, whisper_to, whisper_mods)`` of a message object (§5.5). Any of the three
+    marks a whisper, so a server that omits ``whisper`` still cannot make one look public."""
+    raw_to = obj.get("whisper_to")
+    to = raw_to if isinstance(raw_to, str) and raw_to else None
+    mods = bool(obj.get("whisper_mods"))
+    return bool(obj.get("whisper")) or mods or raw_to not in (None, ""), to, mods
 
 
 def _author_or_none(value: object) -> PostAuthor | None:

@@ -82,6 +82,9 @@ class CommunityMessage:
     otherwise ``error`` says why (``content`` and ``error`` are then ``None``/set). Deleted
     messages have ``deleted=True`` and neither. The dedup key for an edit is
     ``(id, seqno)``: every edit and deletion gets a new ``seqno``.
+
+    A whisper (§5.5) is a post the server shows only to the user it names (``whisper_to``)
+    and/or to the room's moderators (``whisper_mods``); ``whisper`` is true for either.
     """
 
     room: str
@@ -95,6 +98,9 @@ class CommunityMessage:
     error: SessionError | None
     reactions: tuple[ReactionSummary, ...] = ()
     data: bytes | None = field(default=None, repr=False)  # padded Content as signed
+    whisper: bool = False
+    whisper_to: str | None = None
+    whisper_mods: bool = False
 
 
 @dataclass(frozen=True, slots=True)

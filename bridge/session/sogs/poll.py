@@ -15,7 +15,12 @@ from typing import Any
 
 from bridge.session.errors import SessionError
 from bridge.session.keys import Identity
-from bridge.session.sogs.decode import decode_inbox_item, decode_message, decode_poll_info
+from bridge.session.sogs.decode import (
+    decode_inbox_item,
+    decode_message,
+    decode_poll_info,
+    decode_room,
+)
 from bridge.session.sogs.errors import InvalidCommunityReply
 from bridge.session.sogs.models import (
     BadItem,
@@ -23,12 +28,13 @@ from bridge.session.sogs.models import (
     InboxEntry,
     PollResult,
     ReactionUpdate,
+    RoomInfo,
     RoomUpdate,
 )
 from bridge.session.sogs.transport import error_for_status
 from bridge.session.sogs.urls import CommunityServerRef
 
-__all__ = ["DEFAULT_PAGE", "PollCursors", "build_poll", "parse_poll"]
+__all__ = ["DEFAULT_PAGE", "PollCursors", "build_poll", "parse_poll", "room_reply"]
 
 DEFAULT_PAGE = 100  # the server's default ``limit`` for messages/since (§5.5)
 
@@ -68,6 +74,15 @@ def _sub(result: object, where: str) -> tuple[int, Any]:
 
 def _detail(body: object) -> str:
     return body if isinstance(body, str) else ""
+
+
+def room_reply(token: str, result: object) -> RoomInfo:
+    """The room object of one ``GET /room/{token}`` subrequest of a ``/batch`` (§5.4, §5.9);
+    raises the room's error (:class:`RoomNotFound` for a 404)."""
+    code, body = _sub(result, f"room {token}")
+    if not 200 <= code < 300:
+        raise error_for_status(code, _detail(body), room=token)
+    return decode_room(body)
 
 
 def _room_update(token: str, info_res: object, since_res: object, seqno: int) -> RoomUpdate:

@@ -13,6 +13,7 @@ import logging
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from http import HTTPStatus
 from typing import Any
 from urllib.parse import quote
 
@@ -36,11 +37,12 @@ from bridge.session.sogs.errors import (
 )
 from bridge.session.sogs.urls import CommunityServerRef
 
-__all__ = ["HttpReply", "SogsTransport", "error_for_status"]
+__all__ = ["HttpReply", "SogsTransport", "error_for_status", "short_reason"]
 
 log = logging.getLogger("bridge.session.sogs.transport")
 
 _PATH_SAFE = "/-_.~!$&'()*+,;=:@"
+MAX_REASON = 120
 _BY_STATUS: dict[int, type[CommunityHttpError]] = {
     400: RequestRejected,
     401: WrongServerKey,
@@ -51,9 +53,25 @@ _BY_STATUS: dict[int, type[CommunityHttpError]] = {
 }
 
 
+def short_reason(status: int, body: str) -> str:
+    """What a refusal's body says, fit for a message: one line of at most
+    :data:`MAX_REASON` characters. An HTML page (pysogs answers most 404s with the web
+    framework's "Not Found" page) or an empty body becomes the status's standard phrase."""
+    text = " ".join(body.split())
+    if not text or text.startswith("<") or "<html" in text.lower():
+        try:
+            return HTTPStatus(status).phrase
+        except ValueError:
+            return "refused"
+    text = "".join(c for c in text if c.isprintable())
+    return text if len(text) <= MAX_REASON else text[: MAX_REASON - 1] + "…"
+
+
 def error_for_status(status: int, detail: str, *, room: str | None = None) -> CommunityError:
-    """The typed error for a non-2xx ``status``; a 404 on a room request is RoomNotFound."""
-    detail = detail[:200]
+    """The typed error for a non-2xx ``status``; a 404 on a room request is RoomNotFound.
+    The message has the status and a short reason, never the server's page (``short_reason``).
+    """
+    detail = short_reason(status, detail)
     if status == 404 and room is not None:
         return RoomNotFound(f"room {room!r} not found: {detail}", status=status)
     kind = _BY_STATUS.get(status, CommunityHttpError)
@@ -138,5 +156,7 @@ class SogsTransport:
         """:meth:`request`, raising the typed error for a non-2xx status."""
         reply = await self.request(method, path, **kwargs)
         if not reply.ok:
-            raise error_for_status(reply.status, reply.body.decode("utf-8", "replace"), room=room)
+            body = reply.body.decode("utf-8", "replace")
+            log.debug("%s %s: HTTP %d %r", method, path, reply.status, body[:300])
+            raise error_for_status(reply.status, body, room=room)
         return reply

@@ -4,6 +4,7 @@ for one URL are separate, so a wrong key can never take over a live portal's pol
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import aiohttp
 
@@ -49,4 +50,40 @@ async def test_cursors_are_kept_per_key_and_old_ones_are_read(tmp_path: Path) ->
     assert await real.get(URL, "room:lobby") == 9
     assert await wrong.get(URL, "room:lobby") == 1
     assert await CursorRepoStore(cursors, REAL).get(URL, "room:dev") == 0
+    await db.close()
+
+
+class CountingCursors(CursorRepo):
+    """Counts the queries the store makes."""
+
+    reads = 0
+
+    async def get_cursor(self, *args: Any, **kwargs: Any) -> Any:
+        self.reads += 1
+        return await super().get_cursor(*args, **kwargs)
+
+    async def list_cursors(self, *args: Any, **kwargs: Any) -> Any:
+        self.reads += 1
+        return await super().list_cursors(*args, **kwargs)
+
+
+async def test_every_cursor_of_a_server_is_read_once_however_many_rooms(tmp_path: Path) -> None:
+    """A poll of N rooms needs N cursors: read in two queries at the first poll, then never
+    again (docs/architecture.md §4.5), whatever the number of rooms."""
+    url = f"sqlite+aiosqlite:///{tmp_path / 'b.db'}"
+    await migrate.upgrade_to_head(url)
+    db = Database.from_url(url)
+    cursors = CountingCursors(db)
+    for i in range(0, 300, 2):  # half the rooms have a committed cursor, one an old-named one
+        await cursors.set_cursor(f"sogs:{URL}|{'11' * 32}", "", f"room:r{i}", seqno=i + 1)
+    await cursors.set_cursor(f"sogs:{URL}", "", "room:r1", seqno=5)
+    store = CursorRepoStore(cursors, REAL)
+    for _ in range(3):  # three polls
+        values = [await store.get(URL, f"room:r{i}") for i in range(300)]
+    assert values[:4] == [1, 5, 3, 0] and values[298] == 299
+    assert cursors.reads == 2
+    await store.set(URL, "room:r3", 8)
+    assert await store.get(URL, "room:r3") == 8 and cursors.reads == 2
+    # A new store (a restart) reads what was committed.
+    assert await CursorRepoStore(cursors, REAL).get(URL, "room:r3") == 8
     await db.close()

@@ -16,6 +16,7 @@ from bridge.backoff import Backoff
 from bridge.core.community.polling import Item, ServerLink, ServerPolling
 from bridge.core.portal import failures
 from bridge.db.records import PortalKind, PortalRecord
+from bridge.session.errors import SessionError
 from bridge.session.sogs.errors import CommunityUnreachable, RoomNotFound
 from bridge.session.sogs.models import CommunityMessage, PollResult, RoomInfo, RoomUpdate
 from bridge.session.sogs.urls import CommunityServerRef
@@ -41,12 +42,33 @@ class FakeServer:
         self.cursors = {token: 0 for token in rooms}
         self.reachable = True
         self.joined: list[str] = []
+        self.refused: set[str] = set()  # rooms the server says it does not have
+        self.join_requests = 0
+
+    def _join(self, token: str) -> RoomInfo:
+        if token in self.refused:
+            raise RoomNotFound(f"room {token!r} not found", status=404)
+        self.joined.append(token)
+        return info(token)
 
     async def join(self, token: str) -> RoomInfo:
         if not self.reachable:
             raise CommunityUnreachable("cannot reach the server")
-        self.joined.append(token)
-        return info(token)
+        self.join_requests += 1
+        return self._join(token)
+
+    async def join_many(self, tokens: list[str]) -> dict[str, RoomInfo | SessionError]:
+        """One request for all the rooms: it fails as a whole, or says per room."""
+        if not self.reachable:
+            raise CommunityUnreachable("cannot reach the server")
+        self.join_requests += 1
+        outcomes: dict[str, RoomInfo | SessionError] = {}
+        for token in tokens:
+            try:
+                outcomes[token] = self._join(token)
+            except SessionError as e:
+                outcomes[token] = e
+        return outcomes
 
     async def poll(self) -> PollResult:
         if not self.reachable:
@@ -63,11 +85,23 @@ class FakeServer:
 
 
 class Portals:
-    async def get_by_id(self, portal_id: int) -> PortalRecord:
+    def __init__(self) -> None:
+        self.reads = 0
+
+    @staticmethod
+    def record(portal_id: int) -> PortalRecord:
         return PortalRecord(
             portal_id, PortalKind.COMMUNITY, "k", "!room", None, None, None, None,
             False, None, False, 0, None,
         )  # fmt: skip
+
+    async def get_by_id(self, portal_id: int) -> PortalRecord:
+        self.reads += 1
+        return self.record(portal_id)
+
+    async def get_many(self, portal_ids: list[int]) -> dict[int, PortalRecord]:
+        self.reads += 1  # one query for them all
+        return {i: self.record(i) for i in portal_ids}
 
 
 @pytest.fixture(autouse=True)
@@ -76,9 +110,12 @@ def fast(monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 def polling(
-    handle: Callable[[PortalRecord, Item], Awaitable[None]], parked: list[Any]
+    handle: Callable[[PortalRecord, Item], Awaitable[None]],
+    parked: list[Any],
+    portals: Portals | None = None,
+    locks: dict[int, asyncio.Lock] | None = None,
 ) -> ServerPolling:
-    locks: dict[int, asyncio.Lock] = {}
+    locks = {} if locks is None else locks
 
     async def on_info(*_: object) -> None:
         return None
@@ -87,7 +124,7 @@ def polling(
         parked.append((item.room, item.seqno, str(error), tries))
 
     return ServerPolling(
-        portals=Portals(),  # type: ignore[arg-type]
+        portals=portals or Portals(),  # type: ignore[arg-type]
         handle_item=handle,
         portal_lock=lambda pid: locks.setdefault(pid, asyncio.Lock()),
         poll_interval=0.01,
@@ -119,7 +156,9 @@ async def test_a_poison_post_is_parked_and_every_room_goes_on() -> None:
     server.rooms["lobby"].append(4)  # later posts in the same room still arrive
     await wait_until(lambda: ("lobby", 4) in seen)
     await cancel_and_wait(task)
-    assert seen == [("lobby", 1), ("lobby", 3), ("dev", 1), ("dev", 2), ("lobby", 4)]
+    # Each room in its order (the rooms of a poll are handled at once).
+    assert [n for room, n in seen if room == "lobby"] == [1, 3, 4]
+    assert [n for room, n in seen if room == "dev"] == [1, 2]
     assert parked == [("lobby", 2, "cannot convert", failures.PERMANENT_ATTEMPTS)]
 
 
@@ -169,14 +208,7 @@ async def test_rooms_of_a_server_down_at_startup_are_joined_once_it_answers() ->
 
 async def test_a_room_the_server_refuses_keeps_no_other_room_out() -> None:
     server = FakeServer({"gone": [1], "lobby": [1]})
-    real_join = server.join
-
-    async def join(token: str) -> RoomInfo:
-        if token == "gone":
-            raise RoomNotFound("room 'gone' not found", status=404)
-        return await real_join(token)
-
-    server.join = join  # type: ignore[method-assign]
+    server.refused = {"gone"}
     seen: list[tuple[str, int]] = []
 
     async def handle(portal: PortalRecord, item: Item) -> None:
@@ -187,3 +219,47 @@ async def test_a_room_the_server_refuses_keeps_no_other_room_out() -> None:
     await wait_until(lambda: seen == [("lobby", 1)])
     assert link.pending == {"gone": 1}  # tried again later, with a backoff
     await cancel_and_wait(task)
+
+
+async def test_resuming_many_rooms_costs_one_request_and_one_portal_read() -> None:
+    """Startup with many rooms on a server: one join request for all of them and one read
+    of their portals, not a request and a read per room (docs/architecture.md §3.4)."""
+    rooms: dict[str, list[int]] = {f"r{i}": [] for i in range(200)}
+    server, portals = FakeServer(rooms), Portals()
+
+    async def handle(portal: PortalRecord, item: Item) -> None:
+        raise AssertionError("no room has posts")
+
+    link = ServerLink(server, pending={t: i for i, t in enumerate(rooms)})  # type: ignore[arg-type]
+    task = asyncio.create_task(polling(handle, [], portals).run(link))
+    await wait_until(lambda: link.pending == {} and len(link.portals) == len(rooms))
+    await cancel_and_wait(task)
+    assert server.join_requests == 1
+    assert portals.reads == 1  # get_many, once
+
+
+async def test_a_portal_s_matrix_side_waits_for_one_item_not_a_whole_batch() -> None:
+    # The portal lock is taken per item (docs/architecture.md §4.3): a Matrix message of the
+    # portal (the outbox, under the same lock) goes between two items of a long backlog.
+    server = FakeServer({"lobby": list(range(1, 51))})
+    seen: list[Any] = []
+    locks: dict[int, asyncio.Lock] = {}
+    outbox: list[asyncio.Task[None]] = []
+
+    async def matrix_message() -> None:
+        async with locks[1]:
+            seen.append("matrix")
+
+    async def handle(portal: PortalRecord, item: Item) -> None:
+        if item.seqno == 1:
+            outbox.append(asyncio.create_task(matrix_message()))
+        await asyncio.sleep(0)
+        seen.append(item.seqno)
+
+    link = ServerLink(server, pending={"lobby": 1})  # type: ignore[arg-type]
+    task = asyncio.create_task(polling(handle, [], locks=locks).run(link))
+    await wait_until(lambda: server.cursors["lobby"] == 50)
+    await cancel_and_wait(task)
+    await asyncio.gather(*outbox)
+    assert seen.index("matrix") == 1  # right after the item in hand, not after all 50
+    assert [n for n in seen if n != "matrix"] == list(range(1, 51))

@@ -18,6 +18,7 @@ from bridge.core.convert.media import (
     sniff_mimetype,
     with_caption,
 )
+from bridge.session.messages import Attachment, VisibleMessage, content_to_proto
 from tests.images import tiny_png
 
 
@@ -152,6 +153,31 @@ def test_matrix_media_refuses_what_it_cannot_send() -> None:
     encrypted = {"msgtype": "m.image", "body": "x", "file": {"url": "mxc://hs/e"}}
     assert matrix_media(encrypted) is None
     assert matrix_media({"msgtype": "m.image", "body": "x", "url": "https://evil/x"}) is None
+
+
+def test_matrix_media_ignores_sizes_no_session_field_can_carry() -> None:
+    # Beyond canonical JSON's 2**53 - 1, or Session's 32-bit attachment fields: encoding the
+    # attachment failed, and the file was never sent.
+    info = {"w": 2**60, "h": 2**32, "size": 2**70}
+    content = {"msgtype": "m.image", "body": "a.png", "url": "mxc://x/a", "info": info}
+    media = matrix_media(content)
+    assert media is not None
+    assert (media.width, media.height, media.size) == (None, None, None)
+    info.update(w=2**32 - 1, h=1, size=2**53 - 1)
+    media = matrix_media(content)
+    assert media is not None
+    assert (media.width, media.height, media.size) == (2**32 - 1, 1, 2**53 - 1)
+    attachment = Attachment(
+        url="http://files/file/1",
+        key=bytes(64),
+        size=3,
+        digest=bytes(32),
+        content_type=media.mimetype,
+        file_name=media.filename,
+        width=media.width,
+        height=media.height,
+    )
+    assert content_to_proto(VisibleMessage(body="", attachments=(attachment,)))
 
 
 @given(

@@ -14,7 +14,12 @@ from sqlalchemy import exc
 
 from bridge.backoff import Backoff
 from bridge.core.portal import failures
-from bridge.core.portal.outbox import OutboxSender, PermanentFailure, TemporaryFailure
+from bridge.core.portal.outbox import (
+    OutboxSender,
+    PermanentFailure,
+    TemporaryFailure,
+    now_ms,
+)
 from bridge.db import migrate
 from bridge.db.engine import Database
 from bridge.db.records import OutboxRecord, OutboxStatus, PortalKind
@@ -223,3 +228,69 @@ async def test_a_database_error_outside_a_delivery_ends_the_run(repos: Repositor
     await wait_for_status(repos, row.id, OutboxStatus.DONE)
     await cancel_and_wait(task)
     assert posts == [row.id, row.id]
+
+
+async def test_a_chats_rows_go_on_in_one_run_and_wait_uncounted_behind_a_retry(
+    repos: Repositories,
+) -> None:
+    # The task that delivered a row claims the rows after it; when one of them must wait,
+    # the ones it claimed after that go back to pending with no attempt counted, and
+    # everything is sent once, in order.
+    hooks, sent, tries = Recorder(), [], {}
+
+    async def deliver(row: OutboxRecord) -> None:
+        tries[row.payload] = row.attempts
+        if row.payload == '"m3"' and row.attempts == 1:
+            raise TemporaryFailure("the server is busy")
+        sent.append(row.payload)
+
+    sender = sender_for(repos, deliver, hooks)
+    portal = await portal_id(repos)
+    rows = [await repos.outbox.enqueue(portal, "x", f'"m{i}"') for i in range(15)]
+    task = asyncio.create_task(sender.run())
+    await wait_for_status(repos, rows[-1].id, OutboxStatus.DONE)
+    await cancel_and_wait(task)
+    assert sent == [f'"m{i}"' for i in range(15)]
+    assert tries == {f'"m{i}"': 2 if i == 3 else 1 for i in range(15)}
+
+
+async def test_claim_next_takes_only_the_due_rows_at_the_head_of_a_chat(
+    repos: Repositories,
+) -> None:
+    portal, other = await portal_id(repos, 1), await portal_id(repos, 2)
+    rows = [await repos.outbox.enqueue(portal, "x", "{}") for i in range(4)]
+    await repos.outbox.enqueue(other, "x", "{}")
+    now = rows[-1].next_attempt_at  # every row is due
+    await repos.outbox.reschedule(rows[2].id, now + 60_000, "busy")
+    claimed = await repos.outbox.claim_next(portal, now, 10)
+    assert [r.id for r in claimed] == [rows[0].id, rows[1].id]  # not past the waiting one
+    assert all(r.status is OutboxStatus.SENDING and r.attempts == 1 for r in claimed)
+    assert await repos.outbox.claim_next(portal, now, 10) == []  # its head is now sending
+    await repos.outbox.release([rows[1].id])
+    released = await repos.outbox.get(rows[1].id)
+    assert released is not None
+    assert (released.status, released.attempts) == (OutboxStatus.PENDING, 0)
+
+
+async def test_a_short_outage_is_not_told_even_to_a_row_that_waited_in_a_backlog(
+    repos: Repositories,
+) -> None:
+    # The row was queued ten minutes before it was first tried (a long backlog), then met a
+    # short outage: the threshold counts from its first failure, so nothing is said.
+    hooks, tries = Recorder(), []
+
+    async def deliver(row: OutboxRecord) -> None:
+        tries.append(row.attempts)
+        if len(tries) <= 3:
+            raise TemporaryFailure("the Session network cannot be reached")
+
+    def ten_minutes_later() -> int:
+        return now_ms() + 600_000
+
+    sender = sender_for(repos, deliver, hooks, delay_notice_after=60.0, clock=ten_minutes_later)
+    row = await repos.outbox.enqueue(await portal_id(repos), "x", "{}", matrix_event_id="$e")
+    task = asyncio.create_task(sender.run())
+    await wait_for_status(repos, row.id, OutboxStatus.DONE)
+    await cancel_and_wait(task)
+    assert tries == [1, 2, 3, 4]
+    assert hooks.told == []
