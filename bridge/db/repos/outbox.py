@@ -148,22 +148,7 @@ class OutboxRepo:
             ids = list((await s.scalars(pick)).all())
             if not ids:
                 return []
-            claim = (
-                update(Outbox)
-                .where(Outbox.id.in_(ids), Outbox.status == OutboxStatus.PENDING.value)
-                .values(
-                    status=OutboxStatus.SENDING.value,
-                    attempts=Outbox.attempts + 1,
-                    updated_at=now,
-                )
-                .returning(Outbox.id)
-                .execution_options(synchronize_session=False)
-            )
-            claimed = list((await s.scalars(claim)).all())
-            rows = await s.scalars(
-                select_fresh(Outbox).where(Outbox.id.in_(claimed)).order_by(Outbox.id)
-            )
-            return [_record(row) for row in rows]
+            return await _claim(s, ids, now)
 
     async def claim_next(
         self, portal_id: int, now: int, limit: int, *, tx: AsyncSession | None = None
@@ -186,21 +171,7 @@ class OutboxRepo:
                 ids.append(row_id)
             if not ids:
                 return []
-            claim = (
-                update(Outbox)
-                .where(Outbox.id.in_(ids), Outbox.status == OutboxStatus.PENDING.value)
-                .values(
-                    status=OutboxStatus.SENDING.value,
-                    attempts=Outbox.attempts + 1,
-                    updated_at=now,
-                )
-                .execution_options(synchronize_session=False)
-            )
-            await s.execute(claim)
-            rows = await s.scalars(
-                select_fresh(Outbox).where(Outbox.id.in_(ids)).order_by(Outbox.id)
-            )
-            return [_record(row) for row in rows]
+            return await _claim(s, ids, now)
 
     async def release(self, ids: list[int], *, tx: AsyncSession | None = None) -> None:
         """Return claimed rows that were not tried to ``pending``, their attempt uncounted."""
@@ -333,3 +304,20 @@ class OutboxRepo:
         async with self._db.use(tx) as s:
             if not await execute_count(s, stmt):
                 raise LookupError(f"outbox row {outbox_id} does not exist")
+
+
+async def _claim(s: AsyncSession, ids: list[int], now: int) -> list[OutboxRecord]:
+    """Mark the still-pending rows among ``ids`` ``sending`` with one more attempt, and return
+    the rows claimed, oldest first."""
+    claim = (
+        update(Outbox)
+        .where(Outbox.id.in_(ids), Outbox.status == OutboxStatus.PENDING.value)
+        .values(status=OutboxStatus.SENDING.value, attempts=Outbox.attempts + 1, updated_at=now)
+        .returning(Outbox.id)
+        .execution_options(synchronize_session=False)
+    )
+    claimed = list((await s.scalars(claim)).all())
+    if not claimed:
+        return []
+    rows = await s.scalars(select_fresh(Outbox).where(Outbox.id.in_(claimed)).order_by(Outbox.id))
+    return [_record(row) for row in rows]
