@@ -27,6 +27,7 @@ Delivery contract (the design's "crash re-delivers, dedup makes it harmless"):
 from __future__ import annotations
 
 import collections
+import dataclasses
 import enum
 import logging
 import time
@@ -49,6 +50,9 @@ from bridge.session.errors import InvalidInput, SessionError
 from bridge.session.keys import Identity, parse_session_id
 from bridge.session.messages import (
     Attachment,
+    DisappearingSettings,
+    Expiry,
+    ExpiryMode,
     LinkPreview,
     Message,
     MessageRequestResponse,
@@ -71,12 +75,19 @@ from bridge.session.swarm_polling import SwarmPolling
 
 log = logging.getLogger("bridge.session.client")
 
-__all__ = ["KEEP_AVATAR", "MAX_BACKOFF_S", "NoFileTransfer", "SessionClient"]
+__all__ = ["KEEP_AVATAR", "MAX_BACKOFF_S", "ExpiryLookup", "NoFileTransfer", "SessionClient"]
 
 #: Storage TTL of typing indicators, as desktop sends them (§2.7, §6.12).
 TYPING_TTL_MS = 20_000
 #: How many of our own sent timestamps / sync-copy hashes are remembered (echo recognition).
 _REMEMBERED_SENDS = 4096
+#: ``expire`` takes at most this many hashes per request (§6.8).
+_EXPIRE_BATCH = 30
+#: The kinds that carry the conversation's disappearing setting (§2.14).
+_EXPIRING = (VisibleMessage, Reaction, Unsend, MessageRequestResponse)
+
+#: The disappearing-messages setting of the conversation with a Session ID (None: off).
+ExpiryLookup = Callable[[str], Expiry | None]
 
 
 class NoFileTransfer(InvalidInput):
@@ -108,6 +119,7 @@ class SessionClient:
         retry_delay: float = 1.0,
         max_count: int | None = None,
         polling: SwarmPolling | None = None,
+        expiry_for: ExpiryLookup | None = None,
     ) -> None:
         self._keys = MessageKeys.from_seed(identity.ed25519_seed)
         self._signer = Ed25519Signer.from_seed(identity.ed25519_seed)
@@ -116,6 +128,8 @@ class SessionClient:
         self._files = files
         self.profile = profile
         self._sync_copies = sync_copies
+        #: Each conversation's disappearing-messages setting (§2.14), applied to what we send.
+        self.expiry_for: ExpiryLookup = expiry_for or _no_expiry
         self._sent: collections.OrderedDict[int, str | None] = collections.OrderedDict()
         self._subscribers = Subscribers(
             str(self), max_attempts=max_delivery_attempts, retry_delay=retry_delay
@@ -333,6 +347,28 @@ class SessionClient:
         """Accept ``to``'s message request, sending our profile along (§2.7, §2.13)."""
         return await self._send(to, MessageRequestResponse(is_approved=True, profile=self.profile))
 
+    def prepare_disappearing(
+        self, to: SessionID | str, mode: ExpiryMode, timer_seconds: int
+    ) -> OutgoingMessage:
+        """Encode a disappearing-messages settings change for the conversation with ``to``
+        (§2.14), stored with the TTL of the new setting."""
+        setting = DisappearingSettings(mode, timer_seconds)
+        return self._prepare(to, setting, ttl_ms=_expiry_ttl(Expiry(mode, timer_seconds)))
+
+    def own_copy_hashes(self, timestamps: Iterable[int]) -> list[str]:
+        """The storage hashes of the sync copies this client stored for the messages sent at
+        ``timestamps`` (those it still remembers)."""
+        found = (self._sent.get(t) for t in timestamps)
+        return [h for h in found if h]
+
+    async def shorten_expiry(self, hashes: Sequence[str], expiry_ms: int) -> None:
+        """Make messages in our own swarm expire at ``expiry_ms`` at the latest (``expire``
+        with ``shorten``, §6.8): what a reader does in delete-after-read mode (§2.14)."""
+        for start in range(0, len(hashes), _EXPIRE_BATCH):
+            await self._snode.expire(
+                self._signer, hashes[start : start + _EXPIRE_BATCH], expiry_ms, mode="shorten"
+            )
+
     async def set_profile(
         self, name: str | None, avatar: bytes | _Keep | None = KEEP_AVATAR
     ) -> Profile:
@@ -391,6 +427,11 @@ class SessionClient:
     ) -> OutgoingMessage:
         timestamp = timestamp if timestamp is not None else self._next_timestamp()
         recipient = _session_id(to).value
+        expiry = self.expiry_for(recipient)
+        if expiry is not None and isinstance(message, _EXPIRING):
+            # The conversation's setting rides on the message; after-send sets its TTL (§2.14).
+            message = dataclasses.replace(message, expiry=expiry)
+            ttl_ms = min(ttl_ms, _expiry_ttl(expiry))
         return encode_outgoing(
             self._keys, recipient, message, timestamp, ttl_ms, sync_copy=self._sync_copies
         )
@@ -404,6 +445,18 @@ class SessionClient:
         if self._files is None:
             raise NoFileTransfer("this client has no file server configured")
         return self._files
+
+
+def _no_expiry(_peer: str) -> Expiry | None:
+    return None
+
+
+def _expiry_ttl(expiry: Expiry) -> int:
+    """Storage TTL of a message carrying ``expiry`` (§2.14): the timer for delete-after-send,
+    else the default."""
+    if expiry.mode == ExpiryMode.DELETE_AFTER_SEND and expiry.timer_seconds > 0:
+        return expiry.timer_seconds * 1000
+    return calls.DEFAULT_TTL_MS
 
 
 def _session_id(value: SessionID | str) -> SessionID:

@@ -17,9 +17,18 @@ from typing import TypeAlias
 
 from bridge.ids import SessionID
 from bridge.session.errors import DecodeError
-from bridge.session.messages import Message, UnsupportedContent, VisibleMessage
+from bridge.session.messages import (
+    DisappearingSettings,
+    Message,
+    Reaction,
+    UnsupportedContent,
+    VisibleMessage,
+)
 from bridge.session.onetoone import DirectMessage, MessageKeys, decode_direct_message
 from bridge.session.subscribers import SubscriberList
+
+#: The DataMessage kinds whose sync copy names the real recipient in ``syncTarget`` (§3.3).
+_SYNCED_DATA = (VisibleMessage, Reaction, DisappearingSettings)
 
 
 class UnsupportedKind(DecodeError):
@@ -104,9 +113,8 @@ def make_event(
     is_sync = sender == own
     conversation: SessionID | None = sender
     if is_sync:
-        target = (
-            message.content.sync_target if isinstance(message.content, VisibleMessage) else None
-        )
+        content = message.content
+        target = content.sync_target if isinstance(content, _SYNCED_DATA) else None
         conversation = _session_id_or_none(target)
     return DirectMessageEvent(
         sender=sender,

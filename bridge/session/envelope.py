@@ -73,17 +73,20 @@ def encode_envelope(content: bytes, timestamp: int, envelope_type: int = SESSION
     return _serialize(envelope)
 
 
-def decode_envelope(data: bytes, expected_type: int = SESSION_MESSAGE) -> Envelope:
-    """Parse envelope bytes, checking the type and that ``content`` is present (§2.2).
+def decode_envelope(data: bytes, expected_type: int | None = None) -> Envelope:
+    """Parse envelope bytes, checking that ``content`` is present (§2.2).
 
-    Unknown fields (``proSig`` 11, future additions) are ignored. Raises
-    :class:`MalformedEnvelope`, :class:`WrongEnvelopeType` or :class:`MissingEnvelopeContent`.
+    The type is checked only when ``expected_type`` is given: a receiver knows the kind of a
+    message from the namespace it came from, and the newest libsession does not enforce the
+    envelope's type either (§2.2). Unknown fields (``proSig`` 11, future additions) are
+    ignored. Raises :class:`MalformedEnvelope`, :class:`WrongEnvelopeType` or
+    :class:`MissingEnvelopeContent`.
     """
     envelope = pb.Envelope()
     _parse(envelope, data, "envelope")
     if not envelope.HasField("type") or not envelope.HasField("timestamp"):
         raise MalformedEnvelope("envelope lacks its required type or timestamp")
-    if envelope.type != expected_type:
+    if expected_type is not None and envelope.type != expected_type:
         raise WrongEnvelopeType(f"envelope type {envelope.type}, expected {expected_type}")
     if not envelope.content:
         raise MissingEnvelopeContent("envelope has no content")
@@ -124,9 +127,10 @@ def encode_stored_message(content: bytes, timestamp: int) -> str:
 
 
 def decode_stored_message(data: str | bytes) -> Envelope:
-    """Reverse of :func:`encode_stored_message`: base64 -> wrapper -> 1:1 envelope (type 6).
+    """Reverse of :func:`encode_stored_message`: base64 -> wrapper -> envelope.
 
-    Raises :class:`InvalidBase64`, :class:`MalformedEnvelope`, :class:`WrongEnvelopeType` or
+    Namespace 0 makes it a 1:1 message whatever the envelope's type says (§2.2), so the type
+    is not checked. Raises :class:`InvalidBase64`, :class:`MalformedEnvelope` or
     :class:`MissingEnvelopeContent`; nothing else.
     """
     return decode_envelope(unwrap_websocket(decode_base64(data)))

@@ -205,7 +205,7 @@ def decode_direct_message(recipient: MessageKeys | bytes, data: str | bytes) -> 
 
     Returns the authenticated sender's Session ID, the envelope (sent) timestamp and the
     message. Raises only :class:`~bridge.session.errors.SessionError` subclasses:
-    :class:`MessageTooLarge`, ``InvalidBase64``/``MalformedEnvelope``/``WrongEnvelopeType``/
+    :class:`MessageTooLarge`, ``InvalidBase64``/``MalformedEnvelope``/
     ``MissingEnvelopeContent`` (:mod:`bridge.session.envelope`), :class:`DecryptionFailed`,
     :class:`BadSignature`, ``MalformedContent``/``MissingField`` (:mod:`.messages`) and
     :class:`TimestampMismatch`.

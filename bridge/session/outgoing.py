@@ -20,7 +20,14 @@ from dataclasses import dataclass
 from typing import Any
 
 from bridge.session.errors import InvalidInput
-from bridge.session.messages import Message, Unsend, VisibleMessage
+from bridge.session.messages import (
+    DisappearingSettings,
+    Message,
+    MessageRequestResponse,
+    Reaction,
+    Unsend,
+    VisibleMessage,
+)
 from bridge.session.onetoone import MessageKeys, encode_direct_message
 
 
@@ -93,13 +100,29 @@ def encode_outgoing(
     own = keys.session_id
     data = base64.b64decode(encode_direct_message(keys, recipient, message, timestamp))
     sync_data = None
-    if sync_copy and recipient != own and isinstance(message, VisibleMessage | Unsend):
-        copy = message
-        if isinstance(message, VisibleMessage):
-            copy = dataclasses.replace(message, sync_target=recipient)
+    copy = sync_copy_of(message, recipient) if sync_copy and recipient != own else None
+    if copy is not None:
         sync_data = base64.b64decode(encode_direct_message(keys, own, copy, timestamp))
     target = message.target_timestamp if isinstance(message, Unsend) else None
     return OutgoingMessage(recipient, timestamp, ttl_ms, data, sync_data, target)
+
+
+def sync_copy_of(message: Message, recipient: str) -> Message | None:
+    """The copy of ``message`` for our own swarm, or None for kinds the apps do not sync
+    (§3.3): visible messages, reactions and timer changes name ``recipient`` in
+    ``syncTarget``; unsends and request responses go as they are; the profile stays out of
+    the copy. Typing, read receipts and the rest are not copied."""
+    match message:
+        case VisibleMessage():
+            return dataclasses.replace(message, sync_target=recipient, profile=None)
+        case Reaction() | DisappearingSettings():
+            return dataclasses.replace(message, sync_target=recipient)
+        case MessageRequestResponse():
+            return dataclasses.replace(message, profile=None)
+        case Unsend():
+            return message
+        case _:
+            return None
 
 
 def _is_int(value: object) -> bool:

@@ -84,7 +84,10 @@ async def test_session_user_messages_a_logged_in_matrix_user(
     assert hello.content["m.mentions"] == {}
     members = await alice.get_joined_members(room_id)
     assert UserID(ghost) in members and UserID(dm_env.app.config.bot_mxid) in members
-    # The message request was accepted, so Sam sees our replies as a normal chat.
+    # Not accepted on arrival (docs/user-configs.md §4): only Alice's answer accepts it, so
+    # that Sam then sees our replies as a normal chat.
+    assert not any(isinstance(e.content, MessageRequestResponse) for e in sam_inbox.messages)
+    await alice.send_text(room_id, "hi Sam")
     await session_gets(
         sam_inbox, "the acceptance", lambda c: isinstance(c, MessageRequestResponse)
     )

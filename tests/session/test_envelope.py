@@ -77,10 +77,13 @@ def test_unwrapped_envelope_is_refused() -> None:
         env.decode_stored_message(_stored(bare, wrap=False))
 
 
-def test_wrong_type() -> None:
+def test_type_not_enforced_on_receive() -> None:
+    # docs/session-protocol.md §2.2: the namespace, not the envelope type, says what it is.
     group = pb.Envelope(type=pb.Envelope.CLOSED_GROUP_MESSAGE, timestamp=5, content=b"c")
+    assert env.decode_stored_message(_stored(group)) == env.Envelope(7, 5, b"c")
+    # A caller that asks for a type still gets the check.
     with pytest.raises(env.WrongEnvelopeType):
-        env.decode_stored_message(_stored(group))
+        env.decode_envelope(group.SerializeToString(), env.SESSION_MESSAGE)
     assert env.decode_envelope(group.SerializeToString(), env.CLOSED_GROUP_MESSAGE).content == b"c"
 
 

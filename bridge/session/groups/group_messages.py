@@ -225,7 +225,9 @@ def decrypt_group_message(
     sender is *not* checked (§4.2).
     """
     inner = decrypt_group_data(ciphertext, keys, group_ed25519_pk)
-    envelope = decode_envelope(inner.data, CLOSED_GROUP_MESSAGE)
+    # The envelope type is not checked: newest libsession infers it from the namespace
+    # (docs/session-protocol.md §2.2), so a group message of another type is still read.
+    envelope = decode_envelope(inner.data)
     content = _parse_content_lenient(envelope.content)
     # docs/session-protocol.md §2.11: a signed Content timestamp must equal the envelope's.
     if content.sig_timestamp is not None and content.sig_timestamp != envelope.timestamp:

@@ -28,6 +28,8 @@ class Client:
 class Accounts:
     """Records the clients started; nothing polls."""
 
+    configs = None  # without user configs, logins show their owners' Matrix names
+
     def __init__(self) -> None:
         self.clients: dict[str, Client] = {}
         self.stopped = False

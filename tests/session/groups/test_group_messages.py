@@ -13,7 +13,6 @@ from hypothesis import strategies as st
 from bridge.session.envelope import (
     CLOSED_GROUP_MESSAGE,
     SESSION_MESSAGE,
-    WrongEnvelopeType,
     encode_envelope,
 )
 from bridge.session.errors import SessionError
@@ -163,10 +162,13 @@ def test_sig_timestamp_must_match_envelope() -> None:
         decrypt_group_message(_envelope_ciphertext(content), [KEY], GROUP_PK)
 
 
-def test_wrong_envelope_type() -> None:
+def test_envelope_type_not_enforced_on_receive() -> None:
     content = content_to_proto(VisibleMessage(body="x", sig_timestamp=TS))
-    with pytest.raises(WrongEnvelopeType):
-        decrypt_group_message(_envelope_ciphertext(content, SESSION_MESSAGE), [KEY], GROUP_PK)
+    message = decrypt_group_message(
+        _envelope_ciphertext(content, SESSION_MESSAGE), [KEY], GROUP_PK
+    )
+    assert message.timestamp == TS
+    assert message.content.body == "x"  # type: ignore[union-attr]
 
 
 def test_data_that_is_no_envelope() -> None:
