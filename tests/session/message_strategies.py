@@ -56,7 +56,7 @@ visible_messages = st.builds(
     ).map(tuple),
     profile=_optional(profiles),
     sync_target=_optional(SESSION_IDS),
-    blocks_community_message_requests=st.booleans(),
+    blocks_community_message_requests=st.none() | st.booleans(),
     **_common,
 )
 

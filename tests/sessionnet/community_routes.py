@@ -352,7 +352,10 @@ class Routes:
     def _box(self, call: Call, match: re.Match[str], outgoing: bool) -> Reply:
         user = self._blinded_user(call)
         since = "n" in match.groupdict() and match["n"] is not None
-        items = self.state.box(user, outgoing=outgoing, after=int(match["n"]) if since else 0)
+        # pysogs: oldest first, at most ``limit`` (default 100, clamped to 1..256) items.
+        limit = call.int_param("limit", 100, 1, 256)
+        after = int(match["n"]) if since else 0
+        items = self.state.box(user, outgoing=outgoing, after=after)[:limit]
         if since and not items:
             return Reply(304)  # "since" with nothing new is 304 Not Modified
         return Reply(body=[item.as_json() for item in items])

@@ -10,7 +10,7 @@ failures.
 from __future__ import annotations
 
 import logging
-from collections.abc import Awaitable
+from collections.abc import Awaitable, Callable
 from typing import TypeVar
 
 import aiohttp
@@ -54,6 +54,9 @@ class CommunityActors:
         # (Session id, server): a server is its URL and its key (docs/session-protocol.md §5.1).
         self._clients: dict[tuple[str, CommunityServerRef], CommunityClient] = {}
         self._blinded: dict[tuple[str, bytes], str] = {}
+        # Whether the bot's (True) or a login's (False) blinded DMs reach nobody: set by the
+        # wiring from bridge.core.community.boxes.
+        self.blocks_requests: Callable[[bool], bool] = lambda is_bot: False
 
     async def portal_of(self, row: OutboxRecord) -> PortalRecord:
         """The still-bridged portal of an outbox row, else a permanent failure."""
@@ -86,6 +89,12 @@ class CommunityActors:
         sender's name is in the text (the relay template).
         """
         return Profile(display_name=(self._bot_name or None) if relayed else (name or None))
+
+    def blocks(self, *, relayed: bool) -> bool:
+        """``blocksCommunityMessageRequests`` of a post (docs/session-protocol.md §5.10):
+        True when the author's blinded DMs would reach nobody on Matrix, so that the apps do
+        not offer to message it. Like the apps, every post says it, true or false."""
+        return self.blocks_requests(relayed)
 
     def client(self, identity: Identity, portal: PortalRecord) -> tuple[CommunityClient, str]:
         """``identity``'s client for the portal's server, and the room token."""

@@ -27,6 +27,8 @@ from mautrix.errors import MatrixRequestError
 from mautrix.types import MessageEvent, ReactionEvent, RedactionEvent, RelationType
 
 from bridge.core.community.actors import CommunityActors, call_server
+from bridge.core.community.dm_keys import is_dm_portal
+from bridge.core.community.dms import CommunityDMs
 from bridge.core.community.payloads import PostMedia, PostPayload
 from bridge.core.community.relations import CommunityRelations, MayRelay, outbox_dedup_key
 from bridge.core.convert.matrix_to_text import matrix_to_session_text
@@ -70,7 +72,9 @@ class CommunityOutbound:
         display_name: DisplayName,
         may_relay: MayRelay,
         sent_clock: SentClock,
+        dms: CommunityDMs | None = None,
     ) -> None:
+        self._dms = dms
         self._actors = actors
         self._relations = relations
         self._sent_clock = sent_clock
@@ -85,10 +89,16 @@ class CommunityOutbound:
 
     def deliverers(self) -> dict[str, Deliver]:
         """The outbox deliverers of every community row kind."""
-        return {POST_KIND: self.deliver, **self._relations.deliverers()}
+        dms = self._dms.deliverers() if self._dms is not None else {}
+        return {POST_KIND: self.deliver, **self._relations.deliverers(), **dms}
 
     async def handle_event(self, portal: PortalRecord, event: RoomEvent) -> None:
         """Media, reactions and redactions in a community portal; other events are logged."""
+        if is_dm_portal(portal):
+            if isinstance(event, MessageEvent | ReactionEvent | RedactionEvent):
+                raise Refused("Only text messages are sent in community direct messages for now.")
+            log.debug("%s in community DM portal %d not bridged", event.type, portal.id)
+            return
         if isinstance(event, ReactionEvent):
             await self._relations.handle_reaction(portal, event)
         elif isinstance(event, RedactionEvent):
@@ -101,6 +111,11 @@ class CommunityOutbound:
 
     async def handle_message(self, portal: PortalRecord, event: MessageEvent, name: str) -> None:
         """Queue a text message (or an edit) for the portal's room, or raise :class:`Refused`."""
+        if is_dm_portal(portal):
+            if self._dms is None:
+                raise Refused("Community direct messages are not bridged.")
+            await self._dms.handle_message(portal, event, clean_name(name))
+            return
         content = event.content.serialize()
         if _is_edit(event):
             text = self._text(content, name)
@@ -225,6 +240,7 @@ class CommunityOutbound:
             quote=payload.quote,
             profile=self._actors.profile(payload.name, relayed=row.login_id is None),
             sig_timestamp=sent_at,
+            blocks_community_message_requests=self._actors.blocks(relayed=row.login_id is None),
         )
         async with self._portal_lock(portal.id):
             posted = await call_server(client.post(token, message, files=files))

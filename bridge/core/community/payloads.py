@@ -4,7 +4,7 @@ On disk (keys in this order; rows queued before an upgrade are read the same way
 
     sogs_post    {"text", "name", "sender", "media"?: {"mxc", "filename", "mimetype", "w", "h",
                   "voice"}, "quote"?: {"timestamp", "author"}, "sent_at"?}
-    sogs_edit    {"target", "text", "name", "sender"}
+    sogs_edit    {"target", "text", "name", "sender", "sent_at"?}
     sogs_react   {"target", "emoji", "sender"}
     sogs_redact  {"redacts", "sender"}
 
@@ -104,9 +104,14 @@ class EditPayload:
     text: str
     name: str
     sender: str
+    # The sent timestamp of the marked new post that shows the edit (set before posting it).
+    sent_at: int | None = None
 
     def to_json(self) -> str:
-        return json.dumps(dataclasses.asdict(self))
+        fields = dataclasses.asdict(self)
+        if self.sent_at is None:
+            del fields["sent_at"]
+        return json.dumps(fields)
 
     @classmethod
     def from_json(cls, text: str) -> EditPayload:
@@ -116,6 +121,7 @@ class EditPayload:
             payload.text("text"),
             payload.text("name"),
             payload.text("sender"),
+            payload.optional_integer("sent_at"),
         )
 
 

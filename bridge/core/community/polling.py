@@ -24,12 +24,20 @@ from dataclasses import dataclass, field
 
 from bridge import metrics
 from bridge.backoff import Backoff
+from bridge.core.community.backfill import BackfillPolicy, backfill_room
 from bridge.core.portal.failures import Transient, attempt_or_park, is_transient
 from bridge.db.records import PortalRecord
 from bridge.db.repos.portals import PortalRepo
 from bridge.session.errors import SessionError
 from bridge.session.sogs.client import CommunityClient
-from bridge.session.sogs.models import CommunityMessage, ReactionUpdate, RoomInfo, RoomUpdate
+from bridge.session.sogs.cursors import room_stream
+from bridge.session.sogs.models import (
+    CommunityMessage,
+    PollResult,
+    ReactionUpdate,
+    RoomInfo,
+    RoomUpdate,
+)
 from bridge.supervisor import Loop
 
 log = logging.getLogger("bridge.core.community.polling")
@@ -40,6 +48,15 @@ ItemHandler = Callable[[PortalRecord, Item], Awaitable[None]]
 RoomInfoHandler = Callable[[PortalRecord, CommunityClient, str, RoomInfo], Awaitable[None]]
 # (portal, item, error, tries): keep an item that failed for good
 ParkItem = Callable[[PortalRecord, Item, BaseException, int], Awaitable[None]]
+# (the bot's client, its poll, the server's portal ids): the boxes of the poll and of the
+# logins handled and committed (bridge.core.community.boxes); True if a box has more waiting
+BoxesHandler = Callable[[CommunityClient, PollResult, list[int]], Awaitable[bool]]
+
+
+async def _no_boxes(client: CommunityClient, result: PollResult, portal_ids: list[int]) -> bool:
+    await client.commit_boxes(result.inbox_id, result.outbox_id)
+    return False
+
 
 ERROR_BACKOFF_MAX_S = 60.0
 
@@ -54,6 +71,8 @@ class ServerLink:
     loop: Loop | None = None
     join_failures: int = 0
     next_join: float = 0.0  # time.monotonic() of the next try of the pending joins
+    # joined rooms whose cursor may never have been committed: backfilled before the poll
+    fresh: dict[str, RoomInfo] = field(default_factory=dict)
 
     @property
     def running(self) -> bool:
@@ -77,6 +96,8 @@ class ServerPolling:
     on_room_info: RoomInfoHandler
     allow_downloads: Callable[[str], None]
     park: ParkItem
+    on_boxes: BoxesHandler = _no_boxes
+    backfill: BackfillPolicy = field(default_factory=BackfillPolicy)
 
     def __post_init__(self) -> None:
         # after the n-th failed poll in a row: 2^n poll intervals, at most ERROR_BACKOFF_MAX_S
@@ -98,6 +119,8 @@ class ServerPolling:
         """A room the client joined is read from now on; its portal gets the room's info."""
         link.pending.pop(token, None)
         link.portals[token] = portal_id
+        if not self.backfill.replays_all:
+            link.fresh[token] = info
         self.allow_downloads(link.client.server.base_url)
         if portal is not None:
             async with self.portal_lock(portal_id):
@@ -113,6 +136,7 @@ class ServerPolling:
                 await asyncio.sleep(max(0.0, link.next_join - time.monotonic()))
                 continue
             try:
+                await self._backfill_fresh(link)
                 more, held = await self._poll_once(link)
             except Exception as e:  # nothing of a failed poll was committed: it comes again
                 failures += 1
@@ -186,7 +210,35 @@ class ServerPolling:
         if errors:
             raise errors[0]  # the failed rooms' cursors did not move: they come again
         flags = [o for o in outcomes if not isinstance(o, BaseException)]
-        return any(more for more, _ in flags), any(held for _, held in flags)
+        boxes_more = await self.on_boxes(link.client, result, list(link.portals.values()))
+        return boxes_more or any(more for more, _ in flags), any(held for _, held in flags)
+
+    async def _backfill_fresh(self, link: ServerLink) -> None:
+        """Backfill each newly joined room whose cursor was never committed (README,
+        Backfill); a transient failure leaves it for the next poll, the others go on."""
+        for token, info in list(link.fresh.items()):
+            portal_id = link.portals.get(token)
+            base = link.client.server.base_url
+            if portal_id is None or await link.client.cursors.get(base, room_stream(token)):
+                link.fresh.pop(token, None)
+                continue
+            portal = await self.portals.get_by_id(portal_id)
+            if portal is None or portal.unbridged_at is not None:
+                link.fresh.pop(token, None)
+                continue
+
+            async def handle(message: CommunityMessage, portal: PortalRecord = portal) -> None:
+                async with self.portal_lock(portal.id):
+                    await self._item(portal, message)
+
+            try:
+                seqno = await backfill_room(link.client, token, info, self.backfill, handle)
+            except (Transient, SessionError) as e:
+                log.warning("Backfilling community room %s must wait: %s", token, e)
+                continue
+            await link.client.commit_room(token, seqno)
+            link.fresh.pop(token, None)
+            log.info("Backfilled community room %s of %s", token, base)
 
     async def _room_update(
         self, link: ServerLink, token: str, update: RoomUpdate

@@ -2,7 +2,11 @@
 
 * An edit (``m.replace``) of a message that the same Matrix user sent to Session becomes a
   community edit (docs/session-protocol.md §5.6), made by the identity that posted it: their login,
-  or the bot for a relayed message (then re-formatted with the relay template).
+  or the bot for a relayed message (then re-formatted with the relay template). Session apps
+  keep the first text of a community post (desktop de-duplicates posts by author and time and
+  never applies the server's edit), so the edit is also posted as a new message marked
+  :data:`EDIT_MARK` and quoting the original, as direct chats do; clients that show server
+  edits see both (README, Edits).
 * A redaction of such a message becomes a community delete. Only the original author may do
   that (docs/architecture.md §5): a moderator redacting someone else's message is told it was
   removed on
@@ -18,6 +22,7 @@ reaction or redaction can follow a message still waiting in the outbox.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 from collections.abc import Callable
 from typing import Any
@@ -32,13 +37,18 @@ from bridge.core.portal.outbox import Deliver, PermanentFailure, TemporaryFailur
 from bridge.db.records import MessageRecord, OutboxRecord, PortalRecord, ReactionRecord
 from bridge.db.repos.messages import MessageRepo
 from bridge.db.repos.outbox import OutboxRepo
-from bridge.session.messages import VisibleMessage
+from bridge.session.messages import Quote, VisibleMessage
 from bridge.session.sent_clock import SentClock
+from bridge.session.sogs.client import CommunityClient
 from bridge.session.sogs.errors import CommunityNotFound
 
 log = logging.getLogger("bridge.core.community.relations")
 
 EDIT_KIND = "sogs_edit"
+# The mark of a Matrix edit posted anew: the same as direct chats' (bridge/core/direct/
+# outbound.py; a test keeps them equal).
+EDIT_MARK = "✏️ "
+MARK_CHECK = 100  # how many recent posts a retry searches for its marked post
 REACT_KIND = "sogs_react"
 REDACT_KIND = "sogs_redact"
 RELAY_PREFIX = "@"  # reaction rows of relayed users are keyed by their mxid, not a Session id
@@ -194,7 +204,8 @@ class CommunityRelations:
         return int(record.session_key)
 
     async def deliver_edit(self, row: OutboxRecord) -> None:
-        """Edit the community post behind the edited Matrix event."""
+        """Edit the community post behind the edited Matrix event, then post the marked new
+        message that shows the edit on Session (module docstring)."""
         portal = await self._actors.portal_of(row)
         payload = EditPayload.from_json(row.payload)
         record = await self._messages.get_by_mxid(payload.target)
@@ -204,16 +215,62 @@ class CommunityRelations:
         text = payload.text
         if relayed:
             text = self._relay_template.format(displayname=payload.name, message=text)
-        message = VisibleMessage(
+        edited = VisibleMessage(
             body=text,
             profile=self._actors.profile(payload.name, relayed=relayed),
             sig_timestamp=self._sent_clock.next_ms(),  # the shared clock (§2.11)
+            blocks_community_message_requests=self._actors.blocks(relayed=relayed),
         )
         client, token = self._actors.client(identity, portal)
         async with self._portal_lock(portal.id):
-            await call_server(client.edit(token, self._server_id(record), message))
+            await call_server(client.edit(token, self._server_id(record), edited))
             await self._messages.bump_edit_count(record.id)
         log.info("Edited community message %s/%s (outbox %d)", token, record.session_key, row.id)
+        await self._post_marked(row, payload, record, client, token, edited)
+
+    async def _post_marked(
+        self,
+        row: OutboxRecord,
+        payload: EditPayload,
+        record: MessageRecord,
+        client: CommunityClient,
+        token: str,
+        edited: VisibleMessage,
+    ) -> None:
+        """Post ``EDIT_MARK + text`` quoting the original: Session apps keep a community post's
+        first text (desktop de-duplicates by author and time), so this is what they show."""
+        author = client.blinded_id.value
+        if payload.sent_at is not None and await self._marked_posted(
+            client, token, author, payload.sent_at
+        ):
+            return
+        sent_at = payload.sent_at or self._sent_clock.next_ms()
+        await self._outbox.set_payload(
+            row.id, dataclasses.replace(payload, sent_at=sent_at).to_json()
+        )
+        quote = None
+        if record.sender_session_id is not None:
+            quote = Quote(record.timestamp, record.sender_session_id)
+        marked = dataclasses.replace(
+            edited, body=EDIT_MARK + (edited.body or ""), quote=quote, sig_timestamp=sent_at
+        )
+        posted = await call_server(client.post(token, marked))
+        log.info("Posted the edit of %s/%s as %d", token, record.session_key, posted.id)
+
+    @staticmethod
+    async def _marked_posted(
+        client: CommunityClient, token: str, author: str, sent_at: int
+    ) -> bool:
+        """After an interrupted attempt: whether the marked post already reached the room."""
+        for found in await call_server(client.recent(token, MARK_CHECK)):
+            content = found.content
+            if (
+                str(found.author) == author
+                and isinstance(content, VisibleMessage)
+                and content.sig_timestamp == sent_at
+            ):
+                return True
+        return False
 
     async def deliver_reaction(self, row: OutboxRecord) -> None:
         """React on the community post behind the Matrix event reacted to."""

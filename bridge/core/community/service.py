@@ -17,7 +17,9 @@ from collections.abc import Callable
 
 import aiohttp
 
+from bridge.core.community.backfill import BackfillPolicy
 from bridge.core.community.polling import (
+    BoxesHandler,
     Item,
     ItemHandler,
     RoomInfoHandler,
@@ -185,6 +187,8 @@ class Communities:
         allow_downloads: Callable[[str], None] = _allow_nothing,
         dead_letters: DeadLetters | None = None,
         supervisor: Supervisor | None = None,
+        on_boxes: BoxesHandler | None = None,
+        backfill: BackfillPolicy | None = None,
     ) -> None:
         self._links = links
         self._portals = portals
@@ -202,6 +206,10 @@ class Communities:
             allow_downloads=allow_downloads,
             park=self._park,
         )
+        if on_boxes is not None:  # the inboxes and outboxes (bridge.core.community.boxes)
+            self._polling.on_boxes = on_boxes
+        if backfill is not None:
+            self._polling.backfill = backfill
         if dead_letters is not None:
             dead_letters.register(DeadLetterPath.COMMUNITY, self.retry_parked)
 
@@ -217,6 +225,8 @@ class Communities:
         polls them; a server that cannot be reached now is tried again in the background."""
         for portal in await self._portals.list_active(PortalKind.COMMUNITY):
             server, token = parse_community_key(portal.session_key)
+            if token.startswith("dm:"):  # a blinded DM (bridge.core.community.dm_keys)
+                continue
             link = self.link(server)
             if token not in link.portals:
                 link.pending[token] = portal.id

@@ -12,11 +12,18 @@ from __future__ import annotations
 import asyncio
 import functools
 import logging
-from collections.abc import Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 
+from mautrix.appservice import IntentAPI
+from mautrix.types import RoomID
+
+from bridge.config import Config
 from bridge.core.community.actors import CommunityActors
 from bridge.core.community.aliases import alias_prefix
+from bridge.core.community.backfill import BackfillPolicy
+from bridge.core.community.boxes import CommunityBoxes
+from bridge.core.community.dms import CommunityDMs
 from bridge.core.community.inbound import CommunityInbound
 from bridge.core.community.media import CommunityMediaIn, UploadLimit
 from bridge.core.community.outbound import CommunityOutbound
@@ -71,6 +78,26 @@ class CommunityKind:
         await self.communities.stop()
 
 
+def admin_users(config: Config) -> list[str]:
+    """The bridge admins named by user id in ``bridge.permissions``: who sees the bot's
+    community DMs (a domain or ``*`` names nobody to invite)."""
+    return [
+        who
+        for who, level in config.bridge.permissions.items()
+        if level == "admin" and who.startswith("@")
+    ]
+
+
+def joined_members(bot: IntentAPI) -> Callable[[str], Awaitable[list[str]]]:
+    """The joined members of a room, asked of the homeserver (the state store may know only
+    part of a room after a restart)."""
+
+    async def members(room_id: str) -> list[str]:
+        return [str(m) for m in await bot.get_joined_members(RoomID(room_id))]
+
+    return members
+
+
 def build_community(deps: PortalDeps, sent_clock: SentClock) -> CommunityKind:
     """Wire the community pollers, the inbound and outbound paths and room-info sync.
     ``sent_clock`` gives the posts' sent timestamps: the one every Session identity of the
@@ -104,6 +131,31 @@ def build_community(deps: PortalDeps, sent_clock: SentClock) -> CommunityKind:
         bot=bot,
         own_ids=deps.own_ids,
     )
+    dms = CommunityDMs(
+        portals=repos.portals,
+        messages=repos.messages,
+        outbox=repos.outbox,
+        ghosts=deps.ghosts,
+        rooms=deps.rooms,
+        bot=bot,
+        bot_mxid=config.bot_mxid,
+        logins=deps.logins,
+        actors=actors,
+        bot_owners=admin_users(config),
+        ghost_pattern=deps.ghost_pattern,
+        portal_lock=deps.portal_lock,
+        sent_clock=sent_clock,
+    )
+    boxes = CommunityBoxes(
+        dms=dms,
+        logins=deps.logins,
+        portals=repos.portals,
+        cursors=repos.cursors,
+        http=http,
+        members=joined_members(bot),
+        enabled=config.communities.blinded_dms,
+    )
+    actors.blocks_requests = lambda is_bot: boxes.blocks_requests(is_bot=is_bot)
     communities = Communities(
         links=links,
         portals=repos.portals,
@@ -114,6 +166,10 @@ def build_community(deps: PortalDeps, sent_clock: SentClock) -> CommunityKind:
         allow_downloads=deps.downloads.allow,
         dead_letters=deps.dead_letters,
         supervisor=deps.supervisor,
+        on_boxes=boxes.after_poll,
+        backfill=BackfillPolicy(
+            config.communities.backfill_messages, config.communities.backfill_days
+        ),
     )
     relations = CommunityRelations(
         actors=actors,
@@ -136,6 +192,7 @@ def build_community(deps: PortalDeps, sent_clock: SentClock) -> CommunityKind:
         display_name=functools.partial(member_display_name, bot),
         may_relay=deps.may_relay,
         sent_clock=sent_clock,
+        dms=dms,
     )
     portals = CommunityPortals(
         communities=communities,

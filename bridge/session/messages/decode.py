@@ -118,13 +118,16 @@ def _decode_data_message(content: pb.Content, raw: bytes, common: Common) -> m.M
     data = content.dataMessage
     if data.HasField("groupUpdateMessage"):
         return decode_group_update(data, raw, common)
+    if data.HasField("closedGroupControlMessage"):
+        return _decode_legacy_group(data.closedGroupControlMessage, raw, common)
     if data.HasField("reaction"):
-        return _decode_reaction(data.reaction, common)
+        return _decode_reaction(data.reaction, text_or_none(data, "syncTarget"), common)
     if data.flags & EXPIRATION_TIMER_UPDATE_FLAG:
         # The new setting is the Content's own expiration fields (§2.14).
         mode = _expiry_mode(content)
         common = Common(expiry=None, sig_timestamp=common["sig_timestamp"])
-        return m.DisappearingSettings(mode, content.expirationTimer, **common)
+        target = text_or_none(data, "syncTarget")
+        return m.DisappearingSettings(mode, content.expirationTimer, target, **common)
     if data.HasField("openGroupInvitation"):
         invitation = data.openGroupInvitation
         require(invitation, "url", "name")
@@ -132,13 +135,33 @@ def _decode_data_message(content: pb.Content, raw: bytes, common: Common) -> m.M
     return _decode_visible(data, common)
 
 
-def _decode_reaction(reaction: pb.DataMessage.Reaction, common: Common) -> m.Message:
+def _decode_legacy_group(
+    control: pb.ClosedGroupControlMessage, raw: bytes, common: Common
+) -> m.Message:
+    """A legacy group's NEW (an invite) becomes :class:`LegacyGroupInvite`; its other control
+    messages are unsupported (§2.9)."""
+    require(control, "type")
+    if control.type != pb.ClosedGroupControlMessage.NEW:
+        return m.UnsupportedContent("legacyGroupControl", raw, **common)
+    return m.LegacyGroupInvite(
+        control.publicKey.hex(),
+        text(control.name) if control.HasField("name") else "",
+        tuple(member.hex() for member in control.members),
+        tuple(admin.hex() for admin in control.admins),
+        **common,
+    )
+
+
+def _decode_reaction(
+    reaction: pb.DataMessage.Reaction, sync_target: str | None, common: Common
+) -> m.Message:
     require(reaction, "id", "author", "action")
     return m.Reaction(
         reaction.id,
         text(reaction.author),
         text(reaction.emoji),
         m.ReactionAction(reaction.action),
+        sync_target,
         **common,
     )
 
@@ -155,7 +178,11 @@ def _decode_visible(data: pb.DataMessage, common: Common) -> m.VisibleMessage:
         previews=tuple(_decode_preview(p) for p in data.preview),
         profile=data_profile(data),
         sync_target=text_or_none(data, "syncTarget"),
-        blocks_community_message_requests=data.blocksCommunityMessageRequests,
+        blocks_community_message_requests=(
+            data.blocksCommunityMessageRequests
+            if data.HasField("blocksCommunityMessageRequests")
+            else None
+        ),
         **common,
     )
 

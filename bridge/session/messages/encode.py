@@ -61,6 +61,8 @@ def _fill_body(content: pb.Content, message: m.Message) -> None:
             reaction.author = message.target_author
             reaction.emoji = message.emoji
             reaction.action = cast(pb.DataMessage.Reaction.Action, int(message.action))
+            if message.sync_target is not None:
+                content.dataMessage.syncTarget = message.sync_target
         case m.Unsend():
             content.unsendRequest.timestamp = message.target_timestamp
             content.unsendRequest.author = message.target_author
@@ -82,6 +84,8 @@ def _fill_body(content: pb.Content, message: m.Message) -> None:
                     response.profileKey = message.profile.avatar_key
         case m.DisappearingSettings():
             content.dataMessage.flags = EXPIRATION_TIMER_UPDATE_FLAG
+            if message.sync_target is not None:
+                content.dataMessage.syncTarget = message.sync_target
         case m.DataExtraction():
             extraction = content.dataExtractionNotification
             extraction.type = cast(pb.DataExtractionNotification.Type, int(message.kind))
@@ -92,6 +96,8 @@ def _fill_body(content: pb.Content, message: m.Message) -> None:
             content.dataMessage.openGroupInvitation.name = message.name
         case m.UnsupportedContent():
             raise InvalidMessage(f"unsupported content ({message.kind}) cannot be sent")
+        case m.LegacyGroupInvite():
+            raise InvalidMessage("legacy group control messages are never sent (§2.9)")
         case _:
             _fill_group_update(content.dataMessage, message)
 
@@ -112,8 +118,8 @@ def _fill_visible(data: pb.DataMessage, message: m.VisibleMessage) -> None:
     _fill_data_profile(data, message.profile)
     if message.sync_target is not None:
         data.syncTarget = message.sync_target
-    if message.blocks_community_message_requests:
-        data.blocksCommunityMessageRequests = True
+    if message.blocks_community_message_requests is not None:  # community posts: always
+        data.blocksCommunityMessageRequests = message.blocks_community_message_requests
 
 
 def _fill_preview(out: pb.DataMessage.Preview, preview: m.LinkPreview) -> None:

@@ -139,7 +139,8 @@ class VisibleMessage(ContentFields):
     profile: Profile | None = None
     # Set on the copy a sender stores in its own swarm: the real recipient (§3.3).
     sync_target: str | None = None
-    blocks_community_message_requests: bool = False
+    # Community posts say whether their author takes blinded DMs (§5.10); None: not said.
+    blocks_community_message_requests: bool | None = None
 
 
 @dataclass(frozen=True)
@@ -150,6 +151,8 @@ class Reaction(ContentFields):
     target_author: str
     emoji: str
     action: ReactionAction = ReactionAction.REACT
+    # Set on the copy a sender stores in its own swarm: the real recipient (§3.3).
+    sync_target: str | None = None
 
 
 @dataclass(frozen=True)
@@ -192,6 +195,8 @@ class DisappearingSettings(ContentFields):
 
     mode: ExpiryMode
     timer_seconds: int
+    # Set on the copy a sender stores in its own swarm: the real recipient (§3.3).
+    sync_target: str | None = None
 
 
 @dataclass(frozen=True)
@@ -278,6 +283,17 @@ class GroupDeleteMemberContent(ContentFields):
 
 
 @dataclass(frozen=True)
+class LegacyGroupInvite(ContentFields):
+    """A legacy (pre-2025, ``05…``) closed group's NEW control message, sent 1:1 to each member
+    (§2.9). Read only to tell the user such groups are not bridged; never sent."""
+
+    group_public_key: str  # the group's ``05…`` id, hex ("" when absent)
+    name: str
+    members: tuple[str, ...] = ()
+    admins: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
 class UnsupportedContent(ContentFields):
     """A well-formed ``Content`` the bridge does not handle (calls, configs, empty...).
 
@@ -311,5 +327,6 @@ Message: TypeAlias = (
     | DataExtraction
     | CommunityInvitation
     | GroupUpdate
+    | LegacyGroupInvite
     | UnsupportedContent
 )

@@ -205,6 +205,11 @@ class CommunityClient:
         await self._advance(INBOX, result.inbox_id)
         await self._advance(OUTBOX, result.outbox_id)
 
+    async def commit_boxes(self, inbox_id: int, outbox_id: int) -> None:
+        """Advance the inbox and outbox cursors (after their items are durably handled)."""
+        await self._advance(INBOX, inbox_id)
+        await self._advance(OUTBOX, outbox_id)
+
     async def commit_room(self, token: str, seqno: int) -> None:
         """Advance one room's cursor to ``seqno`` (never backwards)."""
         await self._advance(room_stream(token), seqno)

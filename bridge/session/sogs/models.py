@@ -160,7 +160,8 @@ class InboxEntry:
 class PollResult:
     """Everything one poll (one ``/batch`` request) brought back from one server.
 
-    ``inbox_id``/``outbox_id`` are the inbox cursors to commit, like ``RoomUpdate.seqno``.
+    ``inbox_id``/``outbox_id`` are the inbox cursors to commit, like ``RoomUpdate.seqno``;
+    ``box_more`` means the inbox or the outbox returned a full page (poll again soon).
     """
 
     server: CommunityServerRef
@@ -171,11 +172,12 @@ class PollResult:
     outbox_id: int = 0
     bad_items: tuple[BadItem, ...] = ()
     inbox_error: SessionError | None = None
+    box_more: bool = False
 
     @property
     def more(self) -> bool:
-        """True when some room returned a full page."""
-        return any(update.more for update in self.rooms.values())
+        """True when some room, the inbox or the outbox returned a full page."""
+        return self.box_more or any(update.more for update in self.rooms.values())
 
 
 @dataclass(frozen=True, slots=True)

@@ -37,6 +37,7 @@ from bridge.session.sogs.urls import CommunityServerRef
 __all__ = ["DEFAULT_PAGE", "PollCursors", "build_poll", "parse_poll", "room_reply"]
 
 DEFAULT_PAGE = 100  # the server's default ``limit`` for messages/since (§5.5)
+BOX_PAGE = 100  # the server's default ``limit`` for inbox/outbox since (§5.10)
 
 
 @dataclass(frozen=True, slots=True)
@@ -117,11 +118,12 @@ def _room_update(token: str, info_res: object, since_res: object, seqno: int) ->
 
 def _box(
     identity: Identity, server: CommunityServerRef, result: object, *, outgoing: bool
-) -> tuple[list[InboxEntry], list[BadItem]]:
+) -> tuple[list[InboxEntry], list[BadItem], bool]:
+    """A box's entries, the undecodable ones, and whether it was a full page (more wait)."""
     where = "outbox" if outgoing else "inbox"
     code, body = _sub(result, where)
     if code == 304:  # "since" with nothing new (§5.10)
-        return [], []
+        return [], [], False
     if not 200 <= code < 300:
         raise error_for_status(code, _detail(body))
     if not isinstance(body, list):
@@ -133,7 +135,7 @@ def _box(
             entries.append(decode_inbox_item(identity, server.pubkey, raw, outgoing=outgoing))
         except SessionError as exc:
             bad.append(BadItem(where, exc))
-    return entries, bad
+    return entries, bad, len(body) >= BOX_PAGE
 
 
 def parse_poll(
@@ -156,10 +158,11 @@ def parse_poll(
     outbox: list[InboxEntry] = []
     bad: list[BadItem] = []
     inbox_error: SessionError | None = None
+    box_more = False
     try:
-        inbox, bad_in = _box(identity, server, results[-2], outgoing=False)
-        outbox, bad_out = _box(identity, server, results[-1], outgoing=True)
-        bad = bad_in + bad_out
+        inbox, bad_in, more_in = _box(identity, server, results[-2], outgoing=False)
+        outbox, bad_out, more_out = _box(identity, server, results[-1], outgoing=True)
+        bad, box_more = bad_in + bad_out, more_in or more_out
     except SessionError as exc:
         inbox_error = exc
     return PollResult(
@@ -171,4 +174,5 @@ def parse_poll(
         max([cursors.outbox_id, *(e.id for e in outbox)]),
         tuple(bad),
         inbox_error,
+        box_more,
     )

@@ -13,6 +13,7 @@ import pytest
 from mautrix.errors import MatrixConnectionError
 
 from bridge.backoff import Backoff
+from bridge.core.community.backfill import BackfillPolicy
 from bridge.core.community.polling import Item, ServerLink, ServerPolling
 from bridge.core.portal import failures
 from bridge.db.records import PortalKind, PortalRecord
@@ -83,6 +84,9 @@ class FakeServer:
     async def commit_room(self, token: str, seqno: int) -> None:
         self.cursors[token] = max(self.cursors[token], seqno)
 
+    async def commit_boxes(self, inbox_id: int, outbox_id: int) -> None:
+        return None
+
 
 class Portals:
     def __init__(self) -> None:
@@ -131,6 +135,7 @@ def polling(
         on_room_info=on_info,
         allow_downloads=lambda url: None,
         park=park,
+        backfill=BackfillPolicy(-1),  # these rooms are read from since/0 (no backfill)
     )
 
 
