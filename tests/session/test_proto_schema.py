@@ -53,6 +53,7 @@ EXPECTED: dict[str, dict[str, int]] = {
         "reaction": 11,
         "profile": 101,
         "openGroupInvitation": 102,
+        "closedGroupControlMessage": 104,  # legacy groups: read only, to say they are gone
         "syncTarget": 105,
         "blocksCommunityMessageRequests": 106,
         "groupUpdateMessage": 120,

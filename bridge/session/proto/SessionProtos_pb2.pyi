@@ -258,7 +258,7 @@ class AttachmentPointer(_message.Message):
     def __init__(self, deprecated_id: _Optional[int] = ..., contentType: _Optional[str] = ..., key: _Optional[bytes] = ..., size: _Optional[int] = ..., digest: _Optional[bytes] = ..., fileName: _Optional[str] = ..., flags: _Optional[int] = ..., width: _Optional[int] = ..., height: _Optional[int] = ..., caption: _Optional[str] = ..., url: _Optional[str] = ...) -> None: ...
 
 class DataMessage(_message.Message):
-    __slots__ = ("body", "attachments", "flags", "profileKey", "timestamp", "quote", "preview", "reaction", "profile", "openGroupInvitation", "syncTarget", "blocksCommunityMessageRequests", "groupUpdateMessage")
+    __slots__ = ("body", "attachments", "flags", "profileKey", "timestamp", "quote", "preview", "reaction", "profile", "openGroupInvitation", "closedGroupControlMessage", "syncTarget", "blocksCommunityMessageRequests", "groupUpdateMessage")
     class Flags(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
         __slots__ = ()
         EXPIRATION_TIMER_UPDATE: _ClassVar[DataMessage.Flags]
@@ -326,6 +326,7 @@ class DataMessage(_message.Message):
     REACTION_FIELD_NUMBER: _ClassVar[int]
     PROFILE_FIELD_NUMBER: _ClassVar[int]
     OPENGROUPINVITATION_FIELD_NUMBER: _ClassVar[int]
+    CLOSEDGROUPCONTROLMESSAGE_FIELD_NUMBER: _ClassVar[int]
     SYNCTARGET_FIELD_NUMBER: _ClassVar[int]
     BLOCKSCOMMUNITYMESSAGEREQUESTS_FIELD_NUMBER: _ClassVar[int]
     GROUPUPDATEMESSAGE_FIELD_NUMBER: _ClassVar[int]
@@ -339,10 +340,41 @@ class DataMessage(_message.Message):
     reaction: DataMessage.Reaction
     profile: LokiProfile
     openGroupInvitation: DataMessage.OpenGroupInvitation
+    closedGroupControlMessage: ClosedGroupControlMessage
     syncTarget: str
     blocksCommunityMessageRequests: bool
     groupUpdateMessage: GroupUpdateMessage
-    def __init__(self, body: _Optional[str] = ..., attachments: _Optional[_Iterable[_Union[AttachmentPointer, _Mapping]]] = ..., flags: _Optional[int] = ..., profileKey: _Optional[bytes] = ..., timestamp: _Optional[int] = ..., quote: _Optional[_Union[DataMessage.Quote, _Mapping]] = ..., preview: _Optional[_Iterable[_Union[DataMessage.Preview, _Mapping]]] = ..., reaction: _Optional[_Union[DataMessage.Reaction, _Mapping]] = ..., profile: _Optional[_Union[LokiProfile, _Mapping]] = ..., openGroupInvitation: _Optional[_Union[DataMessage.OpenGroupInvitation, _Mapping]] = ..., syncTarget: _Optional[str] = ..., blocksCommunityMessageRequests: _Optional[bool] = ..., groupUpdateMessage: _Optional[_Union[GroupUpdateMessage, _Mapping]] = ...) -> None: ...
+    def __init__(self, body: _Optional[str] = ..., attachments: _Optional[_Iterable[_Union[AttachmentPointer, _Mapping]]] = ..., flags: _Optional[int] = ..., profileKey: _Optional[bytes] = ..., timestamp: _Optional[int] = ..., quote: _Optional[_Union[DataMessage.Quote, _Mapping]] = ..., preview: _Optional[_Iterable[_Union[DataMessage.Preview, _Mapping]]] = ..., reaction: _Optional[_Union[DataMessage.Reaction, _Mapping]] = ..., profile: _Optional[_Union[LokiProfile, _Mapping]] = ..., openGroupInvitation: _Optional[_Union[DataMessage.OpenGroupInvitation, _Mapping]] = ..., closedGroupControlMessage: _Optional[_Union[ClosedGroupControlMessage, _Mapping]] = ..., syncTarget: _Optional[str] = ..., blocksCommunityMessageRequests: _Optional[bool] = ..., groupUpdateMessage: _Optional[_Union[GroupUpdateMessage, _Mapping]] = ...) -> None: ...
+
+class ClosedGroupControlMessage(_message.Message):
+    __slots__ = ("type", "publicKey", "name", "members", "admins")
+    class Type(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
+        __slots__ = ()
+        NEW: _ClassVar[ClosedGroupControlMessage.Type]
+        ENCRYPTION_KEY_PAIR: _ClassVar[ClosedGroupControlMessage.Type]
+        NAME_CHANGE: _ClassVar[ClosedGroupControlMessage.Type]
+        MEMBERS_ADDED: _ClassVar[ClosedGroupControlMessage.Type]
+        MEMBERS_REMOVED: _ClassVar[ClosedGroupControlMessage.Type]
+        MEMBER_LEFT: _ClassVar[ClosedGroupControlMessage.Type]
+        ENCRYPTION_KEY_PAIR_REQUEST: _ClassVar[ClosedGroupControlMessage.Type]
+    NEW: ClosedGroupControlMessage.Type
+    ENCRYPTION_KEY_PAIR: ClosedGroupControlMessage.Type
+    NAME_CHANGE: ClosedGroupControlMessage.Type
+    MEMBERS_ADDED: ClosedGroupControlMessage.Type
+    MEMBERS_REMOVED: ClosedGroupControlMessage.Type
+    MEMBER_LEFT: ClosedGroupControlMessage.Type
+    ENCRYPTION_KEY_PAIR_REQUEST: ClosedGroupControlMessage.Type
+    TYPE_FIELD_NUMBER: _ClassVar[int]
+    PUBLICKEY_FIELD_NUMBER: _ClassVar[int]
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    MEMBERS_FIELD_NUMBER: _ClassVar[int]
+    ADMINS_FIELD_NUMBER: _ClassVar[int]
+    type: ClosedGroupControlMessage.Type
+    publicKey: bytes
+    name: str
+    members: _containers.RepeatedScalarFieldContainer[bytes]
+    admins: _containers.RepeatedScalarFieldContainer[bytes]
+    def __init__(self, type: _Optional[_Union[ClosedGroupControlMessage.Type, str]] = ..., publicKey: _Optional[bytes] = ..., name: _Optional[str] = ..., members: _Optional[_Iterable[bytes]] = ..., admins: _Optional[_Iterable[bytes]] = ...) -> None: ...
 
 class GroupUpdateMessage(_message.Message):
     __slots__ = ("inviteMessage", "infoChangeMessage", "memberChangeMessage", "promoteMessage", "memberLeftMessage", "inviteResponse", "deleteMemberContent", "memberLeftNotificationMessage")
