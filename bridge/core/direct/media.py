@@ -15,7 +15,7 @@ from typing import Any
 
 from bridge.core.convert import media
 from bridge.core.convert.media import MAX_SESSION_FILE_BYTES, msgtype_for
-from bridge.core.direct.payloads import DirectMedia
+from bridge.core.portal.ops import MediaOp
 from bridge.session.messages import Attachment
 
 __all__ = [
@@ -69,7 +69,7 @@ def attachment_failed_notice(attachment: Attachment, reason: str) -> dict[str, A
     return {"msgtype": "m.notice", "body": body, "m.mentions": {}}
 
 
-def media_payload(content: Mapping[str, Any]) -> DirectMedia:
+def media_payload(content: Mapping[str, Any]) -> MediaOp:
     """The outbox operation of a Matrix media message; :class:`MediaRefused` if it cannot go.
 
     The size in ``info`` is checked here (the sender learns at once); the downloaded size is
@@ -80,7 +80,7 @@ def media_payload(content: Mapping[str, Any]) -> DirectMedia:
         raise MediaRefused("Only unencrypted files, images, videos and audio can be sent.")
     if file.size is not None and file.size > MAX_SESSION_FILE_BYTES:
         raise MediaRefused(too_large_text(file.size))
-    return DirectMedia(
+    return MediaOp(
         url=file.mxc,
         filename=file.filename,
         mimetype=file.mimetype,

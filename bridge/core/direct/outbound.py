@@ -39,16 +39,11 @@ from bridge.core.convert.media import MAX_SESSION_FILE_BYTES, MEDIA_MSGTYPES
 from bridge.core.direct.accounts import Account, SessionAccounts
 from bridge.core.direct.chats import parse_direct_key
 from bridge.core.direct.media import MediaRefused, media_payload, too_large_text
-from bridge.core.direct.payloads import (
-    DirectMedia,
-    DirectOp,
-    DirectPayload,
-    DirectReaction,
-    DirectRedaction,
-    DirectText,
-)
+from bridge.core.direct.payloads import DirectPayload
 from bridge.core.direct.profiles import SessionProfiles
+from bridge.core.direct.timers import shorten_after_read
 from bridge.core.portal.events import Refused
+from bridge.core.portal.ops import MediaOp, MessageOp, ReactionOp, RedactionOp, TextOp
 from bridge.core.portal.outbox import PermanentFailure, TemporaryFailure
 from bridge.core.portal.router import RoomEvent
 from bridge.db.records import MessageRecord, OutboxRecord, PortalKind, PortalRecord
@@ -136,12 +131,12 @@ class DirectOutbound:
         quoted = None
         if quote is not None and quote.sender_session_id:
             quoted = Quote(quote.timestamp, quote.sender_session_id)
-        op = DirectText(text, quoted)
+        op = TextOp(text, quoted)
         await self._enqueue(portal, account, str(event.event_id), str(event.sender), op)
 
     async def handle_event(self, portal: PortalRecord, event: RoomEvent) -> None:
         """Media, reactions and redactions; anything else is logged."""
-        op: DirectOp
+        op: MessageOp
         if isinstance(event, MessageEvent):
             account = self._owner_account(portal, str(event.sender))
             content = event.content.serialize()
@@ -156,10 +151,10 @@ class DirectOutbound:
             relates = event.content.relates_to
             if not relates.key or strip_unsafe(relates.key) != relates.key:
                 raise Refused("Only an emoji can be sent to Session as a reaction.")
-            op = DirectReaction(str(relates.event_id), relates.key)
+            op = ReactionOp(str(relates.event_id), relates.key)
         elif isinstance(event, RedactionEvent):
             account = self._owner_account(portal, str(event.sender))
-            op = DirectRedaction(str(event.redacts))
+            op = RedactionOp(str(event.redacts))
         elif isinstance(event, StateEvent) and event.type == EventType.ROOM_MEMBER:
             await self._member_changed(portal, event)
             return
@@ -170,7 +165,8 @@ class DirectOutbound:
 
     async def _show_name(self, account: Account, name: str | None) -> None:
         found = self._accounts.get(account.session_id)
-        if found is not None:
+        # With user configs the login's profile is its UserProfile, never a Matrix name.
+        if found is not None and self._accounts.configs is None:
             await SessionProfiles.update_name(found[1], name)
 
     async def _member_changed(self, portal: PortalRecord, event: StateEvent) -> None:
@@ -194,7 +190,7 @@ class DirectOutbound:
         account: Account,
         event_id: str,
         sender: str,
-        op: DirectOp,
+        op: MessageOp,
     ) -> None:
         await self._outbox.enqueue(
             portal.id,
@@ -236,14 +232,16 @@ class DirectOutbound:
         payload: DirectPayload,
     ) -> None:
         op, event_id = payload.op, row.matrix_event_id or f"outbox:{row.id}"
-        if isinstance(op, DirectReaction):
+        if isinstance(op, ReactionOp):
             await self._react(portal, client, peer, row, event_id, payload, op)
             return
-        if isinstance(op, DirectRedaction):
+        if isinstance(op, RedactionOp):
             await self._redact(client, peer, row, payload, op)
             return
         if await self._messages.get_by_mxid(event_id):
             return  # sent and recorded before a crash
+        if self._accounts.configs is not None:  # the first reply accepts a message request
+            await self._accounts.configs.accept(client, peer)
         sent = await self._send_once(row, payload, client, lambda: self._message(client, peer, op))
         await self._messages.add_message(
             portal.id,
@@ -278,15 +276,13 @@ class DirectOutbound:
         return await client.send_prepared(outgoing)
 
     async def _message(
-        self, client: SessionClient, peer: str, op: DirectText | DirectMedia
+        self, client: SessionClient, peer: str, op: TextOp | MediaOp
     ) -> OutgoingMessage:
-        if isinstance(op, DirectText):
+        if isinstance(op, TextOp):
             return client.prepare_text(peer, op.text, op.quote)
         return await self._media(client, peer, op)
 
-    async def _media(
-        self, client: SessionClient, peer: str, media: DirectMedia
-    ) -> OutgoingMessage:
+    async def _media(self, client: SessionClient, peer: str, media: MediaOp) -> OutgoingMessage:
         try:
             data = await self._download(media.url)
         except MatrixRequestError as e:
@@ -316,7 +312,7 @@ class DirectOutbound:
         row: OutboxRecord,
         event_id: str,
         payload: DirectPayload,
-        op: DirectReaction,
+        op: ReactionOp,
     ) -> None:
         target = await self._messages.get_by_mxid(op.target)
         if target is None or target.sender_session_id is None:
@@ -335,7 +331,7 @@ class DirectOutbound:
         peer: str,
         row: OutboxRecord,
         payload: DirectPayload,
-        op: DirectRedaction,
+        op: RedactionOp,
     ) -> None:
         target, sender = op.target, payload.sender
         reaction = await self._messages.get_reaction_by_mxid(target)
@@ -390,15 +386,21 @@ class DirectOutbound:
                 self._typing[portal.id] = typing
                 self._spawn(client.send_typing(peer, typing), "typing")
             return
-        timestamps = []
+        timestamps, hashes = [], []
         for event_id, receipts in content.items():
             read = receipts.get("m.read") if isinstance(receipts, Mapping) else None
             if isinstance(read, Mapping) and owner in read:
                 record = await self._messages.get_by_mxid(str(event_id))
                 if record is not None and record.sender_session_id == peer:
                     timestamps.append(record.timestamp)
+                    if record.session_key:
+                        hashes.append(record.session_key)
         if timestamps:
             self._spawn(client.send_read_receipt(peer, timestamps), "read receipt")
+            self._spawn(shorten_after_read(client, peer, hashes), "read expiry")
+            if self._accounts.configs is not None:  # the phone shows the chat read too
+                read = self._accounts.configs.mark_read(ours, peer, max(timestamps))
+                self._spawn(read, "read state")
 
     def _spawn(self, work: Awaitable[Any], what: str) -> None:
         async def run() -> None:

@@ -44,18 +44,24 @@ from bridge.session.groups.events import (
     MessageEvent,
 )
 from bridge.session.groups.group_state import GroupState
+from bridge.session.groups.info import Info
 from bridge.session.groups.member_send import (
     GroupSent,
     may_extend,
     post_group_message,
+    prepare_group_message,
     request_signer,
+    store_prepared,
 )
+from bridge.session.groups.outgoing import PreparedGroupMessage
 from bridge.session.groups.poller import GroupPoller
 from bridge.session.groups.store import GroupStore, Membership
 from bridge.session.groups.subaccount import verify_member_auth_data
 from bridge.session.keys import BadSignatureError, Identity, verify_ed25519
 from bridge.session.messages import (
     Attachment,
+    Expiry,
+    ExpiryMode,
     GroupDeleteMemberContent,
     GroupInvite,
     GroupInviteResponse,
@@ -70,6 +76,7 @@ from bridge.session.messages import (
     Unsend,
     VisibleMessage,
 )
+from bridge.session.snode import calls
 from bridge.session.snode.errors import Unauthorized
 from bridge.session.snode.rpc import SnodeClient
 from bridge.session.subscribers import SubscriberList
@@ -329,6 +336,58 @@ class GroupsClient:
         if membership is not None:
             await self._store.save_membership(dataclasses.replace(membership, removed=True))
         self._poller.remove(gid.value)
+
+    # --- prepared posts (a retry stores the same bytes: bridge/session/groups/outgoing.py) --
+
+    @property
+    def profile(self) -> Profile | None:
+        """The profile our visible messages carry (the 1:1 client's)."""
+        return self._profile
+
+    def info(self, group: GroupID | str) -> Info | None:
+        """The group's Info as last read (None before the group is polled)."""
+        state = self._poller.state(_gid(group).value)
+        return None if state is None else state.info
+
+    async def upload_attachment(
+        self, data: bytes, filename: str | None, content_type: str, caption: str | None = None
+    ) -> Attachment:
+        """Encrypt and upload ``data`` through the 1:1 client's file transfer: its pointer."""
+        if self._dm is None:
+            raise InvalidInput("attachments need the SessionClient (file server)")
+        return await self._dm.upload_attachment(data, filename, content_type, caption)
+
+    async def prepare(self, group: GroupID | str, message: Message) -> PreparedGroupMessage:
+        """Encrypt ``message`` for ``group`` with a fresh sent timestamp, to store with
+        :meth:`send_prepared`. A visible message follows the group's disappearing setting
+        (Info ``E``, delete after send, docs/groups-v2.md §2.1): it carries the setting, and
+        the swarm keeps it no longer than the timer."""
+        gid = _gid(group)
+        _, state = await self._joined(gid)
+        ttl = calls.DEFAULT_TTL_MS
+        timer = state.info.disappearing_timer
+        if timer and isinstance(message, VisibleMessage):
+            expiry = Expiry(ExpiryMode.DELETE_AFTER_SEND, timer)
+            message = dataclasses.replace(message, expiry=expiry)
+            ttl = min(ttl, timer * 1000)
+        return prepare_group_message(state, message, self._next_timestamp(), ttl_ms=ttl)
+
+    async def send_prepared(self, prepared: PreparedGroupMessage) -> GroupSent:
+        """Store a message :meth:`prepare` made (again, after a lost answer: same message)."""
+        gid = _gid(prepared.group)
+        membership, _ = await self._joined(gid)
+        sign = request_signer(
+            self.identity, gid, auth_data=membership.auth_data, seed=membership.seed
+        )
+        self._poller.touch(gid.value)
+        return await store_prepared(self._snode, sign, prepared)
+
+    async def _joined(self, gid: GroupID) -> tuple[Membership, GroupState]:
+        membership = await self.membership(gid)
+        state = self._poller.state(gid.value)
+        if membership is None or membership.removed or state is None or not state.ready:
+            raise NotAMember(f"not a joined member of {gid.value} (or no key yet)")
+        return membership, state
 
     # --- internals ------------------------------------------------------------------------
 

@@ -15,6 +15,7 @@ from typing import Any
 from bridge.ids import GroupID
 from bridge.session.groups.group_messages import encrypt_group_message
 from bridge.session.groups.group_state import NS_MESSAGES, GroupState
+from bridge.session.groups.outgoing import PreparedGroupMessage
 from bridge.session.groups.poller import RequestSigner
 from bridge.session.groups.subaccount import (
     Flags,
@@ -30,7 +31,14 @@ from bridge.session.snode.nodes import ServiceNode
 from bridge.session.snode.results import Call, parse_store
 from bridge.session.snode.rpc import SnodeClient
 
-__all__ = ["GroupSent", "may_extend", "post_group_message", "request_signer"]
+__all__ = [
+    "GroupSent",
+    "may_extend",
+    "post_group_message",
+    "prepare_group_message",
+    "request_signer",
+    "store_prepared",
+]
 
 
 @dataclass(frozen=True)
@@ -75,15 +83,31 @@ async def post_group_message(
     Raises :class:`~bridge.session.groups.keyring.NoGroupKey` before the first keys message,
     and the snode errors (401 ``Unauthorized`` once our subaccount is revoked).
     """
-    group = state.group_id.value
+    prepared = prepare_group_message(state, message, timestamp, ttl_ms=ttl_ms)
+    return await store_prepared(snode, sign, prepared)
+
+
+def prepare_group_message(
+    state: GroupState, message: Message, timestamp: int, *, ttl_ms: int = calls.DEFAULT_TTL_MS
+) -> PreparedGroupMessage:
+    """Encrypt ``message`` with the newest key, for :func:`store_prepared` (now or on a
+    retry: the same bytes are the same stored message, :mod:`bridge.session.groups.outgoing`)."""
     data = encrypt_group_message(
         state.identity, state.group_pk, state.keyring.encryption_key(), message, timestamp
     )
-    encoded = base64.b64encode(data).decode()
+    return PreparedGroupMessage(state.group_id.value, timestamp, ttl_ms, data)
+
+
+async def store_prepared(
+    snode: SnodeClient, sign: RequestSigner, prepared: PreparedGroupMessage
+) -> GroupSent:
+    """Store an encrypted group message in ns 11; storing it again stores nothing new."""
+    group, timestamp, ttl_ms = prepared.group, prepared.timestamp, prepared.ttl_ms
+    encoded = base64.b64encode(prepared.data).decode()
 
     def params(_node: ServiceNode, now: int) -> dict[str, Any]:
         return sign("store", NS_MESSAGES, now, timestamp=timestamp, ttl=ttl_ms, data=encoded)
 
     node, body = await snode.call(group, Call("store", params))
-    stored = parse_store(node, auth.message_hash(group, NS_MESSAGES, data), body)
+    stored = parse_store(node, auth.message_hash(group, NS_MESSAGES, prepared.data), body)
     return GroupSent(timestamp, stored.hash)

@@ -92,6 +92,8 @@ class FakeClient:
 
 
 class FakeAccounts:
+    configs = None  # no user configs: the Matrix-name behaviour of logins without them
+
     def __init__(self, client: FakeClient) -> None:
         self.client = client
 

@@ -6,13 +6,8 @@ import json
 
 import pytest
 
-from bridge.core.direct.payloads import (
-    DirectMedia,
-    DirectPayload,
-    DirectReaction,
-    DirectRedaction,
-    DirectText,
-)
+from bridge.core.direct.payloads import DirectPayload
+from bridge.core.portal.ops import MediaOp, ReactionOp, RedactionOp, TextOp
 from bridge.core.portal.payloads import BadPayload
 from bridge.session.messages import Quote
 from bridge.session.outgoing import OutgoingMessage
@@ -55,18 +50,18 @@ def test_old_rows_read_back_and_write_the_same_bytes(row: dict[str, object]) -> 
 def test_the_operations_are_typed() -> None:
     ops = [DirectPayload.from_json(json.dumps(row)).op for row in OLD_ROWS]
     assert ops == [
-        DirectText("hi"),
-        DirectText("re", Quote(7, "05aa")),
-        DirectMedia("mxc://hs/n", "n.txt", "text/plain"),
-        DirectMedia("mxc://hs/v", "v.ogg", "audio/ogg", "listen", True, 1, 2),
-        DirectReaction("$t", "👍"),
-        DirectRedaction("$t"),
+        TextOp("hi"),
+        TextOp("re", Quote(7, "05aa")),
+        MediaOp("mxc://hs/n", "n.txt", "text/plain"),
+        MediaOp("mxc://hs/v", "v.ogg", "audio/ogg", "listen", True, 1, 2),
+        ReactionOp("$t", "👍"),
+        RedactionOp("$t"),
     ]
 
 
 def test_the_kept_message_comes_last_and_reads_back() -> None:
     kept = OutgoingMessage("05bb", 1_700_000_000_000, 86_400_000, b"data", None, None)
-    payload = DirectPayload(DirectRedaction("$t"), "@a:hs").with_prepared(kept)
+    payload = DirectPayload(RedactionOp("$t"), "@a:hs").with_prepared(kept)
     text = payload.to_json()
     assert list(json.loads(text)) == ["op", "target", "sender", "prepared"]
     assert DirectPayload.from_json(text) == payload

@@ -1,0 +1,1 @@
+"""Session groups v2 as Matrix portal rooms (docs/architecture.md §3.3)."""
