@@ -44,6 +44,21 @@ def _opened_text(opened: Opened) -> str:
     return f"That community room is already bridged to {link}, and you are in it."
 
 
+async def end_portal(deps: PortalCommandDeps, portal: PortalRecord) -> None:
+    """Unbridge ``portal`` (also used by ``finalize``, docs/migration.md §6): its Session side
+    stops, ghosts leave, the room and its history stay."""
+    if portal.kind == PortalKind.COMMUNITY:
+        deps.communities.unfollow(portal)
+    if portal.mxid is not None:
+        members = await deps.bot.get_joined_members(RoomID(portal.mxid))
+        ghosts = [deps.intent_for(str(m)) for m in members if deps.is_ghost(str(m))]
+    else:
+        ghosts = []
+    await deps.rooms.detach(portal, ghosts)
+    if portal.kind == PortalKind.COMMUNITY:
+        await deps.community_portals.unbridged(portal)
+
+
 def portal_commands(deps: PortalCommandDeps) -> list[Command]:
     """Bridging community rooms into Matrix rooms and managing those portals."""
 
@@ -97,13 +112,7 @@ def portal_commands(deps: PortalCommandDeps) -> list[Command]:
         if evt.level < Level.ADMIN and not await deps.rooms.is_room_admin(evt.room_id, evt.sender):
             await evt.reply("Only an admin of this room (or of the bridge) can unbridge it.")
             return
-        if portal.kind == PortalKind.COMMUNITY:
-            deps.communities.unfollow(portal)
-        members = await deps.bot.get_joined_members(RoomID(evt.room_id))
-        ghosts = [deps.intent_for(str(m)) for m in members if deps.is_ghost(str(m))]
-        await deps.rooms.detach(portal, ghosts)
-        if portal.kind == PortalKind.COMMUNITY:
-            await deps.community_portals.unbridged(portal)
+        await end_portal(deps, portal)
         await evt.reply("This room is no longer bridged. Its history stays here.")
 
     async def relay_cmd(evt: CommandEvent) -> None:
@@ -152,4 +161,4 @@ def portal_commands(deps: PortalCommandDeps) -> list[Command]:
     ]
 
 
-__all__ = ["PortalCommandDeps", "portal_commands"]
+__all__ = ["PortalCommandDeps", "end_portal", "portal_commands"]
