@@ -27,7 +27,11 @@ ENV PYTHONDONTWRITEBYTECODE=1 \
 RUN groupadd --system bridge && useradd --system --gid bridge --home-dir /data bridge
 COPY constraints.txt /tmp/constraints.txt
 COPY --from=build /wheels /tmp/wheels
-RUN pip install -c /tmp/constraints.txt /tmp/wheels/*.whl \
+# With the e2be extra (python-olm and the crypto libraries), so that `encryption.allow: true`
+# works in the image; python-olm installs from a manylinux wheel, nothing is compiled.
+RUN wheel=$(ls /tmp/wheels/*.whl) \
+    && pip install -c /tmp/constraints.txt "${wheel}[e2be]" \
+    && python -c "import olm, mautrix.crypto" \
     && rm -rf /tmp/wheels /tmp/constraints.txt \
     && python -c "import bridge.app" \
     && mkdir -p /data && chown bridge:bridge /data

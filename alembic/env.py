@@ -52,6 +52,12 @@ def check_sqlite_foreign_keys(connection: Connection) -> None:
         raise RuntimeError(f"migration left dangling foreign keys: {problems[:10]}")
 
 
+def not_crypto_store(name: str | None, type_: str, parent_names: object) -> bool:
+    """Autogenerate leaves alone the tables of mautrix's crypto store (crypto_*), which share
+    the database but are migrated by mautrix (bridge/db/crypto_store.py)."""
+    return not (type_ == "table" and name is not None and name.startswith("crypto_"))
+
+
 def run_on_connection(connection: Connection) -> None:
     """Run the migrations on an open synchronous connection, in one transaction."""
     is_sqlite = connection.dialect.name == "sqlite"
@@ -60,6 +66,7 @@ def run_on_connection(connection: Connection) -> None:
         target_metadata=Base.metadata,
         render_as_batch=is_sqlite,
         compare_type=True,
+        include_name=not_crypto_store,
         # bridge.db.engine hands transaction control to SQLAlchemy (explicit BEGIN), so
         # SQLite DDL is transactional too: all of an upgrade commits or none of it.
         transactional_ddl=True,

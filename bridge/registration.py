@@ -60,6 +60,9 @@ def make_registration(config: Config, sender_localpart: str | None = None) -> di
         "rate_limited": False,
         "receive_ephemeral": True,
         "de.sorunome.msc2409.push_ephemeral": True,
+        # Device lists and one-time-key counts for end-to-bridge encryption (README,
+        # Encryption); the bridge ignores them while encryption.allow is off.
+        "org.matrix.msc3202": True,
         "namespaces": {
             "users": [
                 {"exclusive": True, "regex": f"^@{bot}:{re.escape(domain)}$"},

@@ -119,6 +119,8 @@ rc_joins: {local: *fast, remote: *fast}
 rc_joins_per_room: *fast
 rc_invites: {per_room: *fast, per_user: *fast, per_issuer: *fast}
 rc_room_creation: *fast
+# end-to-bridge encryption: to-device messages, device lists and OTK counts in transactions
+experimental_features: {msc2409_to_device_messages_enabled: true, msc3202_transaction_extensions: true}
 EOF
 log "starting Synapse on 127.0.0.1:$SYNAPSE_PORT"
 (cd "$SYN" && exec "$VENV/bin/python" -m synapse.app.homeserver -c "$SYN/homeserver.yaml") \

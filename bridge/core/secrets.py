@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import hmac
 
 import nacl.exceptions
 import nacl.secret
@@ -64,3 +65,11 @@ class SeedVault:
             raise SeedDecryptionError(
                 "stored seed does not decrypt with bridge.secrets_key"
             ) from e
+
+
+def derive_pickle_key(secrets_key: bytes) -> str:
+    """The key that pickles the end-to-bridge encryption store (Olm/Megolm state at rest):
+    HMAC-SHA256 of a fixed label under ``bridge.secrets_key``, so it needs no secret of its own
+    and a database dump alone unpickles nothing (README, Encryption)."""
+    digest = hmac.new(secrets_key, b"session-matrix-bridge e2be pickle key v1", "sha256")
+    return base64.b64encode(digest.digest()).decode("ascii")

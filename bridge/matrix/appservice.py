@@ -72,6 +72,17 @@ class TransactionSink(Protocol):
         ...
 
 
+class CryptoSink(Protocol):
+    """Where the encryption traffic of transactions goes (``bridge.matrix.e2ee``): it is never
+    re-sent by the homeserver, so it is handled at once (docs/matrix-side.md §1.3, §1.4)."""
+
+    async def handle_to_device(self, events: list[dict[str, Any]]) -> None: ...
+
+    async def handle_device_lists(self, lists: dict[str, Any]) -> None: ...
+
+    async def handle_otk_counts(self, counts: dict[str, Any]) -> None: ...
+
+
 def _json_error(status: int, errcode: str, message: str) -> web.Response:
     return web.json_response({"errcode": errcode, "error": message}, status=status)
 
@@ -95,6 +106,7 @@ class BridgeAppService(AppService):
     ) -> None:
         logging.getLogger("aiohttp.access").addFilter(_ACCESS_LOG_FILTER)  # added once
         self.sink = sink
+        self.crypto_sink: CryptoSink | None = None
         self.bodies = BodyReader(max_body_size)
         self._query_alias: QueryAlias = _no_alias
         super().__init__(
@@ -122,6 +134,27 @@ class BridgeAppService(AppService):
         manager that answers them needs this appservice's intents)."""
         # mautrix calls the hook with the user id (see the note in __init__).
         self.query_user = query_user  # type: ignore[assignment]
+
+    def bind_crypto(self, crypto: CryptoSink) -> None:
+        """Hand the encryption traffic of transactions to ``crypto`` from now on."""
+        self.crypto_sink = crypto
+
+    async def _feed_crypto(self, txn: Transaction) -> None:
+        sink = self.crypto_sink
+        if sink is None:
+            return
+        steps = [
+            (txn.otk_counts, sink.handle_otk_counts),
+            (txn.device_lists, sink.handle_device_lists),
+            (txn.to_device, sink.handle_to_device),
+        ]
+        for data, handle in steps:
+            if not data:
+                continue
+            try:
+                await handle(data)  # type: ignore[operator]
+            except Exception:
+                log.exception("Handling the encryption traffic of a transaction failed")
 
     def bind_query_alias(self, query_alias: QueryAlias) -> None:
         """Answer alias queries with ``query_alias`` (bound once the portals exist)."""
@@ -182,6 +215,8 @@ class BridgeAppService(AppService):
             return await self._store(txn_id, body.sha256, txn)
 
     async def _store(self, txn_id: str, body_hash: str, txn: Transaction) -> web.Response:
+        # Keys first: an encrypted event of this transaction may need the room key it carries.
+        await self._feed_crypto(txn)
         try:
             fresh = await self.sink.accept_transaction(
                 txn_id, body_hash, txn.events, txn.ephemeral

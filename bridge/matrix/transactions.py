@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import logging
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from bridge.matrix.json_salvage import DECODER, Salvaged, Unreadable, salvage
@@ -53,6 +53,11 @@ class Transaction:
     ephemeral: list[dict[str, Any]]
     dropped_events: int
     dropped_ephemeral: int
+    # End-to-bridge encryption traffic (docs/matrix-side.md §1.4): MSC2409 to-device
+    # messages, MSC3202 device list changes and one-time-key counts; empty when not sent.
+    to_device: list[dict[str, Any]] = field(default_factory=list)
+    device_lists: dict[str, Any] = field(default_factory=dict)
+    otk_counts: dict[str, Any] = field(default_factory=dict)
 
 
 def printable(value: object, limit: int = 80) -> str:
@@ -198,4 +203,25 @@ def parse_transaction(txn_id: str, text: str) -> Transaction:
         log.warning("Dropped %d events of transaction %s in all", dropped, txn_id)
     if dropped_edus:
         log.warning("Dropping %d malformed ephemeral events of %s", dropped_edus, txn_id)
-    return Transaction(events, ephemeral, dropped, dropped_edus)
+    return Transaction(events, ephemeral, dropped, dropped_edus, *_crypto_traffic(body, clean))
+
+
+def _either(body: dict[str, Any], stable: str, unstable: str) -> object:
+    value = body.get(stable)
+    return value if value is not None else body.get(unstable)
+
+
+def _crypto_traffic(
+    body: dict[str, Any], clean: bool
+) -> tuple[list[dict[str, Any]], dict[str, Any], dict[str, Any]]:
+    """The encryption traffic of a transaction, each part only if well-formed."""
+    to_device, _ = _keep_ephemeral(
+        _either(body, "to_device", "de.sorunome.msc2409.to_device"), clean
+    )
+    lists = _either(body, "device_lists", "org.matrix.msc3202.device_lists")
+    counts = _either(
+        body, "device_one_time_keys_count", "org.matrix.msc3202.device_one_time_keys_count"
+    )
+    lists = lists if isinstance(lists, dict) and sanitise(lists, clean) else {}
+    counts = counts if isinstance(counts, dict) and sanitise(counts, clean) else {}
+    return to_device, lists, counts

@@ -44,6 +44,9 @@ rc_joins: {{local: *fast, remote: *fast}}
 rc_joins_per_room: *fast
 rc_invites: {{per_room: *fast, per_user: *fast, per_issuer: *fast}}
 rc_room_creation: *fast
+experimental_features:
+  msc2409_to_device_messages_enabled: true
+  msc3202_transaction_extensions: true
 """
 
 

@@ -81,6 +81,8 @@ class PortalRooms:
         self._bot = bot
         self._portals = portals
         self._bot_mxid = bot_mxid
+        # encryption.allow: encrypted rooms are bridged, not refused (README, Encryption).
+        self.allow_encrypted = False
 
     async def is_encrypted(self, room_id: str, intent: IntentAPI | None = None) -> bool:
         """Whether the room has ``m.room.encryption``, read as ``intent`` (default: the bot)."""
@@ -197,7 +199,7 @@ class PortalRooms:
         self, room_id: str, kind: PortalKind, session_key: str, channel: Channel
     ) -> PortalRecord:
         """Make the existing ``room_id`` the portal of (kind, session_key)."""
-        if await self.is_encrypted(room_id):
+        if not self.allow_encrypted and await self.is_encrypted(room_id):
             raise PortalRoomError(
                 "This room is encrypted, and the bridge cannot read encrypted rooms yet. "
                 "Use an unencrypted room, or `open` to let me create one."
