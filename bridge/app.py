@@ -7,6 +7,7 @@ import logging
 import re
 from collections.abc import Awaitable, Callable
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import aiohttp
 import mautrix
@@ -14,27 +15,41 @@ from mautrix.types import ContentURI, MessageEvent, UserID
 
 import bridge
 from bridge import logredact
+from bridge.app_reminders import Reminders, build_reminders
 from bridge.commands.account import PHRASE_PROMPT, account_commands, finish_phrase_login
 from bridge.commands.admin import AdminDeps, admin_commands
 from bridge.commands.bot import BotController
 from bridge.commands.builtin import builtin_commands
+from bridge.commands.contacts import ContactsDeps, export_contacts
 from bridge.commands.deadletters import dead_letter_commands
 from bridge.commands.direct import direct_commands
+from bridge.commands.groups import group_commands
+from bridge.commands.links import link_commands
+from bridge.commands.migration import migration_commands
 from bridge.commands.permissions import Level, level_for, no_login_refusal
 from bridge.commands.portals import PortalCommandDeps, portal_commands
 from bridge.commands.registry import CommandRegistry
 from bridge.config import Config
 from bridge.core.community.health import community_checks
 from bridge.core.community.service import Communities, parse_community_key
-from bridge.core.community.wiring import CommunityKind, build_community
+from bridge.core.community.wiring import CommunityKind, admin_users, build_community
 from bridge.core.convert.mentions import ghost_mxid_pattern
 from bridge.core.direct.health import network_checks
+from bridge.core.direct.legacy_groups import LegacyGroupNotices
+from bridge.core.direct.user_configs import LoginConfigs
 from bridge.core.direct.wiring import DirectKind, build_direct
 from bridge.core.downloads import AllowedDownloads, GuardedFiles
 from bridge.core.expiring import ExpiringMessages
+from bridge.core.export import Exporter
 from bridge.core.ghosts import GhostManager
+from bridge.core.group.phone import AccountGroups
+from bridge.core.group.wiring import GroupKind, build_group
+from bridge.core.link_effects import LinkEffects
+from bridge.core.links import LinkService, LinkSettings
 from bridge.core.logins import Login, LoginManager
+from bridge.core.moved import MigrationStatus
 from bridge.core.own_ids import OwnSessionIds
+from bridge.core.pills import LinkedIds
 from bridge.core.portal.deadletters import DeadLetters, payload_of
 from bridge.core.portal.events import PortalEvents
 from bridge.core.portal.health import Check, database_check, homeserver_check
@@ -49,11 +64,20 @@ from bridge.core.prompts import Prompts
 from bridge.core.secrets import SeedVault, parse_secrets_key
 from bridge.db import migrate
 from bridge.db.engine import Database
-from bridge.db.records import DeadLetterPath, DeadLetterRecord, OutboxRecord, PortalKind
+from bridge.db.records import (
+    DeadLetterPath,
+    DeadLetterRecord,
+    OutboxRecord,
+    PortalKind,
+    PortalRecord,
+)
 from bridge.db.repos import Repositories
+from bridge.db.repos.groups import GroupRepo
+from bridge.db.repos.links import LinkRepo
 from bridge.db.repos.stats import StatsRepo
 from bridge.db.repos.users import UserRepo
 from bridge.matrix.appservice import BridgeAppService
+from bridge.matrix.send import send_notice
 from bridge.matrix.startup import check_bot, ping_homeserver, wait_for_homeserver
 from bridge.metrics_server import MetricsServer
 from bridge.metrics_wiring import count_delivered, metrics_server, scrape_hook
@@ -62,6 +86,9 @@ from bridge.session.files import DEFAULT_FILE_SERVER, FileServerClient
 from bridge.session.netguard import NamedServers, guarded_session
 from bridge.session.sogs.urls import CommunityServerRef
 from bridge.stopping import StopSteps
+
+if TYPE_CHECKING:
+    from bridge.app_encryption import Encryption
 
 log = logging.getLogger("bridge.app")
 
@@ -163,8 +190,10 @@ class BridgeApp:
             self._download, [config.session.file_server], config.session.internal_hosts
         )
         appservice = self.appservice
+        # Session IDs linked to Matrix accounts: pills, ghost names (docs/migration.md §2).
+        self.linked = LinkedIds()
         # The logins' Session ids, blinded per bridged server: never ghosts, pills of their owners.
-        self.own_ids = OwnSessionIds(self.logins, self._community_server_keys)
+        self.own_ids = OwnSessionIds(self.logins, self._community_server_keys, self.linked)
         self.ghosts = GhostManager(
             repo=self.repos.ghosts,
             # The intents exist once the appservice has started; ghosts are used only after.
@@ -174,6 +203,8 @@ class BridgeApp:
             domain=config.homeserver.domain,
             downloader=self.downloads,
             is_own=self.own_ids.is_own,
+            moved=self.linked.is_moved,
+            moved_suffix=config.migration.moved_suffix,
         )
         self.appservice.bind_query_user(self.ghosts.query_user)
         self.ghost_pattern = re.compile(
@@ -191,11 +222,17 @@ class BridgeApp:
         self._community_http: aiohttp.ClientSession | None = None
         self._community: CommunityKind | None = None
         self._direct: DirectKind | None = None
+        self._group: GroupKind | None = None
         self._kinds: list[ConversationKind] = []
         self._router: MatrixEventRouter | None = None
         self._notices: FailureNotices | None = None
         self._listening = False
         self._metrics: MetricsServer | None = None
+        self._link_effects: LinkEffects | None = None
+        # Deadline reminders and finalize (bridge/app_reminders.py), built in start().
+        self.migration_reminders: Reminders | None = None
+        # End-to-bridge encryption (bridge/app_encryption.py), only with encryption.allow.
+        self._encryption: Encryption | None = None
 
     async def start(self) -> None:
         """Migrate, listen, self-test against the homeserver, then become ready.
@@ -217,11 +254,19 @@ class BridgeApp:
         logredact.install(logredact.config_secrets(self.config))
         await migrate.upgrade_to_head(self.config.database.url)
         await self.repos.inbox.prune(self.config.appservice.transaction_retention_days)
+        if self.config.encryption.allow:
+            # Before the appservice makes any intent: their sends get encrypted (e2ee_sends).
+            from bridge.app_encryption import Encryption  # needs python-olm (the e2be extra)
+
+            ghosts = self.ghost_pattern.pattern
+            self._encryption = await Encryption.open(self.config, self.appservice, ghosts)
         await self._listen()
         await self._listen_metrics()
         intent = self.appservice.intent
         await wait_for_homeserver(intent, self.config.homeserver.address, self.homeserver_timeout)
         await check_bot(intent)
+        if self._encryption is not None:
+            await self._encryption.start(self.appservice)
         bot_login = await self.logins.bot_login()
         log.info("The bot's Session ID is %s", bot_login.session_id)
         await self.logins.load_all()
@@ -233,6 +278,8 @@ class BridgeApp:
         )
         self._community_http = guarded_session(NamedServers(self.config.session.internal_hosts))
         self._build_kinds(self._http, self._files, bot_login)
+        if self._link_effects is not None:
+            await self._link_effects.load()
         # The homeserver's checks before the kinds start: their background work (resuming
         # portals, first polls) must not hold them up (docs/architecture.md §3.4).
         await ping_homeserver(intent, self.config.appservice.id, self.config.appservice.address)
@@ -303,6 +350,9 @@ class BridgeApp:
         if self._metrics is not None:
             await steps.step("the metrics listener", self._metrics.stop())
             self._metrics = None
+        if self._encryption is not None:
+            await steps.step("the encryption store", self._encryption.stop())
+            self._encryption = None
         await steps.step("the database", self.db.close())
 
     async def _park_event(self, event: dict[str, object], error: str, tries: int) -> None:
@@ -396,6 +446,7 @@ class BridgeApp:
         """The conversation kinds, the portal machinery shared by them, and the router."""
         bot = self.appservice.intent
         rooms = PortalRooms(bot, self.repos.portals, self.config.bot_mxid)
+        rooms.allow_encrypted = self.config.encryption.allow
         deps = PortalDeps(
             config=self.config,
             http=http,
@@ -426,7 +477,23 @@ class BridgeApp:
         # storage client, which every identity shares (docs/session-protocol.md §2.11).
         sent_clock = direct.accounts.snode.sent_clock
         community = self._community = build_community(deps, sent_clock)
-        self._kinds = [community, direct]
+        # Group clients ride on the identities' 1:1 clients, which the direct kind runs
+        # (started before the group kind: the order of ``_kinds``).
+        group = self._group = build_group(
+            deps, direct.accounts.snode, lambda sid: (direct.accounts.get(sid) or (None, None))[1]
+        )
+        direct.accounts.before_start(group.before_client_start)  # subscribed before polling
+        if (configs := direct.accounts.configs) is not None:  # the phone's groups and reads
+            group.bind_account(account_groups(configs))
+            configs.on_groups_changed(group.phone.on_groups_changed)
+        direct.inbound.on_legacy_group = LegacyGroupNotices(
+            bot=bot,
+            logins=self.logins,
+            bot_session_id=bot_login.session_id,
+            admins=admin_users(self.config),
+            users=self.repos.users,
+        ).on_invite
+        self._kinds = [community, direct, group]
 
         notices = self._notices = FailureNotices(portals=self.repos.portals, bot=bot)
         sender = OutboxSender(
@@ -461,6 +528,14 @@ class BridgeApp:
             no_login_text=self._no_login_text,
         )
         self._register_portal_commands(rooms, community, direct)
+        for command in group_commands(
+            group.bot_invites,
+            GroupRepo(self.db),
+            self.repos.portals,
+            self.logins,
+            self.config.bridge.command_prefix,
+        ):
+            self.registry.register(command)
         self._build_router(portal_events)
         self._spawn(sender.run, "outbox")
 
@@ -481,10 +556,103 @@ class BridgeApp:
         for command in [
             *portal_commands(deps),
             *direct_commands(direct.chats, self.logins, direct.accounts, prefix),
+            *link_commands(self._link_service(direct), prefix),
+            *migration_commands(
+                self._migration_status(),
+                Exporter(
+                    links=LinkRepo(self.db),
+                    bot=bot,
+                    ghost_names=self.ghosts.pill_names,
+                    owners=self.own_ids.owners,
+                    server_key_of=_community_server_key,
+                ),
+                self.repos.portals,
+                export_contacts(self._contacts_deps(direct)),
+            ),
+            *self._reminders(deps, direct).commands,
         ]:
             self.registry.register(command)
         # Joining a portal's alias (#session_<room>.<server>.<key>) reaches it (README).
         self.appservice.bind_query_alias(community.portals.query_alias)
+
+    def _contacts_deps(self, direct: DirectKind) -> ContactsDeps:
+        """`export contacts` (docs/migration.md §4)."""
+        configs, own_ids = direct.accounts.configs, self.own_ids
+        return ContactsDeps(
+            logins=self.logins,
+            configs_of=lambda sid: configs.get(sid) if configs is not None else None,
+            owner_of=lambda sid: own_ids.owners([sid], None).get(sid.lower()),
+            management_room=UserManagementRooms(self.repos.users).get_management_room,
+            bot=self.appservice.intent,
+        )
+
+    def _reminders(self, deps: PortalCommandDeps, direct: DirectKind) -> Reminders:
+        """Deadline reminders, `remind`, `finalize` (docs/migration.md §5, §6)."""
+        assert self._community_http is not None
+        found = self.migration_reminders = build_reminders(
+            config=self.config,
+            kv=self.repos.kv,
+            status=self._migration_status(),
+            portal_deps=deps,
+            bot_identity=direct.bot_login.identity,
+            sent_ms=direct.accounts.snode.sent_clock.next_ms,
+            send_direct=bot_direct_sender(direct),
+            admins=admin_users(self.config),
+            logins=self.logins,
+            community_http=self._community_http,
+            management_room=UserManagementRooms(self.repos.users).get_management_room,
+            is_linked=self.linked.is_linked,
+        )
+        if self._group is not None:  # the bot posts group reminders itself
+            found.announcers[PortalKind.GROUP] = self._group
+        if self.config.migration.deadline:
+            self._spawn(found.service.run, "migration-reminders")
+        return found
+
+    def _link_service(self, direct: DirectKind) -> LinkService:
+        """`link`/`unlink`, fed also by the texts sent to the bot's Session ID (link codes)."""
+        bot, migration = self.appservice.intent, self.config.migration
+
+        async def notify(room_id: str, markdown: str) -> None:
+            await send_notice(bot, room_id, markdown)
+
+        settings = LinkSettings(
+            bot_session_id=direct.bot_login.session_id,
+            bot_mxid=self.config.bot_mxid,
+            command_prefix=self.config.bridge.command_prefix,
+            code_ttl_ms=int(migration.link_code_ttl * 1000),
+            codes_per_hour=migration.link_codes_per_hour,
+        )
+        repo = LinkRepo(self.db)
+        effects = self._link_effects = LinkEffects(
+            links=repo,
+            portals=self.repos.portals,
+            ghosts=self.ghosts,
+            linked=self.linked,
+            bot=bot,
+            server_key_of=lambda portal: parse_community_key(portal.session_key)[0].pubkey,
+        )
+        service = LinkService(
+            repo,
+            settings,
+            notify=notify,
+            on_linked=effects.on_linked,
+            on_unlinked=effects.on_unlinked,
+        )
+        direct.chats.set_bot_message_hook(service.on_bot_message)
+        return service
+
+    def _migration_status(self) -> MigrationStatus:
+        """`who` and `migration` (docs/migration.md §3)."""
+        return MigrationStatus(
+            links=LinkRepo(self.db),
+            portals=self.repos.portals,
+            ghosts=self.ghosts,
+            linked=self.linked,
+            bot=self.appservice.intent,
+            server_key_of=_community_server_key,
+            deadline=self.config.migration.deadline,
+        )
 
     def _build_router(self, portal_events: PortalEvents) -> None:
         bot = BotController(
@@ -517,17 +685,28 @@ class BridgeApp:
     async def _route_event(self, raw: dict[str, object]) -> None:
         if self._router is None:
             raise RuntimeError("event before the router was built")
+        if self._encryption is not None:
+            plain = await self._encryption.plaintext(self.appservice.intent, dict(raw))
+            if plain is None:
+                return
+            raw = plain
         await self._router.handle(raw)
 
     async def _route_ephemeral(self, raw: dict[str, object]) -> None:
         if self._direct is not None:
             await self._direct.outbound.handle_ephemeral(raw)
+        if self._group is not None:
+            await self._group.handle_ephemeral(raw)
 
     async def _on_login(self, login: Login) -> None:
         if self._direct is not None:
             await self._direct.on_login(login)
+        if self._group is not None:
+            await self._group.on_login(login)
 
     async def _on_logout(self, login: Login) -> None:
+        if self._group is not None:
+            await self._group.on_logout(login)
         if self._direct is not None:
             await self._direct.on_logout(login)
 
@@ -536,6 +715,35 @@ class BridgeApp:
         await intent.set_displayname(self.config.appservice.bot_displayname)
         if self.config.appservice.bot_avatar:
             await intent.set_avatar_url(ContentURI(self.config.appservice.bot_avatar))
+
+
+def account_groups(configs: LoginConfigs) -> AccountGroups:
+    """The user-config calls the group kind needs (docs/user-configs.md)."""
+
+    async def joined(
+        sid: str, gid: str, name: str | None, seed: bytes | None, auth: bytes | None
+    ) -> bool:
+        return await configs.group_joined(sid, gid, name=name, secret_key=seed, auth_data=auth)
+
+    return AccountGroups(configs.groups_joined, joined, configs.mark_read)
+
+
+def bot_direct_sender(direct: DirectKind) -> Callable[[str, str], Awaitable[None]]:
+    """A 1:1 text from the bot's Session identity (`remind`, docs/migration.md §5)."""
+
+    async def send(peer: str, text: str) -> None:
+        found = direct.accounts.get(direct.bot_login.session_id)
+        if found is None:
+            raise RuntimeError("the bot's Session identity is not running")
+        await found[1].send_text(peer, text)
+
+    return send
+
+
+def _community_server_key(portal: PortalRecord) -> bytes | None:
+    if portal.kind is not PortalKind.COMMUNITY:
+        return None
+    return parse_community_key(portal.session_key)[0].pubkey
 
 
 async def run_until_stopped(app: BridgeApp, stop: asyncio.Event) -> None:

@@ -12,6 +12,7 @@ parsed as YAML, so ``BRIDGE_BRIDGE_PERMISSIONS='{"*": "user"}'`` works); any oth
 from __future__ import annotations
 
 import dataclasses
+import datetime
 import ipaddress
 import logging
 import os
@@ -145,6 +146,90 @@ class MetricsConfig:
 
 
 @dataclass
+class MigrationConfig:
+    """Moving people from Session to Matrix (docs/migration.md)."""
+
+    # Seconds a `link` code stays valid, and how many codes one person may ask for per hour.
+    link_code_ttl: float = 900.0
+    link_codes_per_hour: int = 5
+    # Appended to the ghost's name of a Session ID linked to a Matrix account.
+    moved_suffix: str = " (on Matrix)"
+    # The day Session goes away (YYYY-MM-DD), for the days left in `migration`; "" = none.
+    deadline: str = ""
+    # Reminders before the deadline (docs/migration.md §5): the days before it, and the texts
+    # with {days}, {moved}, {total}, {link}, {howto}; Session side only where `announce` is on.
+    reminder_days: list[int] = field(default_factory=lambda: [30, 14, 7, 3, 1])
+    reminder_template_session: str = (
+        "Session shuts down in {days} days. {moved} of {total} people of this chat already "
+        "moved to Matrix: {link}\n{howto}"
+    )
+    reminder_template_matrix: str = (
+        "Session shuts down in {days} days: {moved} of {total} people here are on Matrix."
+    )
+    reminder_howto: str = (
+        "How to move: install a Matrix app (for example Element), open the link above, join "
+        "the room, then send `link <your Session ID>` there to the bridge bot."
+    )
+    # Days after the deadline before every portal is finalized (docs/migration.md §6), and
+    # whether the stored recovery phrases of logins are deleted then.
+    grace_days: int = 7
+    delete_secrets_after: bool = True
+
+
+@dataclass
+class CommunitiesConfig:
+    """Community DMs and backfill (README, Community direct messages; Backfill)."""
+
+    # Bridge the blinded DMs ("message requests") sent to the bot and to logins on bridged
+    # community servers; off: posts say blocksCommunityMessageRequests.
+    blinded_dms: bool = True
+    # A newly bridged room brings over its newest posts: at most this many (0 none, at most
+    # 256; -1 the whole history), and none older than backfill_days (0: no age limit).
+    backfill_messages: int = 50
+    backfill_days: float = 0.0
+
+
+#: What the bot does when a Session group admin invites it (README, Group portals).
+GROUP_BOT_INVITES = ("accept", "allowlist", "approve", "refuse")
+
+
+@dataclass
+class GroupsConfig:
+    """Session groups v2 as portals (README, Group portals)."""
+
+    # The bot invited to a group by a group admin: accept every invite, accept those of
+    # allowed_inviters (refuse others), keep them pending until a bridge admin decides in
+    # their management room (`groups pending|accept|decline`), or refuse.
+    bot_invites: str = "approve"
+    # Session ids whose invites of the bot are accepted with bot_invites: allowlist.
+    allowed_inviters: list[str] = field(default_factory=list)
+    # Group portal rooms anyone on the homeserver may join (else invite-only).
+    public_portals: bool = False
+    # A new group portal imports the messages its swarm still holds (up to 14 days), in
+    # order with their original times: at most this many (0: none), oldest first.
+    backfill_limit: int = 100
+
+
+@dataclass
+class EncryptionConfig:
+    """End-to-bridge encryption (README, Encryption; docs/matrix-side.md §5)."""
+
+    # Work in encrypted rooms (else the bridge explains and leaves them, as before).
+    allow: bool = False
+    # Create new portals encrypted (needs allow; not acted on yet).
+    default: bool = False
+    # Refuse unencrypted rooms (needs allow; not acted on yet).
+    require: bool = False
+    # Answer key requests (m.room_key_request) from Matrix users' devices in the room; off:
+    # a new device of theirs gets keys only for messages sent after it appeared.
+    allow_key_sharing: bool = False
+    # Keep the Megolm session when a member's devices change (off: a new session is made).
+    disable_device_change_key_rotation: bool = False
+    # Seconds an undecryptable event waits for its keys before its sender is told.
+    decrypt_wait: float = 20.0
+
+
+@dataclass
 class Config:
     config_version: int = CONFIG_VERSION
     homeserver: HomeserverConfig = field(default_factory=HomeserverConfig)
@@ -154,6 +239,10 @@ class Config:
     session: SessionConfig = field(default_factory=SessionConfig)
     logging: LoggingConfig = field(default_factory=LoggingConfig)
     metrics: MetricsConfig = field(default_factory=MetricsConfig)
+    migration: MigrationConfig = field(default_factory=MigrationConfig)
+    communities: CommunitiesConfig = field(default_factory=CommunitiesConfig)
+    encryption: EncryptionConfig = field(default_factory=EncryptionConfig)
+    groups: GroupsConfig = field(default_factory=GroupsConfig)
 
     @property
     def bot_mxid(self) -> str:
@@ -201,12 +290,51 @@ def check_values(config: Config) -> None:
                 f"session.internal_hosts lists host names or addresses (no scheme, port or "
                 f"path), got {host!r}"
             )
+    _check_migration(config.migration)
+    _check_encryption(config.encryption)
+    if config.groups.backfill_limit < 0:
+        raise ConfigError("groups.backfill_limit is 0 (none) or more")
+    if config.groups.bot_invites not in GROUP_BOT_INVITES:
+        raise ConfigError(
+            f"groups.bot_invites is one of {', '.join(GROUP_BOT_INVITES)}, "
+            f"got {config.groups.bot_invites!r}"
+        )
+    backfill = config.communities
+    if not -1 <= backfill.backfill_messages <= 256 or backfill.backfill_days < 0:
+        raise ConfigError(
+            "communities.backfill_messages is -1 (all), 0 (none) or up to 256, and "
+            "communities.backfill_days 0 or more"
+        )
     key = config.session.file_server_ed25519_pubkey
     if key and not valid_ed25519_key(key):
         raise ConfigError(
             f"session.file_server_ed25519_pubkey must be the file server's Ed25519 public key: "
             f"64 hex characters that are a valid Ed25519 point, got {key!r}"
         )
+
+
+def _check_encryption(encryption: EncryptionConfig) -> None:
+    if (encryption.default or encryption.require) and not encryption.allow:
+        raise ConfigError("encryption.default and encryption.require need encryption.allow")
+    if encryption.decrypt_wait < 0:
+        raise ConfigError("encryption.decrypt_wait must be 0 or more seconds")
+
+
+def _check_migration(migration: MigrationConfig) -> None:
+    if migration.link_code_ttl < 60 or migration.link_codes_per_hour < 1:
+        raise ConfigError(
+            "migration.link_code_ttl must be at least 60 seconds and "
+            "migration.link_codes_per_hour at least 1"
+        )
+    if migration.deadline:
+        try:
+            datetime.date.fromisoformat(migration.deadline)
+        except ValueError:
+            raise ConfigError(
+                f"migration.deadline is a date like 2026-12-28, got {migration.deadline!r}"
+            ) from None
+    if migration.grace_days < 0 or any(d < 0 for d in migration.reminder_days):
+        raise ConfigError("migration.grace_days and migration.reminder_days must be 0 or more")
 
 
 def _bare_host(text: str) -> bool:

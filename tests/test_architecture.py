@@ -85,6 +85,14 @@ SHARED_CORE = (
     "expiring",
     "own_ids",
     "pills",
+    "links",
+    "link_effects",
+    "moved",
+    "export",
+    "reminders",
+    "remind",
+    "finalize",
+    "contacts_export",
 )
 for _name in SHARED_CORE:
     FORBIDDEN[f"bridge.core.{_name}"] = ("bridge.core.portal", *KINDS)
@@ -105,7 +113,15 @@ LAYER_ONLY = {
         "bridge.metrics_server",
     ),
     "prometheus_client": ("bridge.metrics", "bridge.metrics_server"),
-    "mautrix": ("bridge.matrix", "bridge.core", "bridge.commands", "bridge.app"),
+    # bridge.db.crypto_store: mautrix's SQL crypto store (mautrix.util.async_db) in the bridge
+    # database, the one place where SQL and mautrix meet (its docstring says why).
+    "mautrix": (
+        "bridge.matrix",
+        "bridge.core",
+        "bridge.commands",
+        "bridge.app",
+        "bridge.db.crypto_store",
+    ),
 }
 
 
@@ -145,7 +161,7 @@ def test_layers_import_only_what_they_may(module: str, imported: set[str]) -> No
             assert module.startswith(owners), f"{module} uses {library}, which belongs to {owners}"
 
 
-@pytest.mark.parametrize("kind", KINDS[:2])
+@pytest.mark.parametrize("kind", KINDS)
 def test_every_conversation_kind_has_the_same_shape(kind: str) -> None:
     package = BRIDGE.parent.joinpath(*kind.split("."))
     missing = [name for name in KIND_SHAPE if not (package / name).is_file()]

@@ -1,4 +1,4 @@
-"""Direct-chat commands: ``pm <Session ID>``."""
+"""Direct-chat commands: ``pm <Session ID>``, ``accept`` (a message request)."""
 
 from __future__ import annotations
 
@@ -7,9 +7,10 @@ from mautrix.errors import MatrixError
 from bridge.commands.permissions import Level
 from bridge.commands.registry import Command, CommandEvent
 from bridge.core.direct.accounts import SessionAccounts
-from bridge.core.direct.chats import DirectChatError, DirectChats, room_link
+from bridge.core.direct.chats import DirectChatError, DirectChats, parse_direct_key, room_link
 from bridge.core.logins import LoginManager
 from bridge.ids import InvalidId, SessionID
+from bridge.session.errors import SessionError
 
 SECTION = "Direct chats"
 
@@ -59,7 +60,38 @@ def direct_commands(
             "(I invited you)."
         )
 
+    async def accept(evt: CommandEvent) -> None:
+        portal = await chats.portal_in_room(evt.room_id)
+        if portal is None:
+            await evt.reply("Send `accept` in the direct chat whose message request you accept.")
+            return
+        ours, peer = parse_direct_key(portal.session_key)
+        running = accounts.get(ours)
+        if running is None or running[0].owner_mxid != evt.sender:
+            await evt.reply("Only the owner of this chat's Session account can accept it.")
+            return
+        if accounts.configs is None:
+            await evt.reply("Message requests are accepted by replying here.")
+            return
+        try:
+            done = await accounts.configs.accept(running[1], peer)
+        except SessionError:
+            await evt.reply("The Session network cannot be reached; try again in a moment.")
+            return
+        await evt.reply(
+            f"Accepted: `{peer}` is now one of your Session contacts."
+            if done
+            else "This chat is accepted already."
+        )
+
     return [
+        Command(
+            "accept",
+            SECTION,
+            "accept the message request of this direct chat's Session user",
+            accept,
+            Level.USER,
+        ),
         Command(
             "pm",
             SECTION,
@@ -67,5 +99,5 @@ def direct_commands(
             pm,
             Level.USER,
             "<Session ID> [your Session ID]",
-        )
+        ),
     ]

@@ -66,6 +66,8 @@ IntentFactory = Callable[[str], IntentAPI]
 """The intent of a user id (``lambda mxid: appservice.intent.user(mxid)``)."""
 OwnIdCheck = Callable[[str], Awaitable[bool]]
 """Whether a Session id is one of the bridge's own logins (``OwnSessionIds.is_own``)."""
+MovedCheck = Callable[[str], bool]
+"""Whether a Session id (or blinded id) is linked to a Matrix account (``LinkedIds.is_moved``)."""
 
 _GHOST_ID = "(?P<session_id>(?:05|15|25)[0-9a-f]{64})"
 
@@ -165,8 +167,13 @@ class GhostManager:
         domain: str,
         downloader: AvatarDownloader | None,
         is_own: OwnIdCheck | None = None,
+        moved: MovedCheck | None = None,
+        moved_suffix: str = "",
     ) -> None:
         self._repo = repo
+        # A Session ID linked to a Matrix account shows ``moved_suffix`` (docs/migration.md §2).
+        self._moved = moved
+        self._moved_suffix = moved_suffix
         self._is_own = is_own
         self._intent_for = intent_for
         self._username_template = username_template
@@ -249,6 +256,30 @@ class GhostManager:
             return None
         return {"registered": True}
 
+    def _suffixed(self, name: str, session_id: str) -> str:
+        if not self._moved_suffix or self._moved is None or not self._moved(session_id):
+            return name
+        return truncate_utf8(name + self._moved_suffix, DISPLAYNAME_MAX_BYTES)
+
+    async def refresh_moved(self, session_id: str) -> bool:
+        """Add or remove the moved suffix of an existing ghost after a link or unlink; False
+        if there is no named ghost (a new one gets the suffix when it is named)."""
+        session_id = _canonical_ghost_id(session_id)
+        async with self._lock(session_id):
+            record = self._records.get(session_id) or await self._repo.get(session_id)
+            if record is None or not record.name_set or record.displayname is None:
+                return False
+            base = record.displayname
+            if self._moved_suffix:
+                base = base.removesuffix(self._moved_suffix)
+            name = self._suffixed(base, session_id)
+            if name != record.displayname:
+                intent = self._intent_for(record.mxid)
+                await intent.set_displayname(name, check_current=False)
+                record = await self._repo.upsert(replace(record, displayname=name))
+            self._records[session_id] = record
+            return True
+
     async def _update_name(
         self, intent: IntentAPI, record: GhostRecord, profile: GhostProfile | None
     ) -> GhostRecord:
@@ -257,6 +288,7 @@ class GhostManager:
         if session_name is None and record.name_set:
             return record
         name = ghost_displayname(session_name, record.session_id, self._displayname_template)
+        name = self._suffixed(name, record.session_id)
         if record.name_set and name == record.displayname:
             # It has the name already, so no other ghost does (below): nothing to check.
             return record

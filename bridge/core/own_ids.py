@@ -12,6 +12,7 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable, Iterable
 
 from bridge.core.logins import Login, LoginManager
+from bridge.core.pills import LinkedIds
 from bridge.session.blinding import blind15_candidates, blind25_id
 
 ServerKeys = Callable[[], Awaitable[Iterable[bytes]]]
@@ -25,8 +26,16 @@ async def _no_servers() -> list[bytes]:
 class OwnSessionIds:
     """Maps the Session ids of logins, blinded or not, to the Matrix users who own them."""
 
-    def __init__(self, logins: LoginManager, server_keys: ServerKeys = _no_servers) -> None:
+    def __init__(
+        self,
+        logins: LoginManager,
+        server_keys: ServerKeys = _no_servers,
+        linked: LinkedIds | None = None,
+    ) -> None:
         self._logins = logins
+        # Linked Session IDs (docs/migration.md §2): their mentions name the Matrix account
+        # too (owners), but they are no login (owner, is_own): their ghosts stay.
+        self._linked = linked
         self._server_keys = server_keys
         # (login's 05 id, server key) -> its blinded ids there; computed once (a curve
         # multiplication each).
@@ -44,9 +53,16 @@ class OwnSessionIds:
         return None
 
     def owners(self, session_ids: Iterable[str], server_pubkey: bytes | None) -> dict[str, str]:
-        """:meth:`owner` of each id that is a login's, keyed by the lowercase id."""
-        found = {sid.lower(): self.owner(sid, server_pubkey) for sid in session_ids}
+        """:meth:`owner` of each id that is a login's, or else a linked Session ID's, keyed by
+        the lowercase id (who a mention names)."""
+        found = {sid.lower(): self._mentioned(sid, server_pubkey) for sid in session_ids}
         return {sid: mxid for sid, mxid in found.items() if mxid is not None}
+
+    def _mentioned(self, session_id: str, server_pubkey: bytes | None) -> str | None:
+        found = self.owner(session_id, server_pubkey)
+        if found is None and self._linked is not None:
+            found = self._linked.owner(session_id, server_pubkey)
+        return found
 
     async def owner_anywhere(self, session_id: str) -> str | None:
         """:meth:`owner` on any bridged community server (for an id seen without its server,

@@ -255,3 +255,79 @@ class DeadLetter(Base):
     error: Mapped[str] = mapped_column(Text)
     attempts: Mapped[int] = mapped_column(Integer)
     created_at: Mapped[int] = mapped_column(BigInteger, index=True)
+
+
+# Identity map (docs/migration.md): a Session ID ↔ Matrix ID relation made by `link` or a
+# bridge-made identity. Logins are not stored here: the repository adds them as kind "login".
+LINK_KINDS = ("link", "bridge_identity")
+# Who asked for a link code: a Matrix user (`link <Session ID>`) or a Session user
+# (`link @them:server` sent to the bot's Session ID).
+LINK_CODE_ORIGINS = ("matrix", "session")
+
+
+class IdentityLink(Base):
+    """One Session ID known to belong to one Matrix user (never a login: see the repo)."""
+
+    __tablename__ = "identity_link"
+    __table_args__ = (CheckConstraint(_in("kind", LINK_KINDS), name="kind"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    session_id: Mapped[str] = mapped_column(String, unique=True)
+    mxid: Mapped[str] = mapped_column(String, index=True)
+    kind: Mapped[str] = mapped_column(String(16))
+    created_at: Mapped[int] = mapped_column(BigInteger)
+
+
+class LinkCode(Base):
+    """A one-time link code, stored only as its hash; ``used_at`` marks it spent."""
+
+    __tablename__ = "link_code"
+    __table_args__ = (CheckConstraint(_in("origin", LINK_CODE_ORIGINS), name="origin"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    origin: Mapped[str] = mapped_column(String(16))
+    code_hash: Mapped[str] = mapped_column(String)
+    mxid: Mapped[str] = mapped_column(String, index=True)
+    session_id: Mapped[str] = mapped_column(String, index=True)
+    # Where the Matrix side asked (told when the code arrives from Session), if it did.
+    room_id: Mapped[str | None] = mapped_column(String)
+    created_at: Mapped[int] = mapped_column(BigInteger)
+    expires_at: Mapped[int] = mapped_column(BigInteger, index=True)
+    used_at: Mapped[int | None] = mapped_column(BigInteger)
+
+
+# Groups v2 (docs/groups-v2.md §7): what each identity the bridge runs holds of a group.
+class GroupMembership(Base):
+    """One identity's membership of one group: an invite (member auth data), a promotion
+    (seed), whether it was accepted, and whether it ended (kicked, left, destroyed). Auth data
+    and seed are stored encrypted with ``bridge.secrets_key`` (bridge/core/group/store.py)."""
+
+    __tablename__ = "group_membership"
+
+    session_id: Mapped[str] = mapped_column(String, primary_key=True)
+    group_id: Mapped[str] = mapped_column(String, primary_key=True)
+    name: Mapped[str] = mapped_column(Text)
+    auth_data: Mapped[bytes] = mapped_column(LargeBinary)
+    seed: Mapped[bytes | None] = mapped_column(LargeBinary)
+    inviter: Mapped[str] = mapped_column(String)
+    invite_timestamp: Mapped[int] = mapped_column(BigInteger)
+    accepted: Mapped[bool]
+    removed: Mapped[bool]
+    updated_at: Mapped[int] = mapped_column(BigInteger)
+
+
+class GroupRawMessage(Base):
+    """A keys/config message of a group swarm (ns 12-14) exactly as received, per identity,
+    in the order received (``id``)."""
+
+    __tablename__ = "group_raw_message"
+    __table_args__ = (UniqueConstraint("session_id", "group_id", "hash"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    session_id: Mapped[str] = mapped_column(String)
+    group_id: Mapped[str] = mapped_column(String)
+    hash: Mapped[str] = mapped_column(String)
+    namespace: Mapped[int] = mapped_column(Integer)
+    timestamp: Mapped[int] = mapped_column(BigInteger)
+    expiry: Mapped[int] = mapped_column(BigInteger)
+    data: Mapped[bytes] = mapped_column(LargeBinary)

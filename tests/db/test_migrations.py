@@ -27,8 +27,12 @@ TABLES = {
     "appservice_txn",
     "dead_letter",
     "ghost",
+    "group_membership",
+    "group_raw_message",
+    "identity_link",
     "inbound_dedup",
     "kv",
+    "link_code",
     "matrix_inbox",
     "matrix_user",
     "message",
@@ -38,6 +42,11 @@ TABLES = {
     "reaction",
     "session_login",
 }
+
+#: The tables of 0004 (the identity map, docs/migration.md).
+LINK_TABLES = {"identity_link", "link_code"}
+#: The tables of 0003 (groups v2 state, docs/groups-v2.md §7).
+GROUP_TABLES = {"group_membership", "group_raw_message"}
 
 
 async def table_names(url: str) -> set[str]:
@@ -131,8 +140,15 @@ def test_alembic_dir_default_and_override(monkeypatch: pytest.MonkeyPatch, tmp_p
     assert migrate.alembic_dir() == tmp_path
 
 
-def test_head_is_the_dead_letter_revision() -> None:
-    assert migrate.head_revision() == "0002"
+def test_head_is_the_identity_links_revision() -> None:
+    assert migrate.head_revision() == "0004"
+
+
+async def test_identity_links_go_down_and_up_alone(db_url: str) -> None:
+    await migrate.downgrade(db_url, "0003")
+    assert await table_names(db_url) == TABLES - LINK_TABLES
+    await migrate.upgrade_to_head(db_url)
+    assert await table_names(db_url) == TABLES
 
 
 async def test_dead_letter_table_keeps_parked_items_across_down_and_up(db_url: str) -> None:
@@ -144,7 +160,7 @@ async def test_dead_letter_table_keeps_parked_items_across_down_and_up(db_url: s
     finally:
         await db.close()
     await migrate.downgrade(db_url, "0001")
-    assert await table_names(db_url) == TABLES - {"dead_letter"}
+    assert await table_names(db_url) == TABLES - {"dead_letter"} - LINK_TABLES - GROUP_TABLES
     await migrate.upgrade_to_head(db_url)
     db = Database.from_url(db_url)
     try:
@@ -204,8 +220,8 @@ async def test_env_uses_a_shared_connection(empty_url: str) -> None:
 BROKEN_MIGRATION = """
 from alembic import op
 
-revision = "0003"
-down_revision = "0002"
+revision = "9999"
+down_revision = "{head}"
 
 
 def upgrade():
@@ -227,11 +243,13 @@ async def test_failed_upgrade_rolls_back_entirely(
     await migrate.upgrade_to_head(empty_url)
     scripts = tmp_path / "alembic"
     shutil.copytree(REPO_ROOT / "alembic", scripts, ignore=shutil.ignore_patterns("__pycache__"))
-    (scripts / "versions" / "0003_broken.py").write_text(BROKEN_MIGRATION, encoding="utf-8")
+    head = migrate.head_revision()
+    broken = BROKEN_MIGRATION.replace("{head}", head)
+    (scripts / "versions" / "9999_broken.py").write_text(broken, encoding="utf-8")
     monkeypatch.setenv(migrate.ALEMBIC_DIR_ENV, str(scripts))
     # SQLite migrates with foreign_keys=OFF, so the check after the upgrade catches the
-    # dangling row; PostgreSQL refuses it at once. Either way nothing of 0003 stays.
+    # dangling row; PostgreSQL refuses it at once. Either way nothing of the broken one stays.
     with pytest.raises(Exception, match=r"dangling|foreign key"):
         await migrate.upgrade_to_head(empty_url)
-    assert await migrate.current_revision(empty_url) == "0002"
+    assert await migrate.current_revision(empty_url) == head
     assert await table_names(empty_url) == TABLES

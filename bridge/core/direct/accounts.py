@@ -23,9 +23,13 @@ import aiohttp
 
 from bridge.config import SessionConfig
 from bridge.core.direct.poll_state import DbPollState
+from bridge.core.direct.timers import ConversationTimers
+from bridge.core.direct.user_configs import LoginConfigs
 from bridge.core.logins import Login
 from bridge.db.repos.cursors import CursorRepo
-from bridge.session.client import SessionClient
+from bridge.db.repos.dm_timers import DirectTimerRepo
+from bridge.db.repos.kv import KVRepo
+from bridge.session.client import ExpiryLookup, SessionClient
 from bridge.session.dm_events import ClientEvent
 from bridge.session.dm_media import FileTransfer
 from bridge.session.keys import Identity
@@ -52,6 +56,9 @@ class Account:
 
 
 AccountHandler = Callable[[Account, SessionClient, ClientEvent], Awaitable[None]]
+#: Awaited with an identity and its 1:1 client after the client is made and before it starts
+#: polling (the group side subscribes there, so it misses no invite delivered at startup).
+BeforeStart = Callable[[Identity, SessionClient], Awaitable[None]]
 
 
 def build_snode_client(http: aiohttp.ClientSession, config: SessionConfig) -> SnodeClient:
@@ -71,6 +78,7 @@ class SessionAccounts:
         files: FileTransfer,
         cursors: CursorRepo,
         poll_interval: float,
+        kv: KVRepo | None = None,
     ) -> None:
         self._snode = snode
         self._polling = SwarmPolling(snode)
@@ -79,6 +87,17 @@ class SessionAccounts:
         self._handler: AccountHandler | None = None
         self._poll_interval = poll_interval
         self._clients: dict[str, tuple[Account, SessionClient]] = {}
+        self._before_start: list[BeforeStart] = []
+        #: The logins' user configs (docs/user-configs.md); None without a ``kv`` store.
+        self.configs = (
+            LoginConfigs(snode, kv, self._state, poll_interval) if kv is not None else None
+        )
+        #: Each direct conversation's disappearing setting (:mod:`.timers`); None without kv.
+        self.timers = ConversationTimers(DirectTimerRepo(kv)) if kv is not None else None
+
+    def before_start(self, hook: BeforeStart) -> None:
+        """Await ``hook`` for every client started from now on, before it starts polling."""
+        self._before_start.append(hook)
 
     def bind_handler(self, handler: AccountHandler) -> None:
         """Where every client's events go. Bound after construction because the handler (the
@@ -114,15 +133,24 @@ class SessionAccounts:
         return await self._start(account, identity, profile)
 
     async def start_login(self, login: Login, display_name: str | None = None) -> None:
-        """Start a login's client (the ``on_login`` hook and startup), showing
-        ``display_name`` to Session users."""
+        """Start a login's client (the ``on_login`` hook and startup). With user configs its
+        profile is the account's UserProfile (``display_name`` is not used: the user's real
+        name and avatar are never replaced by Matrix's); without, it shows ``display_name``."""
         account = Account(login.session_id, login.record.id, login.record.mxid)
+        if self.configs is not None:
+            display_name = None
         profile = Profile(display_name=display_name) if display_name else None
-        await self._start(account, login.identity, profile)
+        if self.timers is not None:
+            await self.timers.load()
+        client = await self._start(account, login.identity, profile)
+        if self.configs is not None:
+            await self.configs.start(login.identity, client, self._polling)
 
     async def stop_login(self, login: Login) -> None:
         """Stop a login's client (the ``on_logout`` hook)."""
         found = self._clients.pop(login.session_id, None)
+        if self.configs is not None:
+            await self.configs.stop(login.session_id)
         if found is not None:
             await found[1].stop()
             self._state.forget(login.session_id)
@@ -131,6 +159,8 @@ class SessionAccounts:
     async def stop(self) -> None:
         """Stop every client."""
         clients, self._clients = list(self._clients.values()), {}
+        if self.configs is not None:
+            await self.configs.stop_all()
         # Side by side: each may wait (bounded) for the event it is delivering to finish.
         stopped = await asyncio.gather(*(c.stop() for _, c in clients), return_exceptions=True)
         for (account, _), error in zip(clients, stopped, strict=True):
@@ -157,6 +187,10 @@ class SessionAccounts:
             profile=profile,
             poll_interval=self._poll_interval,
             polling=self._polling,
+            # A login lives beside the user's phone: copies of what it sends (§3.3) and the
+            # conversations' disappearing settings (§2.14). The bot needs neither.
+            sync_copies=not account.is_bot,
+            expiry_for=self._expiry_for(account),
         )
 
         async def deliver(event: ClientEvent) -> None:
@@ -164,6 +198,13 @@ class SessionAccounts:
 
         client.subscribe(deliver)
         self._clients[account.session_id] = (account, client)
+        for hook in self._before_start:
+            await hook(identity, client)
         await client.start()
         log.info("Started the Session client of %s", account.session_id)
         return client
+
+    def _expiry_for(self, account: Account) -> ExpiryLookup | None:
+        if account.is_bot or self.timers is None:
+            return None
+        return self.timers.lookup_for(account.session_id)

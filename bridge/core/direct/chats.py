@@ -18,6 +18,7 @@ import asyncio
 import contextlib
 import logging
 from collections import defaultdict
+from collections.abc import Awaitable, Callable
 
 from mautrix.appservice import IntentAPI
 from mautrix.errors import MatrixError
@@ -55,6 +56,9 @@ ENCRYPTED_DM_REFUSAL = (
 )
 
 DAY_MS = 86_400_000
+BotMessageHook = Callable[[str, str], Awaitable[str | None]]
+"""(signed sender's Session ID, text) sent to the bot's identity → the answer, or None when
+the hook does not take the message."""
 AUTO_REPLY = (
     "Hello! This is the Session bridge of the Matrix server {domain}. Nobody reads messages "
     "sent to this account.\n\n"
@@ -113,11 +117,19 @@ class DirectChats:
         self._prefix = command_prefix
         self._no_login_text = no_login_text
         self._creating: defaultdict[int, asyncio.Lock] = defaultdict(asyncio.Lock)
+        self._bot_message_hook: BotMessageHook | None = None
 
     async def existing(self, ours: str, peer: str) -> PortalRecord | None:
         """The active portal of (ours, peer), if it has a room."""
         portal = await self._portals.get_by_key(PortalKind.DIRECT, direct_key(ours, peer))
         if portal is None or portal.mxid is None or portal.unbridged_at is not None:
+            return None
+        return portal
+
+    async def portal_in_room(self, room_id: str) -> PortalRecord | None:
+        """The active direct-chat portal whose room is ``room_id``, if any."""
+        portal = await self._portals.get_by_mxid(room_id)
+        if portal is None or portal.kind != PortalKind.DIRECT or portal.unbridged_at is not None:
             return None
         return portal
 
@@ -183,11 +195,18 @@ class DirectChats:
             return
         await self._cursors.claim_inbound(key, portal_id=portal.id)
 
+    def set_bot_message_hook(self, hook: BotMessageHook | None) -> None:
+        """Let ``hook`` answer the texts sent to the bot's Session identity first (link codes,
+        docs/migration.md); what it does not take gets the auto-reply."""
+        self._bot_message_hook = hook
+
     async def auto_reply(self, client: SessionClient, event: DirectMessageEvent) -> None:
         """The bot's identity answers a visible message once a day per Session user."""
         peer = event.sender.value
         if not isinstance(event.content, VisibleMessage):
             log.debug("Bot identity got %s from %s", type(event.content).__name__, peer[:10])
+            return
+        if await self._hook_answered(client, event, event.content.body or ""):
             return
         key = f"bot-reply:{peer}:{event.timestamp // DAY_MS}"
         if await self._cursors.is_processed(key):
@@ -200,6 +219,25 @@ class DirectChats:
         await client.send_text(peer, text)
         await self._cursors.claim_inbound(key)
         log.info("Auto-replied to %s on the bot's Session identity", peer[:10])
+
+    async def _hook_answered(
+        self, client: SessionClient, event: DirectMessageEvent, text: str
+    ) -> bool:
+        """Whether the bot-message hook took ``text`` (and its answer was sent). The sender
+        is the message's signed sender (docs/session-protocol.md §3.2)."""
+        hook, peer = self._bot_message_hook, event.sender.value
+        if hook is None or not text:
+            return False
+        key = f"bot-hook:{event.hash}"
+        if await self._cursors.is_processed(key):
+            return True
+        answer = await hook(peer, text)
+        if answer is None:
+            return False
+        await client.accept_message_request(peer)
+        await client.send_text(peer, answer)
+        await self._cursors.claim_inbound(key)
+        return True
 
     async def handle_ghost_invite(self, event: StateEvent) -> bool:
         """A real user invited a ghost into a room that is no portal as a direct chat (the
@@ -229,7 +267,8 @@ class DirectChats:
             await ghost.intent.leave_room(RoomID(room_id), reason=reason)
             return True
         await ghost.intent.join_room(RoomID(room_id))
-        if await self._rooms.is_encrypted(room_id, ghost.intent):
+        refuse_encrypted = not self._rooms.allow_encrypted
+        if refuse_encrypted and await self._rooms.is_encrypted(room_id, ghost.intent):
             await send_notice(ghost.intent, room_id, ENCRYPTED_DM_REFUSAL)
             await ghost.intent.leave_room(
                 RoomID(room_id), reason="Encrypted chats are not bridged"

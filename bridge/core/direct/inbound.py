@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 from mautrix.appservice import IntentAPI
@@ -27,6 +27,7 @@ from bridge.core.convert.media import MAX_SESSION_FILE_BYTES, caption_parts
 from bridge.core.convert.mentions import mentioned_session_ids
 from bridge.core.convert.text_to_matrix import (
     disappearing_notice,
+    disappearing_notice_text,
     session_text_to_content,
     with_reply,
 )
@@ -39,6 +40,8 @@ from bridge.core.direct.media import (
     human_size,
 )
 from bridge.core.direct.rejoin import bring_back_owner
+from bridge.core.direct.timers import ConversationTimers, shorten_after_read
+from bridge.core.direct.user_configs import LoginConfigs
 from bridge.core.ghosts import GhostHandle, GhostManager, GhostProfile
 from bridge.core.own_ids import OwnSessionIds
 from bridge.core.pills import mention_resolver
@@ -48,6 +51,7 @@ from bridge.db.repos.cursors import CursorRepo
 from bridge.db.repos.messages import MessageRepo
 from bridge.matrix.reads import member_display_name
 from bridge.matrix.send import (
+    notice_content,
     reaction_content,
     redact_quietly,
 )
@@ -57,6 +61,9 @@ from bridge.session.errors import SessionError
 from bridge.session.messages import (
     Attachment,
     DisappearingSettings,
+    Expiry,
+    ExpiryMode,
+    LegacyGroupInvite,
     MessageRequestResponse,
     Reaction,
     ReactionAction,
@@ -66,10 +73,16 @@ from bridge.session.messages import (
     VisibleMessage,
 )
 from bridge.session.netguard import DestinationRefused
+from bridge.session.subscribers import RetryLater
 
 log = logging.getLogger("bridge.core.direct.inbound")
 
 TYPING_TIMEOUT_MS = 20_000
+REQUEST_NOTICE = (
+    "This is a message request: this Session user wrote to you first. They will see you as "
+    "a contact (and the request disappears from your phone's message requests) when you "
+    "reply here or send `accept` in this chat."
+)
 
 
 class DirectInbound:
@@ -85,26 +98,50 @@ class DirectInbound:
         own_ids: OwnSessionIds,
         portal_lock: Callable[[int], Any],
         bot: IntentAPI,
+        configs: LoginConfigs | None = None,
+        timers: ConversationTimers | None = None,
     ) -> None:
         self._bot = bot
+        self._configs = configs
+        self._timers = timers
         self._chats = chats
         self._ghosts = ghosts
         self._messages = messages
         self._cursors = cursors
         self._own_ids = own_ids
         self._portal_lock = portal_lock
+        #: Told of legacy group invites (session_id, inviter, invite, message hash).
+        self.on_legacy_group: (
+            Callable[[str, str, LegacyGroupInvite, str], Awaitable[None]] | None
+        ) = None
 
     async def handle(self, account: Account, client: SessionClient, event: ClientEvent) -> None:
         """Bridge one event of ``account``; unsupported ones are logged in one line."""
         if isinstance(event, SwarmGapEvent):
             log.warning("%s: a swarm node lost our cursor; messages may be missing", account)
             return
+        if self._timers is not None and not account.is_bot:
+            await self._learn_timer(account, event)
         if event.is_sync or event.from_this_client:
             # A copy of something this identity sent (from here or another device).
             log.debug("Skipping our own message %s", event.hash)
             return
+        if isinstance(event.content, LegacyGroupInvite):  # not bridged (§2.9): only told
+            if self.on_legacy_group is not None:
+                await self.on_legacy_group(
+                    account.session_id, event.sender.value, event.content, event.hash
+                )
+            return
         if account.is_bot:
             await self._chats.auto_reply(client, event)
+            return
+        peer = event.sender.value
+        if self._configs is not None and not await self._configs.ready(account.session_id):
+            # Who is blocked or approved is known only once the configs were read.
+            raise RetryLater("the account's user configs are not read yet")
+        if self._configs is not None and self._configs.is_blocked(account.session_id, peer):
+            # Blocked in the account's Contacts config, as the apps do: dropped (and acked).
+            log.info("%s is blocked by %s: %s not bridged", peer[:10], account, _kind(event))
             return
         content = event.content
         if isinstance(content, VisibleMessage):
@@ -120,10 +157,14 @@ class DirectInbound:
             log.info("%s from %s with no direct chat: not bridged", _kind(event), peer[:10])
             return
         async with self._portal_lock(portal.id):
-            await self._handle_other(account, portal, event)
+            await self._handle_other(account, client, portal, event)
 
     async def _handle_other(
-        self, account: Account, portal: PortalRecord, event: DirectMessageEvent
+        self,
+        account: Account,
+        client: SessionClient,
+        portal: PortalRecord,
+        event: DirectMessageEvent,
     ) -> None:
         content, peer = event.content, event.sender.value
         if isinstance(content, Typing):
@@ -137,7 +178,7 @@ class DirectInbound:
         elif isinstance(content, Unsend):
             await self._handle_unsend(portal, peer, content)
         elif isinstance(content, ReadReceipt):
-            await self._handle_receipt(account, portal, peer, content)
+            await self._handle_receipt(account, client, portal, peer, content)
         elif isinstance(content, DisappearingSettings):
             ghost = await self._ghosts.ensure(peer)
             notice = disappearing_notice(
@@ -148,6 +189,51 @@ class DirectInbound:
             # Control messages (screenshots, calls...) are logged, not shown.
             log.info("Session %s from %s not bridged", _kind(event), peer[:10])
         await self._cursors.claim_inbound(key, portal_id=portal.id)
+
+    # --- disappearing messages ---------------------------------------------------------------
+
+    async def _learn_timer(self, account: Account, event: DirectMessageEvent) -> None:
+        """Remember the conversation's disappearing setting from a timer change or from the
+        fields a message carries (§2.14), also from the owner's phone's sync copies. A change
+        sets the portal's topic, and gets a notice unless the peer's timer-change notice
+        (:meth:`_handle_other`) announces it."""
+        content, peer = event.content, event.conversation
+        if event.from_this_client or peer is None or self._timers is None:
+            return
+        if not event.is_sync and self._configs is not None:
+            if not await self._configs.ready(account.session_id):
+                return  # the caller asks for the event again once they are read
+            if self._configs.is_blocked(account.session_id, peer.value):
+                return
+        if isinstance(content, DisappearingSettings):
+            expiry: Expiry | None = Expiry(content.mode, content.timer_seconds)
+        elif isinstance(content, VisibleMessage) and content.expiry is not None:
+            expiry = content.expiry
+        else:
+            return
+        changed = await self._timers.learn(account.session_id, peer.value, expiry, event.timestamp)
+        portal = await self._chats.existing(account.session_id, peer.value) if changed else None
+        if portal is None or portal.mxid is None:
+            return
+        mode, timer = (expiry.mode, expiry.timer_seconds) if expiry else (ExpiryMode.OFF, 0)
+        await self._show_timer_topic(peer.value, portal.mxid, mode, timer)
+        if isinstance(content, DisappearingSettings) and not event.is_sync:
+            return  # the peer's own timer change: its notice comes from _handle_other
+        actor = "You" if event.is_sync else None
+        notice = disappearing_notice(mode, timer, actor)
+        await self._send(self._bot, portal, notice, f"{event.hash}:timer", event.timestamp)
+
+    async def _show_timer_topic(
+        self, peer: str, room_id: str, mode: ExpiryMode, timer: int
+    ) -> None:
+        """The chat's topic says the setting (none when off); set by the peer's ghost, who
+        created the room."""
+        topic = disappearing_notice_text(mode, timer) if mode != ExpiryMode.OFF else ""
+        ghost = await self._ghosts.ensure(peer)
+        try:
+            await ghost.intent.set_room_topic(RoomID(room_id), topic)
+        except MatrixRequestError as e:
+            log.info("The disappearing setting of %s not shown in the topic: %s", room_id, e)
 
     # --- visible messages -------------------------------------------------------------------
 
@@ -166,7 +252,10 @@ class DirectInbound:
             if await self._cursors.is_processed(key):
                 return
             ghost = await self._ghosts.ensure(peer, profile)
-            await self._chats.ensure_accepted(client, portal, peer)
+            if self._configs is None:
+                await self._chats.ensure_accepted(client, portal, peer)
+            else:  # accepted only when the Matrix user answers (outbound, or `accept`)
+                await self._show_request(account, portal, peer, event)
             parts = await self._parts(client, portal, message, ghost)
             if not parts:
                 log.info("Empty direct message %s not bridged", event.hash)
@@ -188,6 +277,25 @@ class DirectInbound:
                     sender_session_id=peer,
                 )
             await self._cursors.claim_inbound(key, portal_id=portal.id)
+
+    async def _show_request(
+        self, account: Account, portal: PortalRecord, peer: str, event: DirectMessageEvent
+    ) -> None:
+        """Say once, in a chat the owner has not accepted, that it is a message request."""
+        assert self._configs is not None
+        if self._configs.is_approved(account.session_id, peer):
+            return
+        key = f"dm-request-notice:{portal.id}"
+        if await self._cursors.is_processed(key):
+            return
+        await self._send(
+            self._bot,
+            portal,
+            notice_content(REQUEST_NOTICE).serialize(),
+            f"{event.hash}:request",
+            event.timestamp,
+        )
+        await self._cursors.claim_inbound(key, portal_id=portal.id)
 
     async def _parts(
         self,
@@ -317,8 +425,19 @@ class DirectInbound:
             await self._redact(ghost.intent, portal, part.mxid)
 
     async def _handle_receipt(
-        self, account: Account, portal: PortalRecord, peer: str, receipt: ReadReceipt
+        self,
+        account: Account,
+        client: SessionClient,
+        portal: PortalRecord,
+        peer: str,
+        receipt: ReadReceipt,
     ) -> None:
+        # The peer read what we sent: after reading, our own copies (the phone's view) go too.
+        own = client.own_copy_hashes(receipt.timestamps)
+        try:
+            await shorten_after_read(client, peer, own)
+        except SessionError as e:
+            log.info("Could not shorten the expiry of our copies: %s", e)
         latest = None
         for timestamp in receipt.timestamps:
             record = await self._messages.find_by_author_time(

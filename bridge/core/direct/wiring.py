@@ -82,6 +82,8 @@ class DirectKind:
             if login is not None:
                 await self.accounts.start_login(login)
                 logins.append(login)
+        if self.accounts.configs is not None:
+            return  # a login's profile is its UserProfile config, never its Matrix name
         self._naming = asyncio.create_task(self._show_owner_names(logins), name="login-names")
 
     async def _show_owner_names(self, logins: list[Login]) -> None:
@@ -121,7 +123,9 @@ class DirectKind:
 
     async def on_login(self, login: Login) -> None:
         owner = login.record.mxid
-        name = await self.profiles.owner_name(owner) if owner is not None else None
+        name = None
+        if owner is not None and self.accounts.configs is None:
+            name = await self.profiles.owner_name(owner)
         await self.accounts.start_login(login, name)
 
     async def on_logout(self, login: Login) -> None:
@@ -142,6 +146,7 @@ def build_direct(deps: PortalDeps, files: FileTransfer, renew: Renew | None = No
         files=files,
         cursors=repos.cursors,
         poll_interval=config.session.poll_interval,
+        kv=repos.kv,
     )
     chats = DirectChats(
         portals=repos.portals,
@@ -164,6 +169,8 @@ def build_direct(deps: PortalDeps, files: FileTransfer, renew: Renew | None = No
         own_ids=deps.own_ids,
         portal_lock=deps.portal_lock,
         bot=bot,
+        configs=accounts.configs,
+        timers=accounts.timers,
     )
     # Transient failures wait (RetryLater), permanent ones are parked (docs/architecture.md §4.7).
     accounts.bind_handler(DirectDelivery(inbound.handle, accounts, deps.dead_letters))
