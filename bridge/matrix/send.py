@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import time
 from collections.abc import Mapping
 from typing import Any, cast
 
@@ -57,14 +58,19 @@ async def send_notice(
     return event_id
 
 
-#: Transaction ids of sends that went out but got no answer (the connection broke): the
-#: homeserver may have stored the event, and Synapse forgets an appservice's transaction ids
-#: when it restarts (docs/matrix-side.md §1.8), so the next send of such an id looks for the
-#: event in the room first. Insertion-ordered, the oldest forgotten past the cap.
-_unanswered: dict[str, None] = {}
+#: Transaction ids of sends that went out but got no answer (the connection broke), with the
+#: wall-clock time (ms) of that send: the homeserver may have stored the event, and Synapse
+#: forgets an appservice's transaction ids when it restarts (docs/matrix-side.md §1.8), so the
+#: next send of such an id looks for the event in the room first. Insertion-ordered, the
+#: oldest forgotten past the cap.
+_unanswered: dict[str, int] = {}
 UNANSWERED_MAX = 10_000
-#: How many of the room's latest events that look covers.
+#: The look goes back page by page (``LOOKBACK`` events each) until it reaches events the
+#: homeserver stored before the unanswered send (minus ``LOOKBACK_MARGIN_MS`` for clocks), or
+#: ``LOOKBACK_PAGES`` pages: a busy room may have had hundreds of events since.
 LOOKBACK = 100
+LOOKBACK_PAGES = 10
+LOOKBACK_MARGIN_MS = 60_000
 
 
 def _may_have_arrived(error: BaseException) -> bool:
@@ -75,9 +81,24 @@ def _may_have_arrived(error: BaseException) -> bool:
 
 
 def _remember_unanswered(txn_id: str) -> None:
-    _unanswered[txn_id] = None
+    _unanswered.setdefault(txn_id, int(time.time() * 1000))
     while len(_unanswered) > UNANSWERED_MAX:
         del _unanswered[next(iter(_unanswered))]
+
+
+def _is_the_send(
+    event: object, sender: str, event_type: EventType, body: object, timestamp: int
+) -> bool:
+    """Same sender, type, timestamp (the appservice's massaged ``ts``) and body."""
+    return (
+        isinstance(event, dict)
+        and event.get("sender") == sender
+        and event.get("type") == str(event_type)
+        and event.get("origin_server_ts") == timestamp
+        and isinstance(event.get("content"), dict)
+        and event["content"].get("body") == body
+        and isinstance(event.get("event_id"), str)
+    )
 
 
 async def _already_sent(
@@ -86,27 +107,33 @@ async def _already_sent(
     event_type: EventType,
     content: Mapping[str, Any] | SerializableAttrs,
     timestamp: int,
+    sent_at: int,
 ) -> EventID | None:
-    """The event of an unanswered send, if the room's latest events hold it: same sender,
-    type, timestamp (the appservice's massaged ``ts``) and body."""
-    raw = await intent.api.request(
-        Method.GET,
-        ClientPath.v3.rooms[RoomID(room_id)].messages,
-        query_params={"dir": "b", "limit": str(LOOKBACK)},
-    )
+    """The event of an unanswered send made at ``sent_at`` (wall clock, ms), if the room holds
+    it among the events stored since then."""
     data = content.serialize() if isinstance(content, SerializableAttrs) else dict(content)
-    chunk = raw.get("chunk") if isinstance(raw, dict) else None
-    for event in chunk if isinstance(chunk, list) else []:
-        if (
-            isinstance(event, dict)
-            and event.get("sender") == intent.mxid
-            and event.get("type") == str(event_type)
-            and event.get("origin_server_ts") == timestamp
-            and isinstance(event.get("content"), dict)
-            and event["content"].get("body") == data.get("body")
-            and isinstance(event.get("event_id"), str)
-        ):
-            return EventID(event["event_id"])
+    query = {"dir": "b", "limit": str(LOOKBACK)}
+    for _ in range(LOOKBACK_PAGES):
+        raw = await intent.api.request(
+            Method.GET, ClientPath.v3.rooms[RoomID(room_id)].messages, query_params=query
+        )
+        chunk = raw.get("chunk") if isinstance(raw, dict) else None
+        events = chunk if isinstance(chunk, list) else []
+        for event in events:
+            if _is_the_send(event, intent.mxid, event_type, data.get("body"), timestamp):
+                return EventID(event["event_id"])
+        # Events of other senders carry the time the homeserver stored them: once a page
+        # reaches before the unanswered send, the event is not in the room.
+        stamps = [
+            e.get("origin_server_ts")
+            for e in events
+            if isinstance(e, dict) and e.get("sender") != intent.mxid
+        ]
+        older = [t for t in stamps if isinstance(t, int) and t < sent_at - LOOKBACK_MARGIN_MS]
+        end = raw.get("end") if isinstance(raw, dict) else None
+        if older or not events or not isinstance(end, str):
+            return None
+        query = {**query, "from": end}
     return None
 
 
@@ -126,8 +153,9 @@ async def send_content(
     A send of ``txn_id`` that got no answer before is first looked for in the room (with a
     ``timestamp`` only), so a homeserver restart in between does not make a second event.
     """
-    if txn_id in _unanswered and timestamp is not None:
-        found = await _already_sent(intent, room_id, event_type, content, timestamp)
+    sent_at = _unanswered.get(txn_id)
+    if sent_at is not None and timestamp is not None:
+        found = await _already_sent(intent, room_id, event_type, content, timestamp, sent_at)
         if found is not None:
             log.info("An unanswered send (%s) had arrived as %s", txn_id, found)
             del _unanswered[txn_id]

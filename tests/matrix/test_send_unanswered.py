@@ -4,6 +4,7 @@ restarts (docs/matrix-side.md §1.8), so a plain resend would make a second even
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
 import pytest
@@ -42,7 +43,12 @@ class FakeIntent:
         return EventID(event["event_id"])
 
     async def request(self, method: Any, path: Any, query_params: dict[str, str]) -> Any:
-        return {"chunk": list(reversed(self.events))}
+        """``/messages`` backwards, ``limit`` events a page, ``end`` the next page's token."""
+        newest_first = list(reversed(self.events))
+        start, limit = int(query_params.get("from", "0")), int(query_params["limit"])
+        page = newest_first[start : start + limit]
+        more = start + limit < len(newest_first)
+        return {"chunk": page, **({"end": str(start + limit)} if more else {})}
 
 
 def cut_off() -> MatrixConnectionError:
@@ -93,3 +99,41 @@ async def test_a_send_that_never_arrived_is_looked_for_and_sent_once() -> None:
     intent = FakeIntent(refused(), cut=2)
     event_id = await deliver(intent, "t3")
     assert intent.sends == 3 and len(intent.events) == 1 and event_id == "$e0"
+
+
+async def test_an_unanswered_send_is_found_behind_many_newer_events() -> None:
+    # A busy room: 250 events of others arrived after the unanswered send, before the retry.
+    intent = FakeIntent(cut_off())
+    with pytest.raises(MatrixConnectionError):
+        await send.send_content(
+            intent, "!room", {"msgtype": "m.text", "body": "hi"}, txn_id="t4",
+            timestamp=1_700_000_000_123,
+        )  # type: ignore[arg-type]  # fmt: skip
+    now = int(time.time() * 1000)
+    for n in range(250):
+        intent.events.append({"event_id": f"$o{n}", "sender": "@alice:localhost",
+                              "type": "m.room.message", "origin_server_ts": now,
+                              "content": {"body": f"other {n}"}})  # fmt: skip
+    event_id = await deliver(intent, "t4")
+    assert intent.sends == 1 and event_id == "$e0"
+
+
+async def test_the_look_stops_at_events_older_than_the_unanswered_send() -> None:
+    # Only events stored long before the send: the look ends at the first page and sends.
+    intent = FakeIntent(refused(), cut=1)
+    old = int(time.time() * 1000) - 3_600_000
+    for n in range(150):
+        intent.events.append({"event_id": f"$o{n}", "sender": "@alice:localhost",
+                              "type": "m.room.message", "origin_server_ts": old,
+                              "content": {"body": f"other {n}"}})  # fmt: skip
+    pages: list[dict[str, str]] = []
+    request = intent.request
+
+    async def counted(method: Any, path: Any, query_params: dict[str, str]) -> Any:
+        pages.append(query_params)
+        return await request(method, path, query_params)
+
+    intent.request = counted  # type: ignore[method-assign]
+    event_id = await deliver(intent, "t5")
+    assert intent.sends == 2 and len(pages) == 1
+    assert event_id == f"$e{len(intent.events) - 1}"
