@@ -11,6 +11,7 @@ import pytest
 from mautrix.client import Client
 from mautrix.types import (
     MediaMessageEventContent,
+    Membership,
     MessageType,
     RoomCreatePreset,
     RoomID,
@@ -20,6 +21,7 @@ from mautrix.types import (
 )
 
 from bridge.core.direct.chats import direct_key
+from bridge.core.direct.rejoin import owner_membership
 from bridge.db.records import PortalKind
 from bridge.session.keys import Identity
 from bridge.session.messages import (
@@ -372,6 +374,15 @@ async def test_a_new_message_after_the_user_left_the_chat_invites_them_back(
     await matrix_event(alice, room_id, "the first message", body_is("hello"))
 
     await alice.leave_room(room_id)
+    # The bridge learns of the leave from the homeserver's next transaction; a Session message
+    # that comes before it is bridged into the room as if she were still there.
+    bot = dm_env.app.appservice.intent
+
+    async def bridge_saw_her_leave() -> bool:
+        membership = await owner_membership(bot, str(room_id), str(alice.mxid))
+        return membership == Membership.LEAVE
+
+    await wait_for(bridge_saw_her_leave, "the bridge to see alice leave")
     await sam.send_text(ours, "are you still there?")
     # Invited back into the same room, as a direct chat, by Sam's ghost.
     invite = await invite_of(alice, room_id)
