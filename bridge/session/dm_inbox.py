@@ -25,6 +25,7 @@ from bridge.session.poller import Gap, PolledMessage, Poller, PollStateStore
 from bridge.session.snode.auth import Ed25519Signer
 from bridge.session.snode.rpc import SnodeClient
 from bridge.session.swarm_polling import SwarmPolling
+from bridge.stopping import cancel_and_wait
 
 log = logging.getLogger("bridge.session.dm_inbox")
 
@@ -90,9 +91,7 @@ class InboxLoop:
             done, _ = await asyncio.wait({task}, timeout=timeout)
             if not done:
                 log.warning("%s: delivery did not finish in %.1fs; cancelling", self, timeout)
-                task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+            await cancel_and_wait(task)
         self._subscribers.finish_streams()
 
     def poll_now(self) -> None:

@@ -31,7 +31,6 @@ batches more; the cost stays per swarm, not per account.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import math
 from collections.abc import Coroutine, Sequence
@@ -43,6 +42,7 @@ from bridge.session.snode.errors import SnodeError, SwarmUnavailable, WrongSwarm
 from bridge.session.snode.nodes import ServiceNode
 from bridge.session.snode.results import SubResult
 from bridge.session.snode.rpc import BATCH_MAX, SnodeClient
+from bridge.stopping import cancel_and_wait
 
 log = logging.getLogger("bridge.session.swarm_polling")
 
@@ -150,8 +150,7 @@ class SwarmPolling:
         for task in tasks:
             task.cancel()
         for task in tasks:
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+            await cancel_and_wait(task)
         self._waiting = []
         for request in list(self._open):
             request.fail(SwarmUnavailable("shared polling stopped"))

@@ -3,6 +3,10 @@
 
 from __future__ import annotations
 
+import time
+from collections.abc import Callable, Mapping
+
+from bridge.session.groups.bencode import BValue
 from bridge.session.keys import Identity
 from bridge.session.poller import MemoryPollState
 from bridge.session.swarm_polling import SwarmPolling
@@ -14,17 +18,23 @@ PEER = "05" + "ab" * 32
 SPAM = "05" + "cd" * 32
 GROUP = "03" + "ef" * 32
 PIC = ("http://files.example/avatar", b"k" * 32)
+# A read time of today: older ones are pruned before a push, as libsession does.
+READ_AT = int(time.time() * 1000)
 
 
 def _configs(
-    identity: Identity, snode: object, polling: SwarmPolling | None = None
+    identity: Identity,
+    snode: object,
+    polling: SwarmPolling | None = None,
+    clock: Callable[[], int] | None = None,
 ) -> UserConfigs:
     return UserConfigs(
         identity,
-        snode,
+        snode,  # type: ignore[arg-type]
         MemoryUserConfigStore(),
         MemoryPollState(),
-        polling=polling,  # type: ignore[arg-type]
+        polling=polling,
+        clock=clock,
     )
 
 
@@ -53,7 +63,7 @@ async def test_login_reads_the_phone_and_the_phone_reads_the_login() -> None:
                 views.CONTACTS, lambda d: views.set_contact(d, PEER, approved=True)
             )
             await login.edit(
-                views.CONVO_INFO_VOLATILE, lambda d: views.set_read(d, b"1", PEER, 42)
+                views.CONVO_INFO_VOLATILE, lambda d: views.set_read(d, b"1", PEER, READ_AT)
             )
             await login.edit(
                 views.USER_GROUPS,
@@ -66,7 +76,7 @@ async def test_login_reads_the_phone_and_the_phone_reads_the_login() -> None:
             contact = phone.contacts()[PEER]
             assert contact.approved and contact.approved_me
             assert phone.is_blocked(SPAM)
-            assert phone.one_to_one_reads()[PEER].last_read == 42
+            assert phone.one_to_one_reads()[PEER].last_read == READ_AT
             assert [g.group_id for g in phone.groups_joined()] == [GROUP]
             assert phone.profile().name == "Alice"  # nobody touched the profile
 
@@ -95,6 +105,55 @@ async def test_concurrent_edits_merge_to_the_same_state_on_both_sides() -> None:
             assert side.state(views.CONTACTS).message.seqno == 3
             assert not side.is_blocked(SPAM) and side.contacts()[PEER].approved
         assert phone.state(views.CONTACTS).message.hash == login.state(views.CONTACTS).message.hash
+
+
+DAY_MS = 86_400_000
+OLD_PEER, UNREAD_PEER = "05" + "01" * 32, "05" + "02" * 32
+
+
+def _old_reads(data: Mapping[bytes, BValue]) -> Mapping[bytes, BValue]:
+    """Two conversations last read 50 days ago, one of them marked unread."""
+    old = READ_AT - 50 * DAY_MS
+    ones = dict(data[b"1"]) if isinstance(data.get(b"1"), dict) else {}  # type: ignore[arg-type]
+    ones[bytes.fromhex(OLD_PEER)] = {b"r": old}
+    ones[bytes.fromhex(UNREAD_PEER)] = {b"r": old, b"u": 1}
+    return {**data, b"1": ones}
+
+
+async def test_convo_info_older_than_45_days_is_pruned_on_push() -> None:
+    """An edit and a merge of ConvoInfoVolatile drop conversations read more than 45 days
+    ago, unless marked unread (libsession's rule, docs/user-configs.md §2)."""
+    async with dm_world() as world:
+        identity = Identity.generate()
+        # The phone's clock is 50 days behind: to it the old reads are new.
+        phone = _configs(identity, world.snode, clock=lambda: READ_AT - 50 * DAY_MS)
+        login = _configs(identity, world.snode)
+        await phone.edit(views.CONVO_INFO_VOLATILE, _old_reads)
+        await login.poll_once()
+        assert set(login.one_to_one_reads()) == {OLD_PEER, UNREAD_PEER}  # adopted as found
+
+        # An edit on the bridge prunes.
+        await login.edit(
+            views.CONVO_INFO_VOLATILE, lambda d: views.set_read(d, b"1", PEER, READ_AT)
+        )
+        assert set(login.one_to_one_reads()) == {PEER, UNREAD_PEER}
+        await phone.poll_once()
+        assert set(phone.one_to_one_reads()) == {PEER, UNREAD_PEER}
+        assert phone.one_to_one_reads()[UNREAD_PEER].unread
+
+        # A merge of concurrent edits prunes before it is pushed.
+        await phone.edit(views.CONVO_INFO_VOLATILE, _old_reads)  # OLD_PEER again, seqno n
+        await login.edit(  # seqno n too, not seeing the phone's
+            views.CONVO_INFO_VOLATILE, lambda d: views.set_read(d, b"1", SPAM, READ_AT)
+        )
+        await login.poll_once()  # merges, prunes, pushes
+        await phone.poll_once()
+        for side in (login, phone):
+            assert set(side.one_to_one_reads()) == {PEER, SPAM, UNREAD_PEER}
+        assert (
+            phone.state(views.CONVO_INFO_VOLATILE).message.hash
+            == login.state(views.CONVO_INFO_VOLATILE).message.hash
+        )
 
 
 class FakeKv:
@@ -150,10 +209,10 @@ async def test_group_portals_api_reads_and_writes_user_groups() -> None:
             other = "03" + "12" * 32
             assert await logins.group_joined(ours, other, name="New", secret_key=b"K" * 32)
             assert not await logins.group_joined(ours, other, name="New", secret_key=b"K" * 32)
-            await logins.mark_read(ours, GROUP, 77)
+            await logins.mark_read(ours, GROUP, READ_AT + 77)
             await phone.poll_once()
             reads = views.group_reads(phone.state(views.CONVO_INFO_VOLATILE).data)
-            assert reads[GROUP].last_read == 77
+            assert reads[GROUP].last_read == READ_AT + 77
             by_id = {g.group_id: g for g in phone.groups_joined()}
             assert by_id[other].secret_key == b"K" * 32 and by_id[GROUP].name == "On phone"
             assert any(key.startswith(f"user-config:{ours}:") for key in kv.values)

@@ -80,6 +80,7 @@ from bridge.session.snode import calls
 from bridge.session.snode.errors import Unauthorized
 from bridge.session.snode.rpc import SnodeClient
 from bridge.session.subscribers import SubscriberList
+from bridge.stopping import cancel_and_wait
 
 log = logging.getLogger("bridge.session.groups.member")
 
@@ -159,11 +160,8 @@ class GroupsClient:
         if not self._cycle.locked():
             task.cancel()  # polling or waiting: nothing in hand that needs finishing
         self._wake.set()
-        done, _ = await asyncio.wait({task}, timeout=timeout)
-        if not done:
-            task.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await task
+        await asyncio.wait({task}, timeout=timeout)
+        await cancel_and_wait(task)  # a no-op cancel when it finished in time
 
     def subscribe(self, callback: GroupEventCallback) -> Callable[[], None]:
         """Deliver every group event to ``callback``; returns the unsubscribe function."""

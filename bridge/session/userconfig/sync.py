@@ -31,6 +31,7 @@ from bridge.session.swarm_polling import SwarmPolling
 from bridge.session.userconfig import state as st
 from bridge.session.userconfig import views
 from bridge.session.userconfig.state import UserConfigState
+from bridge.stopping import cancel_and_wait
 
 log = logging.getLogger("bridge.session.userconfig")
 
@@ -88,6 +89,7 @@ class UserConfigs:
         polling: SwarmPolling | None = None,
         poll_interval: float = 5.0,
         on_change: Changed | None = None,
+        clock: Callable[[], int] | None = None,
     ) -> None:
         self._keys = MessageKeys.from_seed(identity.ed25519_secret[:32])
         self._signer = Ed25519Signer.from_seed(identity.ed25519_secret[:32])
@@ -98,6 +100,7 @@ class UserConfigs:
         self._polling = polling
         self.poll_interval = poll_interval
         self._on_change = on_change
+        self._clock = clock or (lambda: int(time.time() * 1000))  # wall clock, ms
         self._states = {ns: UserConfigState(ns) for ns in views.NAMESPACES}
         self._assembler = multipart.Assembler()
         self._lock = asyncio.Lock()
@@ -152,9 +155,7 @@ class UserConfigs:
     async def stop(self) -> None:
         task, self._task = self._task, None
         if task is not None:
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+            await cancel_and_wait(task)
 
     async def _run(self) -> None:
         poller = self._new_poller()
@@ -238,7 +239,7 @@ class UserConfigs:
         await self.load()
         async with self._lock:
             before = self._states[namespace]
-            after = st.edit(before, change(before.data))
+            after = st.edit(before, self._pruned(namespace, change(before.data)))
             if after is before:
                 return False
             await self._save(after)
@@ -248,9 +249,21 @@ class UserConfigs:
             await self._on_change(namespace, self._states[namespace])
         return True
 
+    def _pruned(self, ns: int, data: Mapping[bytes, BValue]) -> Mapping[bytes, BValue]:
+        """ConvoInfoVolatile without the conversations libsession prunes before a push
+        (docs/user-configs.md §2); the other configs as they are."""
+        if ns != views.CONVO_INFO_VOLATILE:
+            return data
+        return views.prune_convo_info(data, self._clock())
+
     async def _push(self, ns: int) -> None:
         state = self._states[ns]
         if state.dirty:
+            # A merged message is pruned before it is pushed (an edit was pruned already).
+            pruned = st.edit(state, self._pruned(ns, state.data))
+            if pruned is not state:
+                await self._save(pruned)
+                state = pruned
             stored = []
             for part in st.seal(state, self._keys):
                 result = await self._snode.store(

@@ -224,6 +224,55 @@ def set_read(data: Mapping[bytes, BValue], table: bytes, convo_id: str, at_ms: i
     return out
 
 
+#: libsession's pruning age of ConvoInfoVolatile (docs/user-configs.md §2): when pushing, a
+#: conversation last read more than this long ago and not marked unread is dropped.
+CONVO_PRUNE_MS = 45 * 86_400_000
+
+
+def _stale(value: BValue, cutoff_ms: int) -> bool:
+    if not isinstance(value, dict) or _int(value.get(b"u")):
+        return False
+    return _int(value.get(b"r")) < cutoff_ms
+
+
+def _fresh(table: BValue | None, cutoff_ms: int) -> dict[bytes, BValue] | None:
+    """``table`` without its stale conversations; None when none is left."""
+    kept = {k: v for k, v in _dict(table).items() if not _stale(v, cutoff_ms)}
+    return kept or None
+
+
+def prune_convo_info(
+    data: Mapping[bytes, BValue], now_ms: int, max_age_ms: int = CONVO_PRUNE_MS
+) -> ConfigData:
+    """A copy of ConvoInfoVolatile ``data`` without the conversations (1:1 ``1``, groups
+    ``g``, legacy groups ``C``, community rooms in ``o``) last read before ``now_ms -
+    max_age_ms`` and not marked unread, as libsession prunes before each push; a community
+    server left without rooms goes too. Other keys are kept."""
+    cutoff = now_ms - max_age_ms
+    out = _copy(data)
+    for table in (b"1", b"g", b"C"):
+        if isinstance(out.get(table), dict):
+            kept = _fresh(out[table], cutoff)
+            if kept is None:
+                del out[table]
+            else:
+                out[table] = kept
+    if isinstance(out.get(b"o"), dict):
+        servers: dict[bytes, BValue] = {}
+        for url, server in _dict(out[b"o"]).items():
+            if isinstance(server, dict) and isinstance(server.get(b"R"), dict):
+                rooms = _fresh(server[b"R"], cutoff)
+                if rooms is None:
+                    continue
+                server = {**server, b"R": rooms}
+            servers[url] = server
+        if servers:
+            out[b"o"] = servers
+        else:
+            del out[b"o"]
+    return out
+
+
 # ---------------------------------------------------------------------------------- UserGroups
 
 
