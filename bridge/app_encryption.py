@@ -16,13 +16,16 @@ from bridge.config import Config
 from bridge.core.secrets import derive_pickle_key, parse_secrets_key
 from bridge.db.crypto_store import CryptoStoreHandle, open_crypto_store
 from bridge.matrix import e2ee_sends
+from bridge.matrix import media as matrix_media
 from bridge.matrix.appservice import BridgeAppService
 from bridge.matrix.e2ee import BridgeCrypto, CryptoSettings, decrypt_or_report
+from bridge.matrix.e2ee_media import AttachmentCipher
 from bridge.matrix.state_store import MemoryBridgeStateStore
 
 log = logging.getLogger("bridge.e2be")
 
 ENCRYPTED = "m.room.encrypted"
+MEMBER = "m.room.member"
 
 
 class Encryption:
@@ -51,6 +54,7 @@ class Encryption:
             ),
         )
         e2ee_sends.install(crypto)
+        matrix_media.install(AttachmentCipher(crypto.is_encrypted))
         return cls(handle, crypto)
 
     async def start(self, appservice: BridgeAppService) -> None:
@@ -60,12 +64,18 @@ class Encryption:
     async def plaintext(self, bot: IntentAPI, raw: dict[str, Any]) -> dict[str, Any] | None:
         """``raw`` as the router should see it (None: it could not be decrypted, and its
         sender was told)."""
+        if raw.get("type") == MEMBER and isinstance(raw.get("state_key"), str):
+            try:
+                await self.crypto.handle_member(raw)
+            except Exception:  # the next send shares a session anyway; log, go on
+                log.exception("The membership change in %s was not applied", raw.get("room_id"))
         if raw.get("type") != ENCRYPTED or raw.get("state_key") is not None:
             return raw
         return await decrypt_or_report(self.crypto, bot, raw)
 
     async def stop(self) -> None:
         e2ee_sends.uninstall()
+        matrix_media.uninstall()
         try:
             await self.crypto.close()
         finally:

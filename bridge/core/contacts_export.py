@@ -8,11 +8,19 @@ from __future__ import annotations
 import datetime
 import json
 from collections.abc import Callable, Iterable, Mapping
-from typing import Any
+from typing import Any, cast
 
 from mautrix.appservice import IntentAPI
-from mautrix.types import FileInfo, MediaMessageEventContent, MessageType, RoomID
+from mautrix.types import (
+    ContentURI,
+    EventType,
+    FileInfo,
+    MediaMessageEventContent,
+    MessageType,
+    RoomID,
+)
 
+from bridge.matrix.media import upload_file
 from bridge.session.userconfig.views import Contact, JoinedGroup
 
 
@@ -77,11 +85,14 @@ async def upload_contacts(bot: IntentAPI, room_id: str, doc: Mapping[str, Any]) 
     ]
     for name, mime, text in files:
         data = text.encode()
-        mxc = await bot.upload_media(data, mime_type=mime, filename=name)
+        # Encrypted (only the ciphertext uploaded) when the room is (README, Encryption).
+        uploaded = await upload_file(bot, room_id, data, mime_type=mime, filename=name)
         content = MediaMessageEventContent(
             msgtype=MessageType.FILE,
             body=name,
-            url=mxc,
+            url=ContentURI(uploaded.mxc),
             info=FileInfo(mimetype=mime, size=len(data)),
         )
-        await bot.send_message(RoomID(room_id), content)
+        await bot.send_message_event(
+            RoomID(room_id), EventType.ROOM_MESSAGE, cast(Any, uploaded.apply(content.serialize()))
+        )

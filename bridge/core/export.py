@@ -17,14 +17,23 @@ import json
 import logging
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, cast
 
 from mautrix.appservice import IntentAPI
 from mautrix.errors import MatrixError
-from mautrix.types import EventID, FileInfo, MediaMessageEventContent, MessageType, RoomID
+from mautrix.types import (
+    ContentURI,
+    EventID,
+    EventType,
+    FileInfo,
+    MediaMessageEventContent,
+    MessageType,
+    RoomID,
+)
 
 from bridge.db.records import MessageRecord, PortalRecord, ReactionRecord, now_ms
 from bridge.db.repos.links import LinkRepo
+from bridge.matrix.media import upload_file
 
 log = logging.getLogger("bridge.core.export")
 
@@ -246,14 +255,17 @@ class Exporter:
         room = RoomID(str(portal.mxid))
         for name, mime, text in files:
             data = text.encode()
-            mxc = await self._bot.upload_media(data, mime_type=mime, filename=name)
+            # Encrypted (only the ciphertext uploaded) when the room is (README, Encryption).
+            uploaded = await upload_file(self._bot, room, data, mime_type=mime, filename=name)
             content = MediaMessageEventContent(
                 msgtype=MessageType.FILE,
                 body=name,
-                url=mxc,
+                url=ContentURI(uploaded.mxc),
                 info=FileInfo(mimetype=mime, size=len(data)),
             )
-            await self._bot.send_message(room, content)
+            await self._bot.send_message_event(
+                room, EventType.ROOM_MESSAGE, cast(Any, uploaded.apply(content.serialize()))
+            )
 
     async def _texts(self, room_id: str, event_ids: list[str]) -> dict[str, EventText]:
         gate = asyncio.Semaphore(READS_AT_ONCE)

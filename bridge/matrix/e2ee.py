@@ -40,13 +40,17 @@ from mautrix.types import (
     EncryptedEvent,
     EventType,
     LoginType,
+    Membership,
+    MemberStateEventContent,
     MessageStatusReason,
     RoomEncryptionStateEventContent,
     RoomID,
+    StateEvent,
     TrustState,
     UserID,
 )
 
+from bridge.matrix.e2ee_trust import try_cross_sign
 from bridge.matrix.send import MSS_EVENT_TYPE, derived_txn_id, send_notice, send_status_content
 
 log = logging.getLogger("bridge.matrix.e2ee")
@@ -137,6 +141,7 @@ class BridgeCrypto:
         else:
             log.info("The bridge bot uses its encryption device %s", device_id)
         await self.machine.share_keys()
+        await try_cross_sign(self.machine, self._as_token)
         self.ready.set()
 
     async def close(self) -> None:
@@ -240,9 +245,31 @@ class BridgeCrypto:
         return serialized
 
     async def _members(self, room_id: RoomID) -> list[UserID]:
-        """The room's joined (and invited) real users: the ghosts have no devices."""
-        joined = await self.client.get_joined_members(room_id)
-        return [user for user in joined if not self._ghost.match(user)]
+        """The room's joined and invited real users (the ghosts have no devices): a user
+        invited to a portal the bridge just created gets the keys of its first messages."""
+        events = await self.client.get_members(room_id, not_membership=Membership.LEAVE)
+        wanted = (Membership.JOIN, Membership.INVITE)
+        return [
+            UserID(str(event.state_key))
+            for event in events
+            if isinstance(event.content, MemberStateEventContent)
+            and event.content.membership in wanted
+            and not self._ghost.match(str(event.state_key))
+        ]
+
+    async def handle_member(self, raw: dict[str, Any]) -> None:
+        """A membership change of a real user in an encrypted room: mautrix drops the room's
+        outbound Megolm session (a user who left gets no keys of what follows; one who came
+        gets the next session)."""
+        user = str(raw.get("state_key"))
+        if user == self.client.mxid or self._ghost.match(user):
+            return
+        room_id = str(raw.get("room_id"))
+        if not await self.is_encrypted(room_id):
+            return
+        await self.ready.wait()
+        event = StateEvent.deserialize(cast(JSON, raw))
+        await self.machine.handle_member_event(event)
 
     async def _allow_key_share(self, device: Any, request: Any) -> bool:
         if not self.settings.allow_key_sharing:

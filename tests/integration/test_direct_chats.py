@@ -312,7 +312,7 @@ async def test_an_encrypted_direct_chat_is_refused_with_a_reason(
             for e in await room_events(alice, str(room_id))
         ]
         said = any(
-            sender == tom_ghost and "cannot read encrypted rooms" in content.get("body", "")
+            sender == tom_ghost and "does not work in encrypted rooms" in content.get("body", "")
             for kind, sender, content in events
         )
         left = any(

@@ -20,6 +20,7 @@ from nio import (  # type: ignore[import-untyped]
     AsyncClient,
     AsyncClientConfig,
     MegolmEvent,
+    RoomEncryptedMedia,
     RoomMessageNotice,
     RoomMessageText,
     SyncResponse,
@@ -43,6 +44,10 @@ ENCRYPTION = {
 }
 
 
+#: The password of every user :func:`register` made (to log in a second device).
+PASSWORDS: dict[str, str] = {}
+
+
 async def register(name: str) -> tuple[str, str, str]:
     """A new Matrix user: (user id, device id, access token)."""
     base_url = require_env("SMB_TEST_SYNAPSE_URL")
@@ -59,6 +64,7 @@ async def register(name: str) -> tuple[str, str, str]:
         async with http.post(url, json={**body, "admin": False}) as resp:
             assert resp.status == 200, await resp.text()
             data = await resp.json()
+    PASSWORDS[data["user_id"]] = password
     return data["user_id"], data["device_id"], data["access_token"]
 
 
@@ -80,6 +86,8 @@ class EncryptedUser:
         # (room id, sender, body, was it encrypted) of every message seen.
         self.seen: list[tuple[str, str, str, bool]] = []
         self.undecryptable: list[str] = []
+        # (room id, sender, the event) of every encrypted file seen.
+        self.files: list[tuple[str, str, Any]] = []
         # (room id, sender, type, content) of the other events seen (statuses...).
         self.others: list[tuple[str, str, str, dict[str, Any]]] = []
         self.token = token
@@ -94,6 +102,8 @@ class EncryptedUser:
                 elif isinstance(event, UnknownEvent):
                     content = event.source.get("content", {})
                     self.others.append((room_id, event.sender, event.type, content))
+                elif isinstance(event, RoomEncryptedMedia):
+                    self.files.append((room_id, event.sender, event))
                 elif isinstance(event, MegolmEvent):
                     self.undecryptable.append(event.event_id)
         if self.client.should_upload_keys:
@@ -104,11 +114,14 @@ class EncryptedUser:
             await self.client.keys_claim(self.client.get_users_for_key_claiming())
 
     async def send(self, room_id: str, text: str) -> None:
+        await self.send_content(room_id, {"msgtype": "m.text", "body": text})
+
+    async def send_content(self, room_id: str, content: dict[str, Any]) -> None:
+        """Send ``content`` (encrypted by nio: the room is) as an ``m.room.message``."""
         await self.sync()
         await self.client.joined_members(room_id)
         if self.client.should_query_keys:
             await self.client.keys_query()
-        content = {"msgtype": "m.text", "body": text}
         resp = await self.client.room_send(
             room_id, "m.room.message", content, ignore_unverified_devices=True
         )

@@ -33,6 +33,7 @@ from bridge.core.convert.media import (
 )
 from bridge.core.downloads import origin
 from bridge.db.records import PortalRecord
+from bridge.matrix.media import upload_file
 from bridge.session.attachments import decrypt_pointer_blob
 from bridge.session.errors import SessionError
 from bridge.session.messages import Attachment
@@ -122,12 +123,14 @@ class CommunityMediaIn:
         if mimetype.startswith("image/") and not (width and height):
             width, height = image_size(data) or (None, None)
         try:
-            mxc = await ghost.upload_media(data, mime_type=mimetype, filename=name)
+            uploaded = await upload_file(
+                ghost, str(portal.mxid), data, mime_type=mimetype, filename=name
+            )
         except MatrixError as e:
             log.info("Upload of %s for portal %d failed: %s", name, portal.id, e)
             raise AttachmentUnavailable("the homeserver did not take the file") from e
-        return media_content(
-            mxc=str(mxc),
+        content = media_content(
+            mxc=uploaded.mxc,
             mimetype=mimetype,
             size=len(data),
             filename=name,
@@ -135,6 +138,7 @@ class CommunityMediaIn:
             height=height,
             voice=attachment.is_voice_message,
         )
+        return uploaded.apply(content)
 
     @staticmethod
     def _too_large(size: int, limit: int) -> str:

@@ -35,9 +35,11 @@ class PostMedia:
     width: int | None = None
     height: int | None = None
     voice: bool = False
+    #: The EncryptedFile JSON of a file from an encrypted room (its key, to decrypt it).
+    file: dict[str, Any] | None = None
 
     def to_json(self) -> dict[str, Any]:
-        return {
+        fields: dict[str, Any] = {
             "mxc": self.mxc,
             "filename": self.filename,
             "mimetype": self.mimetype,
@@ -45,9 +47,13 @@ class PostMedia:
             "h": self.height,
             "voice": self.voice,
         }
+        if self.file is not None:
+            fields["file"] = self.file
+        return fields
 
     @classmethod
     def from_json(cls, media: JsonObject) -> PostMedia:
+        file = media.optional_raw("file")
         return cls(
             mxc=media.text("mxc"),
             filename=media.text("filename"),
@@ -55,6 +61,7 @@ class PostMedia:
             width=media.optional_integer("w"),
             height=media.optional_integer("h"),
             voice=media.flag("voice"),
+            file=dict(file) if isinstance(file, dict) else None,
         )
 
 

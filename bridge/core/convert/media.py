@@ -14,7 +14,7 @@ from __future__ import annotations
 import struct
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeGuard
 
 from bridge.core.convert.matrix_to_text import strip_unsafe
 
@@ -263,6 +263,8 @@ class MatrixMedia:
     width: int | None = None
     height: int | None = None
     voice: bool = False
+    #: The EncryptedFile JSON (key, iv, hashes, ``url`` = :attr:`mxc`) of an encrypted file.
+    file: Mapping[str, Any] | None = None
 
 
 # Matrix's canonical JSON allows integers up to 2**53 - 1 (docs/matrix-side.md §1.3); a
@@ -278,13 +280,32 @@ def _int(value: object, limit: int = MAX_JSON_INT) -> int | None:
     return None
 
 
+def _decryptable(file: object) -> TypeGuard[Mapping[str, Any]]:
+    """Whether ``file`` has what decrypting an encrypted attachment takes (its key, IV and
+    SHA-256, as strings; docs/matrix-side.md §5)."""
+    if not isinstance(file, Mapping):
+        return False
+    key, hashes = file.get("key"), file.get("hashes")
+    return (
+        isinstance(key, Mapping)
+        and isinstance(key.get("k"), str)
+        and isinstance(file.get("iv"), str)
+        and isinstance(hashes, Mapping)
+        and isinstance(hashes.get("sha256"), str)
+    )
+
+
 def matrix_media(content: Mapping[str, Any]) -> MatrixMedia | None:
     """The file of an ``m.image``/``m.video``/``m.audio``/``m.file`` content, or ``None``.
 
-    ``None`` also for encrypted files (``file`` instead of ``url``) and non-``mxc://`` URLs.
+    An encrypted file (``file`` instead of ``url``, in encrypted rooms) is named by the URL
+    in ``file`` and keeps ``file`` for its decryption; one without its key, IV or hash is
+    ``None``, as is a non-``mxc://`` URL.
     """
     msgtype = content.get("msgtype")
-    url = content.get("url")
+    raw_file = content.get("file")
+    file = dict(raw_file) if "url" not in content and _decryptable(raw_file) else None
+    url = file.get("url") if file is not None else content.get("url")
     if msgtype not in MEDIA_MSGTYPES or not isinstance(url, str) or not url.startswith("mxc://"):
         return None
     info = content.get("info")
@@ -308,4 +329,5 @@ def matrix_media(content: Mapping[str, Any]) -> MatrixMedia | None:
         width=_int(info.get("w"), MAX_DIMENSION),
         height=_int(info.get("h"), MAX_DIMENSION),
         voice="org.matrix.msc3245.voice" in content,
+        file=file,
     )

@@ -35,7 +35,7 @@ from bridge.core.direct.accounts import Account, SessionAccounts
 from bridge.core.ghosts import GhostManager, GhostProfile
 from bridge.core.logins import LoginManager
 from bridge.core.portal.events import NoLoginText, default_no_login_text
-from bridge.core.portal.rooms import PortalRooms
+from bridge.core.portal.rooms import UNENCRYPTED_REFUSAL, PortalRooms
 from bridge.db.records import PortalKind, PortalRecord
 from bridge.db.repos.cursors import CursorRepo
 from bridge.db.repos.portals import PortalRepo
@@ -50,8 +50,13 @@ from bridge.session.messages import VisibleMessage
 log = logging.getLogger("bridge.core.direct.chats")
 
 ENCRYPTED_DM_REFUSAL = (
-    "This chat is encrypted, and the Session bridge cannot read encrypted rooms yet, so "
-    "nothing here would reach Session. Start an unencrypted chat with me instead: send "
+    "This chat is encrypted, and this Session bridge does not work in encrypted rooms "
+    "(encryption.allow is off), so nothing here would reach Session. Start an unencrypted "
+    "chat with me instead: send `pm <Session ID>` to the bridge bot."
+)
+UNENCRYPTED_DM_REFUSAL = (
+    "This chat is not encrypted, and this Session bridge only works in encrypted rooms "
+    "(encryption.require is on). Start an encrypted chat with me instead, or send "
     "`pm <Session ID>` to the bridge bot."
 )
 
@@ -267,12 +272,13 @@ class DirectChats:
             await ghost.intent.leave_room(RoomID(room_id), reason=reason)
             return True
         await ghost.intent.join_room(RoomID(room_id))
-        refuse_encrypted = not self._rooms.allow_encrypted
-        if refuse_encrypted and await self._rooms.is_encrypted(room_id, ghost.intent):
-            await send_notice(ghost.intent, room_id, ENCRYPTED_DM_REFUSAL)
-            await ghost.intent.leave_room(
-                RoomID(room_id), reason="Encrypted chats are not bridged"
-            )
+        refusal = await self._rooms.encryption_refusal(room_id, ghost.intent)
+        if refusal is not None:
+            plain = refusal == UNENCRYPTED_REFUSAL
+            text = UNENCRYPTED_DM_REFUSAL if plain else ENCRYPTED_DM_REFUSAL
+            await send_notice(ghost.intent, room_id, text)
+            why = "Unencrypted chats" if plain else "Encrypted chats"
+            await ghost.intent.leave_room(RoomID(room_id), reason=f"{why} are not bridged")
             return True
         key = direct_key(account.session_id, peer)
         portal = await self._portals.get_or_create(PortalKind.DIRECT, key)

@@ -49,6 +49,7 @@ from bridge.core.portal.rooms import send_to_portal
 from bridge.db.records import PortalRecord
 from bridge.db.repos.cursors import CursorRepo
 from bridge.db.repos.messages import MessageRepo
+from bridge.matrix.media import upload_file
 from bridge.matrix.reads import member_display_name
 from bridge.matrix.send import (
     notice_content,
@@ -307,7 +308,8 @@ class DirectInbound:
         """The Matrix events of a visible message: the text as the first file's caption
         (MSC2530) or as an event of its own, then the files; the first replies to the quote."""
         text = await self._text_content(portal, message.body, ghost) if message.body else None
-        files = [await self._attachment(client, ghost, a) for a in message.attachments]
+        room = str(portal.mxid)
+        files = [await self._attachment(client, ghost, room, a) for a in message.attachments]
         parts = caption_parts(text, files)
         if parts and message.quote is not None:
             parts[0] = await self._with_quote(portal, message, parts[0], ghost)
@@ -350,7 +352,7 @@ class DirectInbound:
         return with_reply(content, target.mxid, replied_mxid=replied, sender_mxid=ghost.mxid)
 
     async def _attachment(
-        self, client: SessionClient, ghost: GhostHandle, attachment: Attachment
+        self, client: SessionClient, ghost: GhostHandle, room_id: str, attachment: Attachment
     ) -> dict[str, Any]:
         if attachment.size is not None and attachment.size > MAX_SESSION_FILE_BYTES:
             return attachment_failed_notice(
@@ -367,7 +369,9 @@ class DirectInbound:
             log.warning("Attachment %s not bridged: %s", attachment_name(attachment), e)
             return attachment_failed_notice(attachment, "it could not be downloaded")
         try:
-            mxc = await ghost.intent.upload_media(
+            uploaded = await upload_file(
+                ghost.intent,
+                room_id,
                 data,
                 mime_type=attachment.content_type or "application/octet-stream",
                 filename=attachment_name(attachment),
@@ -379,7 +383,7 @@ class DirectInbound:
                     f"it is larger than this Matrix server accepts ({human_size(len(data))})",
                 )
             raise
-        return attachment_content(attachment, str(mxc), len(data))
+        return uploaded.apply(attachment_content(attachment, uploaded.mxc, len(data)))
 
     # --- other items ------------------------------------------------------------------------
 

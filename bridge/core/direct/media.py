@@ -77,7 +77,7 @@ def media_payload(content: Mapping[str, Any]) -> MediaOp:
     """
     file = media.matrix_media(content)
     if file is None:
-        raise MediaRefused("Only unencrypted files, images, videos and audio can be sent.")
+        raise MediaRefused("Only files, images, videos and audio can be sent.")
     if file.size is not None and file.size > MAX_SESSION_FILE_BYTES:
         raise MediaRefused(too_large_text(file.size))
     return MediaOp(
@@ -88,6 +88,7 @@ def media_payload(content: Mapping[str, Any]) -> MediaOp:
         voice=file.voice,
         width=file.width,
         height=file.height,
+        file=dict(file.file) if file.file is not None else None,
     )
 
 

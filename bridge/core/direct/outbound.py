@@ -50,6 +50,7 @@ from bridge.db.records import MessageRecord, OutboxRecord, PortalKind, PortalRec
 from bridge.db.repos.messages import MessageRepo
 from bridge.db.repos.outbox import OutboxRepo
 from bridge.db.repos.portals import PortalRepo
+from bridge.matrix.media import EncryptedFileError, download_file
 from bridge.matrix.reads import MediaDownload
 from bridge.session.client import SessionClient
 from bridge.session.dm_events import SentMessage
@@ -284,7 +285,9 @@ class DirectOutbound:
 
     async def _media(self, client: SessionClient, peer: str, media: MediaOp) -> OutgoingMessage:
         try:
-            data = await self._download(media.url)
+            data = await download_file(self._download, media.url, media.file)
+        except EncryptedFileError as e:
+            raise PermanentFailure(str(e)) from e
         except MatrixRequestError as e:
             log.info("The homeserver did not give %s: %s", media.url, e)
             text = f"the homeserver did not give the file (HTTP {e.http_status})"

@@ -15,6 +15,7 @@ from mautrix.appservice import IntentAPI
 from mautrix.errors import MatrixRequestError
 
 from bridge.core.convert import media
+from bridge.matrix.media import upload_file
 from bridge.session.client import SessionClient
 from bridge.session.errors import SessionError
 from bridge.session.messages import Attachment
@@ -39,7 +40,12 @@ def _failed(attachment: Attachment, reason: str) -> dict[str, Any]:
 
 
 async def attachment_part(
-    client: SessionClient | None, ghost: IntentAPI, attachment: Attachment, *, expired: bool
+    client: SessionClient | None,
+    ghost: IntentAPI,
+    attachment: Attachment,
+    *,
+    expired: bool,
+    room_id: str,
 ) -> dict[str, Any]:
     """The Matrix content of one attachment (a media message, or a notice saying why not)."""
     if expired:
@@ -58,14 +64,16 @@ async def attachment_part(
         return _failed(attachment, "it could not be downloaded")
     mimetype = attachment.content_type or media.OCTET_STREAM
     try:
-        mxc = await ghost.upload_media(data, mime_type=mimetype, filename=_name(attachment))
+        uploaded = await upload_file(
+            ghost, room_id, data, mime_type=mimetype, filename=_name(attachment)
+        )
     except MatrixRequestError as e:
         if e.http_status == 413:
             size = media.human_size(len(data))
             return _failed(attachment, f"it is larger than this Matrix server accepts ({size})")
         raise
-    return media.media_content(
-        mxc=str(mxc),
+    content = media.media_content(
+        mxc=uploaded.mxc,
         mimetype=mimetype,
         size=len(data),
         filename=_name(attachment),
@@ -74,3 +82,4 @@ async def attachment_part(
         voice=attachment.is_voice_message,
         caption=attachment.caption,
     )
+    return uploaded.apply(content)

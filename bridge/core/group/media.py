@@ -21,6 +21,7 @@ from bridge.core.convert.media import MAX_SESSION_FILE_BYTES, human_size, matrix
 from bridge.core.portal.events import Refused
 from bridge.core.portal.ops import MediaOp
 from bridge.core.portal.outbox import PermanentFailure, TemporaryFailure
+from bridge.matrix.media import EncryptedFileError, download_file
 from bridge.matrix.reads import MediaDownload
 from bridge.session.messages import Attachment, Quote
 from bridge.session.messages.model import VOICE_MESSAGE_FLAG
@@ -42,8 +43,7 @@ def media_op(content: Mapping[str, Any], quote: Quote | None = None) -> MediaOp:
     file = matrix_media(content)
     if file is None:
         raise Refused(
-            "This file was not sent to Session: only unencrypted files, images, videos and "
-            "audio can be sent."
+            "This file was not sent to Session: only files, images, videos and audio can be sent."
         )
     if file.size is not None and file.size > MAX_SESSION_FILE_BYTES:
         raise Refused(too_large_text(file.size))
@@ -56,13 +56,16 @@ def media_op(content: Mapping[str, Any], quote: Quote | None = None) -> MediaOp:
         width=file.width,
         height=file.height,
         quote=quote,
+        file=dict(file.file) if file.file is not None else None,
     )
 
 
 async def fetch_media(download: MediaDownload, media: MediaOp) -> bytes:
     """The file's bytes from the homeserver, within Session's limit (else a failure)."""
     try:
-        data = await download(media.url)
+        data = await download_file(download, media.url, media.file)
+    except EncryptedFileError as e:
+        raise PermanentFailure(str(e)) from e
     except MatrixRequestError as e:
         log.info("The homeserver did not give %s: %s", media.url, e)
         text = f"the homeserver did not give the file (HTTP {e.http_status})"

@@ -57,6 +57,8 @@ class MediaOp:
     width: int | None = None
     height: int | None = None
     quote: Quote | None = None
+    #: The EncryptedFile JSON of a file from an encrypted room (its key, to decrypt it).
+    file: dict[str, Any] | None = None
 
     def to_json(self) -> dict[str, Any]:
         fields: dict[str, Any] = {
@@ -72,10 +74,13 @@ class MediaOp:
                 fields[name] = value
         if self.quote is not None:
             fields["quote"] = quote_to_json(self.quote)
+        if self.file is not None:
+            fields["file"] = self.file
         return fields
 
     @classmethod
     def from_json(cls, payload: JsonObject) -> MediaOp:
+        file = payload.optional_raw("file")
         return cls(
             url=payload.text("url"),
             filename=payload.text("filename"),
@@ -85,6 +90,7 @@ class MediaOp:
             width=payload.optional_integer("width"),
             height=payload.optional_integer("height"),
             quote=quote_from_json(payload),
+            file=dict(file) if isinstance(file, dict) else None,
         )
 
 

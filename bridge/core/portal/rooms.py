@@ -39,6 +39,17 @@ from bridge.matrix.send import derived_txn_id, send_content
 log = logging.getLogger("bridge.core.portal.rooms")
 
 PROTOCOL = {"id": "session", "displayname": "Session"}
+#: The content of ``m.room.encryption`` in new portal rooms (encryption.default, README).
+MEGOLM = {"algorithm": "m.megolm.v1.aes-sha2"}
+ENCRYPTED_REFUSAL = (
+    "This room is encrypted, and this bridge does not work in encrypted rooms "
+    "(encryption.allow is off). Use an unencrypted room, or `open` to let me create one."
+)
+UNENCRYPTED_REFUSAL = (
+    "This room is not encrypted, and this bridge only works in encrypted rooms "
+    "(encryption.require is on). Turn on encryption in the room's settings, or `open` to let "
+    "me create an encrypted room."
+)
 
 
 async def send_to_portal(
@@ -83,6 +94,30 @@ class PortalRooms:
         self._bot_mxid = bot_mxid
         # encryption.allow: encrypted rooms are bridged, not refused (README, Encryption).
         self.allow_encrypted = False
+        # encryption.default: new portal rooms are created encrypted.
+        self.encrypt_new = False
+        # encryption.require: unencrypted rooms are refused (and new ones created encrypted).
+        self.require_encrypted = False
+
+    def _encryption_state(self) -> list[dict[str, Any]]:
+        """``m.room.encryption`` for the initial state of a new room, if it is to have it."""
+        if not self.allow_encrypted or not (self.encrypt_new or self.require_encrypted):
+            return []
+        return [{"type": "m.room.encryption", "state_key": "", "content": MEGOLM}]
+
+    async def encryption_refusal(
+        self, room_id: str, intent: IntentAPI | None = None
+    ) -> str | None:
+        """Why the encryption settings refuse ``room_id`` as a portal (None: they do not):
+        encrypted with ``allow`` off, or unencrypted with ``require`` on."""
+        if self.allow_encrypted and not self.require_encrypted:
+            return None
+        encrypted = await self.is_encrypted(room_id, intent)
+        if encrypted and not self.allow_encrypted:
+            return ENCRYPTED_REFUSAL
+        if not encrypted and self.require_encrypted:
+            return UNENCRYPTED_REFUSAL
+        return None
 
     async def is_encrypted(self, room_id: str, intent: IntentAPI | None = None) -> bool:
         """Whether the room has ``m.room.encryption``, read as ``intent`` (default: the bot)."""
@@ -153,6 +188,7 @@ class PortalRooms:
                     "state_key": "",
                     "content": {"service_members": [self._bot_mxid]},
                 },
+                *self._encryption_state(),
             ],
         )
         return str(room_id)
@@ -190,6 +226,7 @@ class PortalRooms:
                     "state_key": "",
                     "content": {"service_members": [self._bot_mxid]},
                 },
+                *self._encryption_state(),
             ],
         )
         log.info("Created portal room %s for %s %s", room_id, kind, session_key)
@@ -199,11 +236,8 @@ class PortalRooms:
         self, room_id: str, kind: PortalKind, session_key: str, channel: Channel
     ) -> PortalRecord:
         """Make the existing ``room_id`` the portal of (kind, session_key)."""
-        if not self.allow_encrypted and await self.is_encrypted(room_id):
-            raise PortalRoomError(
-                "This room is encrypted, and the bridge cannot read encrypted rooms yet. "
-                "Use an unencrypted room, or `open` to let me create one."
-            )
+        if (refusal := await self.encryption_refusal(room_id)) is not None:
+            raise PortalRoomError(refusal)
         if (
             existing := await self._portals.get_by_mxid(room_id)
         ) and existing.unbridged_at is None:

@@ -150,9 +150,28 @@ def test_matrix_media_names_and_captions_lose_controls_and_bidi_overrides() -> N
 
 def test_matrix_media_refuses_what_it_cannot_send() -> None:
     assert matrix_media({"msgtype": "m.text", "body": "x"}) is None
+    # An encrypted file without its key, IV and hash cannot be read.
     encrypted = {"msgtype": "m.image", "body": "x", "file": {"url": "mxc://hs/e"}}
     assert matrix_media(encrypted) is None
     assert matrix_media({"msgtype": "m.image", "body": "x", "url": "https://evil/x"}) is None
+
+
+def test_matrix_media_takes_an_encrypted_file_with_its_keys() -> None:
+    file = {
+        "url": "mxc://hs/e",
+        "key": {"kty": "oct", "alg": "A256CTR", "k": "a2V5", "key_ops": ["decrypt"], "ext": True},
+        "iv": "aXY",
+        "hashes": {"sha256": "aGFzaA"},
+        "v": "v2",
+    }
+    content = {"msgtype": "m.image", "body": "x.png", "file": file, "info": {"size": 3}}
+    media = matrix_media(content)
+    assert media is not None
+    assert (media.mxc, media.file, media.size) == ("mxc://hs/e", file, 3)
+    unencrypted = matrix_media({"msgtype": "m.image", "body": "x.png", "url": "mxc://hs/p"})
+    assert unencrypted is not None and unencrypted.file is None
+    broken = {**file, "hashes": {}}
+    assert matrix_media({**content, "file": broken}) is None
 
 
 def test_matrix_media_ignores_sizes_no_session_field_can_carry() -> None:
