@@ -1,18 +1,25 @@
 """Group commands (README, Group portals): ``groups`` lists the sender's Session groups and
 their portals; ``groups pending``, ``groups accept <id>`` and ``groups decline <id>`` decide on
-the bot's group invites (bridge admins, in their management room)."""
+the bot's group invites (bridge admins, in their management room); ``sync`` re-reads a group
+portal's members and info now. (``unbridge`` is the generic one, bridge/commands/portals.py,
+which also stops polling the group.)"""
 
 from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
 
 from bridge.commands.permissions import Level
 from bridge.commands.registry import Command, CommandEvent
 from bridge.core.group.bot_invites import BotInvites, GroupInviteError
+from bridge.core.group.resync import GroupSyncError, Synced
 from bridge.core.logins import LoginManager
-from bridge.db.records import PortalKind
+from bridge.db.records import PortalKind, PortalRecord
 from bridge.db.repos.groups import GroupRepo
 from bridge.db.repos.portals import PortalRepo
 
 SECTION = "Groups"
+#: Re-read a group portal's members and Info now (the group kind's ``sync``).
+SyncGroup = Callable[[PortalRecord], Awaitable[Synced]]
 
 
 def _state(accepted: bool, removed: bool) -> str:
@@ -21,10 +28,48 @@ def _state(accepted: bool, removed: bool) -> str:
     return "member" if accepted else "invited"
 
 
+def sync_command(portals: PortalRepo, sync: SyncGroup) -> Command:
+    """``sync`` in a group portal; every refusal says why."""
+
+    async def handle(evt: CommandEvent) -> None:
+        portal = await portals.get_by_mxid(evt.room_id)
+        if portal is None or portal.unbridged_at is not None:
+            await evt.reply("`sync` works in a bridged group room; this room is not bridged.")
+            return
+        if portal.kind != PortalKind.GROUP:
+            await evt.reply(
+                f"`sync` works in a bridged group room; this room is a {portal.kind.value} portal."
+            )
+            return
+        try:
+            done = await sync(portal)
+        except GroupSyncError as e:
+            await evt.reply(str(e))
+            return
+        await evt.reply(
+            f"Synced **{done.name}** with Session: {done.members} members "
+            f"({done.admins} admins); the room's name, topic, picture, members and power "
+            "levels are set from the group again."
+        )
+
+    return Command(
+        "sync",
+        SECTION,
+        "in a group portal: re-read the group's members and info now",
+        handle,
+        Level.USER,
+    )
+
+
 def group_commands(
-    invites: BotInvites, groups: GroupRepo, portals: PortalRepo, logins: LoginManager, prefix: str
+    invites: BotInvites,
+    groups: GroupRepo,
+    portals: PortalRepo,
+    logins: LoginManager,
+    prefix: str,
+    sync: SyncGroup | None = None,
 ) -> list[Command]:
-    """The groups section."""
+    """The groups section (``sync`` when the group kind gives ``sync``)."""
 
     async def list_mine(evt: CommandEvent) -> None:
         lines = []
@@ -93,7 +138,9 @@ def group_commands(
         else:
             await decide(evt, sub == "accept")
 
+    found = [sync_command(portals, sync)] if sync is not None else []
     return [
+        *found,
         Command(
             "groups",
             SECTION,
@@ -102,5 +149,5 @@ def group_commands(
             handle,
             Level.USER,
             "[pending | accept <id> | decline <id>]",
-        )
+        ),
     ]

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from dataclasses import dataclass, replace
+from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass, field, replace
 
 from mautrix.appservice import IntentAPI
 from mautrix.types import RoomID
@@ -28,6 +28,10 @@ class PortalCommandDeps:
     bot: IntentAPI
     is_ghost: Callable[[str], bool]
     intent_for: Callable[[str], IntentAPI]
+    #: What a kind does once one of its portals is unbridged (groups: stop polling).
+    on_unbridged: Mapping[PortalKind, Callable[[PortalRecord], Awaitable[None]]] = field(
+        default_factory=dict
+    )
 
 
 def _opened_text(opened: Opened) -> str:
@@ -57,6 +61,8 @@ async def end_portal(deps: PortalCommandDeps, portal: PortalRecord) -> None:
     await deps.rooms.detach(portal, ghosts)
     if portal.kind == PortalKind.COMMUNITY:
         await deps.community_portals.unbridged(portal)
+    if (after := deps.on_unbridged.get(portal.kind)) is not None:
+        await after(portal)
 
 
 def portal_commands(deps: PortalCommandDeps) -> list[Command]:

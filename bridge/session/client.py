@@ -175,6 +175,12 @@ class SessionClient:
     def poll_interval(self, value: float) -> None:
         self._inbox.poll_interval = value
 
+    @property
+    def files(self) -> FileTransfer | None:
+        """The file server this client uploads through (None: built without one), e.g. for a
+        group picture set by the same identity."""
+        return self._files
+
     # --- subscribing ----------------------------------------------------------------------
 
     def subscribe(self, callback: EventCallback) -> Callable[[], None]:
@@ -334,6 +340,23 @@ class SessionClient:
         timestamp = self._next_timestamp()
         message = Typing(started=started, timestamp=timestamp)
         return await self._send(to, message, timestamp=timestamp, ttl_ms=TYPING_TTL_MS)
+
+    async def send_message(
+        self,
+        to: SessionID | str,
+        message: Message,
+        *,
+        timestamp: int | None = None,
+        ttl_ms: int = calls.DEFAULT_TTL_MS,
+    ) -> SentMessage:
+        """Send any 1:1 ``message`` kind (e.g. a group invite or promotion, §2.7).
+
+        ``timestamp`` is the envelope's sent timestamp; give it when something signed covers
+        it (a group invite's admin signature does, docs/groups-v2.md §7.11). It must come from
+        the shared clock (``snode.sent_clock.next_ms()``) so it stays unique; ``None`` takes
+        the next one. The conversation's disappearing setting applies as for :meth:`send_text`.
+        """
+        return await self._send(to, message, timestamp=timestamp, ttl_ms=ttl_ms)
 
     async def send_read_receipt(
         self, to: SessionID | str, timestamps: Sequence[int]

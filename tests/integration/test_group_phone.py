@@ -92,8 +92,13 @@ async def test_a_group_on_the_phone_is_adopted_at_login(
     assert client is not None
     membership = await client.membership(group_id)
     assert membership is not None and membership.removed
-    portal = await dm_env.app.repos.portals.get_by_key(PortalKind.GROUP, group_id)
-    assert portal is not None and portal.unbridged_at is not None  # no one reads it now
+
+    async def unbridged() -> bool:  # marked a moment after the notice is sent
+        portal = await dm_env.app.repos.portals.get_by_key(PortalKind.GROUP, group_id)
+        assert portal is not None
+        return portal.unbridged_at is not None  # no one reads it now
+
+    await wait_for(unbridged, "the portal to be unbridged", TIMEOUT)
 
 
 async def test_an_accepted_invite_and_a_read_reach_the_phone(

@@ -168,9 +168,8 @@ class DevnetGroupAdmin:
             admin_signature=self.group.sign(f"INVITE{member.value}{t}".encode()),
             profile=self.dm.profile,
         )
-        # SessionClient._send takes the timestamp the signature covers; client.py is at its
-        # 400-line limit, so no public wrapper was added (reported).
-        return await self.dm._send(member, invite, timestamp=t)
+        # The admin signature covers the envelope timestamp (§7.11): sent with exactly t.
+        return await self.dm.send_message(member, invite, timestamp=t)
 
     async def remove(self, member: SessionID) -> None:
         """§7.5: kicked note (-11) + revoke, then erase from Members, rekey without them."""

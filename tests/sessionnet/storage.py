@@ -88,6 +88,9 @@ class StorageNode:
         self.stats: Counter[tuple[str, int]] = Counter()
         #: Top-level HTTP requests by method (a ``batch`` counts once), and bytes in/out.
         self.http_requests: Counter[str] = Counter()
+        #: ``retrieve`` calls (also inside batches) per account polled, so tests can tell
+        #: whether an account (a group) is still being polled.
+        self.retrieves: Counter[str] = Counter()
         self.bytes_in = 0
         self.bytes_out = 0
         #: Revoked subaccount tokens per account, most recent last (docs/groups-v2.md §5.5).
@@ -207,6 +210,8 @@ class StorageNode:
         """Run one method (also used for ``batch`` subrequests)."""
         status, out = self._call(method, params)
         self.stats[(method, status)] += 1
+        if method == "retrieve":
+            self.retrieves[str(params.get("pubkey"))] += 1
         return status, out
 
     def _call(self, method: str, params: dict[str, Any]) -> Reply:

@@ -18,11 +18,14 @@ from dataclasses import dataclass
 from typing import Protocol, TypeVar
 
 from bridge.core.convert.matrix_to_text import MatrixUserInfo
+from bridge.core.group.inbound import item_key
 from bridge.core.group.payloads import GroupPayload
 from bridge.core.logins import LoginManager
+from bridge.core.made_ids_send import MadeSender
 from bridge.core.portal.events import NoLogin, Refused
 from bridge.core.portal.outbox import PermanentFailure, TemporaryFailure
 from bridge.db.records import OutboxRecord, PortalRecord
+from bridge.db.repos.cursors import CursorRepo
 from bridge.db.repos.outbox import OutboxRepo
 from bridge.db.repos.portals import PortalRepo
 from bridge.session.errors import InvalidInput, SessionError
@@ -30,7 +33,7 @@ from bridge.session.files import FileServerError
 from bridge.session.groups.member import GroupsClient, NotAMember
 from bridge.session.groups.member_send import GroupSent
 from bridge.session.groups.outgoing import PreparedGroupMessage
-from bridge.session.messages import Message
+from bridge.session.messages import Message, Profile
 from bridge.session.snode.errors import ClockSkew, SnodeError, Unauthorized, WrongSwarm
 
 log = logging.getLogger("bridge.core.group.actors")
@@ -91,6 +94,7 @@ class GroupActors:
         logins: LoginManager,
         portals: PortalRepo,
         outbox: OutboxRepo,
+        cursors: CursorRepo,
         may_relay: MayRelay,
         relay_template: str,
     ) -> None:
@@ -98,19 +102,30 @@ class GroupActors:
         self._logins = logins
         self._portals = portals
         self._outbox = outbox
+        self._cursors = cursors
         self._may_relay = may_relay
         self._relay_template = relay_template
+        # Bridge-made identities (docs/migration.md §7), set by the app when they are on.
+        self.made: MadeSender | None = None
 
     # --- at event time -----------------------------------------------------------------------
 
-    async def actor_for(self, portal: PortalRecord, sender: str, what: str) -> Actor:
-        """Who sends ``sender``'s ``what`` to the portal's group, or :class:`Refused`."""
+    async def actor_for(
+        self, portal: PortalRecord, sender: str, what: str, name: str = ""
+    ) -> Actor:
+        """Who sends ``sender``'s ``what`` to the portal's group, or :class:`Refused`.
+        ``name``: the sender's Matrix name (for a bridge-made identity's Session name)."""
         group = portal.session_key
         logins = await self._logins.logins_of(sender)
         for login in logins:
             client = self._clients.client(login.session_id)
             if client is not None and await is_member(client, group):
                 return Actor(login.record.id, login.session_id)
+        made = (
+            None if logins or self.made is None else await self.made.choose(portal, sender, name)
+        )
+        if made is not None:
+            return Actor(made.made.login_id, made.made.session_id)
         if not (portal.relay_enabled and self._may_relay(sender)):
             if logins:
                 raise Refused(not_member_text(what))
@@ -129,6 +144,8 @@ class GroupActors:
         if session_id is None:
             return False
         if session_id == self._clients.bot_session_id():
+            return True
+        if self.made is not None and self.made.owns(sender, session_id):
             return True
         return any(
             login.session_id == session_id for login in await self._logins.logins_of(sender)
@@ -153,6 +170,10 @@ class GroupActors:
         if portal is None or portal.unbridged_at is not None:
             raise PermanentFailure("the room is no longer bridged")
         return portal
+
+    async def made_profile(self, session_id: str, name: str) -> Profile | None:
+        """The profile of a bridge-made identity's message; None for any other sender."""
+        return None if self.made is None else await self.made.profile_of(session_id, name)
 
     async def session_id_of(self, row: OutboxRecord) -> str:
         """The Session id a queued row goes out under: its login, or the bot for relay."""
@@ -194,7 +215,18 @@ class GroupActors:
             made = [await call_group(client.prepare(group, m)) for m in await messages()]
             prepared = tuple(made)
             await self._outbox.set_payload(row.id, payload.with_prepared(prepared).to_json())
+        await self._expect_echoes(row.portal_id, prepared)
         return (await self._store_all(client, prepared))[0]
+
+    async def _expect_echoes(
+        self, portal_id: int, prepared: Sequence[PreparedGroupMessage]
+    ) -> None:
+        """Our own messages come back to every identity polling the group. They are marked
+        handled before they are stored: a crash between a store and its record must not make
+        one look like a new message from Session when it is read back (a copy on Matrix)."""
+        for message in prepared:
+            key = item_key(message.group, message.storage_hash)
+            await self._cursors.claim_inbound(key, portal_id=portal_id)
 
     @staticmethod
     async def _store_all(

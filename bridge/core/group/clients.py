@@ -25,7 +25,7 @@ from bridge.session.snode.rpc import SnodeClient
 
 log = logging.getLogger("bridge.core.group.clients")
 
-__all__ = ["GroupClients", "GroupEventHandler", "SessionClientOf"]
+__all__ = ["GroupClients", "GroupEventHandler", "SessionClientOf", "SkipGroup"]
 
 #: (the Session id the event arrived on, the event)
 GroupEventHandler = Callable[[str, GroupEvent], Awaitable[None]]
@@ -33,6 +33,12 @@ GroupEventHandler = Callable[[str, GroupEvent], Awaitable[None]]
 SessionClientOf = Callable[[str], SessionClient | None]
 #: The group store of one Session id.
 StoreOf = Callable[[str], GroupStore]
+#: Whether a group is no longer polled (its portal was unbridged).
+SkipGroup = Callable[[str], Awaitable[bool]]
+
+
+async def _never(group_id: str) -> bool:
+    return False
 
 
 class GroupClients:
@@ -46,8 +52,10 @@ class GroupClients:
         session_client: SessionClientOf,
         bot_session_id: str,
         poll_interval: float,
+        skip_group: SkipGroup = _never,
     ) -> None:
         self._snode = snode
+        self._skip_group = skip_group
         self._store_of = store_of
         self._session_client = session_client
         self._bot_session_id = bot_session_id
@@ -85,10 +93,14 @@ class GroupClients:
         handler = self._handler
         if handler is None:
             raise RuntimeError("GroupClients started before bind_handler")
+        store = self._store_of(session_id)
+        skipped = [
+            m.group_id for m in await store.memberships() if await self._skip_group(m.group_id)
+        ]
         client = GroupsClient(
             identity,
             self._snode,
-            self._store_of(session_id),
+            store,
             dm=dm if dm is not None else self._session_client(session_id),
             poll_interval=self._poll_interval,
         )
@@ -99,8 +111,19 @@ class GroupClients:
         self._unsubscribe[session_id] = client.subscribe(deliver)
         self._clients[session_id] = client
         await client.start()
+        # Before its first cycle (start awaits nothing after spawning the poll task): the
+        # groups of unbridged portals are not polled (README, Group portals).
+        for group_id in skipped:
+            client.poller.remove(group_id)
         log.info("Started the group client of %s", session_id)
         return client
+
+    def stop_polling(self, group_id: str) -> None:
+        """No identity polls ``group_id`` any more (its portal was unbridged); memberships,
+        cursors and stored bytes stay, and :meth:`start_identity` leaves it out too as long
+        as ``skip_group`` says so."""
+        for client in self._clients.values():
+            client.poller.remove(group_id)
 
     async def stop_identity(self, session_id: str, *, quiet: bool = False) -> None:
         """Stop the group client of ``session_id`` (a logout); its store keeps everything.

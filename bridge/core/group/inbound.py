@@ -8,7 +8,9 @@ then each other file), and every other item by ``group:<group>:<hash>`` in ``inb
 claimed after its effect. Matrix sends use transaction ids derived from the hash, so a
 re-delivery after a crash between the send and the commit returns the first event. Each event
 is sent as the author's ghost with the message's sent time (``ts``). A message the bridge sent
-itself (its mapping was recorded by the outbound side, under the same lock) is skipped.
+itself is skipped: its key is claimed before it is stored (``bridge.core.group.actors``), so
+even when the bridge died between the store and recording the mapping, reading it back after a
+restart does not show it again as a ghost's message.
 
 History: a portal's group is read from the oldest message its swarm still holds (up to 14
 days), so the messages sent before the portal existed arrive first, in order, with their
@@ -66,11 +68,17 @@ from bridge.session.messages import (
 
 log = logging.getLogger("bridge.core.group.inbound")
 
-__all__ = ["GroupInbound", "control_text"]
+__all__ = ["GroupInbound", "control_text", "item_key"]
 
 ORIGIN = "group"
 SessionClientOf = Callable[[str], SessionClient | None]
 PortalLock = Callable[[int], Any]
+
+
+def item_key(group: str, hash_: str) -> str:
+    """The ``inbound_dedup`` key of a group item: claimed once it is bridged, or, for what the
+    bridge sends itself, before it is stored (``bridge.core.group.actors``)."""
+    return f"group:{group}:{hash_}"
 
 
 def control_text(content: object, names: Callable[[str], str]) -> str | None:
@@ -140,7 +148,7 @@ class GroupInbound:
             log.debug("Group item %s of %s has no portal: not bridged", event.hash, group[:12])
             return
         async with self._lock(portal.id):
-            key = f"group:{group}:{event.hash}"
+            key = item_key(group, event.hash)
             if await self._cursors.is_processed(key):
                 return
             if isinstance(event, GroupMessageEvent):
@@ -211,7 +219,13 @@ class GroupInbound:
         text = await self._text(portal, message.body, ghost) if message.body else None
         client = self._session_client(session_id)
         files = [
-            await attachment_part(client, ghost.intent, a, expired=event.attachments_expired)
+            await attachment_part(
+                client,
+                ghost.intent,
+                a,
+                expired=event.attachments_expired,
+                room_id=str(portal.mxid),
+            )
             for a in message.attachments
         ]
         parts = caption_parts(text, files)

@@ -100,6 +100,8 @@ class GroupMembers:
         self._bot_mxid = bot_mxid
         #: Called with (session_id, group_id) once a login accepted an invite on Matrix.
         self.on_accepted: Callable[[str, str], Awaitable[None]] | None = None
+        #: Bridge-made identities, Session id → Matrix user (docs/migration.md §7): no ghosts.
+        self.made_ids: Callable[[], dict[str, str]] = dict
 
     def owner_of(self, session_id: str) -> str | None:
         """The Matrix owner of a login's Session id (None for the bot or unknown ids)."""
@@ -109,9 +111,11 @@ class GroupMembers:
         return None
 
     def _ours(self) -> set[str]:
-        return {login.session_id for login in self._logins.cached_logins()} | {
-            self._clients.bot_session_id()
-        }
+        return (
+            {login.session_id for login in self._logins.cached_logins()}
+            | {self._clients.bot_session_id()}
+            | set(self.made_ids())
+        )
 
     # --- invites ----------------------------------------------------------------------------
 
@@ -169,7 +173,7 @@ class GroupMembers:
         )
         if owner is not None and not created:
             await self._rooms.invite(str(portal.mxid), owner)
-        if adopted:
+        if adopted or created:  # created: a new room for a group unbridged before
             await self._clients.resume(session_id)  # the room first: history goes into it
         return portal
 
@@ -253,6 +257,8 @@ class GroupMembers:
         reason = REASONS.get(event.reason, "is no longer a member of the group")
         owner = self.owner_of(session_id)
         whose = "The bridge's Session account" if owner is None else f"{owner}'s Session account"
+        if (made_for := self.made_ids().get(session_id)) is not None:
+            whose = f"{made_for}'s bridge-made Session identity"
         text = f"{whose} {reason} ({_when()}); it no longer reads or writes this group."
         key = f"group-removed:{session_id}:{event.group.value}:{int(time.time() // 60)}"
         await send_notice(self._bot, str(portal.mxid), text, txn_id=derived_txn_id("group", key))

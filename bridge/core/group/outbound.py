@@ -87,6 +87,11 @@ class GroupOutbound:
         self._download = download
         self._display_name = display_name
 
+    @property
+    def actors(self) -> GroupActors:
+        """Who acts on Session (bridge.app hooks the bridge-made identities in)."""
+        return self._actors
+
     def deliverers(self) -> dict[str, Deliver]:
         """The outbox deliverers of every group row kind."""
         return {
@@ -102,7 +107,7 @@ class GroupOutbound:
         content = event.content.serialize()
         edit = _is_edit(event)
         actor = await self._actors.actor_for(
-            portal, str(event.sender), "edit" if edit else "message"
+            portal, str(event.sender), "edit" if edit else "message", name
         )
         text = matrix_to_session_text(
             content,
@@ -144,8 +149,8 @@ class GroupOutbound:
         content = event.content.serialize()
         if content.get("msgtype") not in MEDIA_MSGTYPES:
             raise Refused("This kind of message cannot be sent to Session.")
-        actor = await self._actors.actor_for(portal, str(event.sender), "file")
         name = await self._display_name(str(event.room_id), str(event.sender))
+        actor = await self._actors.actor_for(portal, str(event.sender), "file", name)
         media = media_op(content, await self._reply_quote(content))
         if actor.relayed:
             caption = self._actors.relay_text(_label(name, event), media.caption or media.filename)
@@ -196,7 +201,9 @@ class GroupOutbound:
         session_id = await self._actors.session_id_of(row)
         group = portal.session_key
         client = await self._actors.client_for(session_id, group)
-        profile = _profile(client, payload, relayed=row.login_id is None)
+        profile = await self._actors.made_profile(session_id, payload.name) or _profile(
+            client, payload, relayed=row.login_id is None
+        )
 
         async def build() -> list[Message]:
             if isinstance(op, TextOp):
@@ -250,6 +257,7 @@ def build_group_outbound(deps: PortalDeps, clients: GroupClientsLike) -> GroupOu
         logins=deps.logins,
         portals=repos.portals,
         outbox=repos.outbox,
+        cursors=repos.cursors,
         may_relay=deps.may_relay,
         relay_template=deps.config.bridge.relay.message_template,
     )

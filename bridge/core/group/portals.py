@@ -37,7 +37,7 @@ log = logging.getLogger("bridge.core.group.portals")
 
 Download = Callable[[str], Awaitable[bytes]]  # a Session file by URL (the allowed servers)
 
-__all__ = ["GroupPortals", "group_channel", "group_topic"]
+__all__ = ["GroupPortals", "group_channel", "group_topic", "picture_fingerprint"]
 
 
 def group_channel(group_id: str, name: str) -> Channel:
@@ -53,6 +53,11 @@ def group_topic(info: Info) -> str:
         return info.description
     setting = disappearing_notice_text(ExpiryMode.DELETE_AFTER_SEND, timer)
     return f"{info.description}\n\n{setting}" if info.description else setting
+
+
+def picture_fingerprint(picture: Picture) -> str:
+    """What a portal remembers (``avatar_hash``) of the group picture its room shows."""
+    return hashlib.sha256(picture.url.encode() + picture.key).hexdigest()[:32]
 
 
 class GroupPortals:
@@ -99,29 +104,34 @@ class GroupPortals:
         log.info("Created the group portal %s for %s", created.mxid, group_id[:12])
         return created, True
 
-    async def follow_info(self, portal: PortalRecord, info: Info) -> PortalRecord:
-        """Room name, topic and avatar from the group's Info, sent only when they changed."""
+    async def follow_info(
+        self, portal: PortalRecord, info: Info, *, force: bool = False
+    ) -> PortalRecord:
+        """Room name, topic and avatar from the group's Info, sent only when they changed
+        (``force``: sent again anyway, the ``sync`` command)."""
         assert portal.mxid is not None
         bot = self._bot
         room = RoomID(portal.mxid)
         name = info.name or portal.name
-        if name and name != portal.name:
+        if name and (force or name != portal.name):
             await bot.set_room_name(room, name)
             portal = await self._portals.update(dataclasses.replace(portal, name=name))
         topic = group_topic(info)
-        if topic != (portal.topic or ""):
+        if force or topic != (portal.topic or ""):
             content = RoomTopicStateEventContent(topic=topic)
             await bot.send_state_event(room, EventType.ROOM_TOPIC, content)
             portal = await self._portals.update(dataclasses.replace(portal, topic=topic))
-        return await self._follow_picture(portal, info.picture)
+        return await self._follow_picture(portal, info.picture, force)
 
-    async def _follow_picture(self, portal: PortalRecord, picture: Picture | None) -> PortalRecord:
+    async def _follow_picture(
+        self, portal: PortalRecord, picture: Picture | None, force: bool = False
+    ) -> PortalRecord:
         """The group's picture as the room avatar (fetched once per picture; a picture that
         cannot be fetched or decrypted is logged and left out)."""
         if picture is None:
             return portal
-        fingerprint = hashlib.sha256(picture.url.encode() + picture.key).hexdigest()[:32]
-        if fingerprint == portal.avatar_hash:
+        fingerprint = picture_fingerprint(picture)
+        if fingerprint == portal.avatar_hash and not force:
             return portal
         try:
             blob = await self._download(picture.url)

@@ -17,13 +17,16 @@ from typing import Any
 
 from mautrix.types import MessageEvent, StateEvent
 
+from bridge.core.group.admin_events import GroupAdminEvents, build_group_admin
 from bridge.core.group.bot_invites import BotInvites
 from bridge.core.group.clients import GroupClients, SessionClientOf
+from bridge.core.group.create import GroupCreator
 from bridge.core.group.inbound import GroupInbound
 from bridge.core.group.members import GroupMembers
 from bridge.core.group.outbound import GroupOutbound, build_group_outbound
 from bridge.core.group.phone import AccountGroups, PhoneGroups
 from bridge.core.group.portals import GroupPortals
+from bridge.core.group.resync import GroupResync, Synced, unbridged_group
 from bridge.core.group.store import DbGroupStore, SealedGroupRepo
 from bridge.core.logins import Login, LoginManager
 from bridge.core.portal.events import PortalHandler
@@ -57,16 +60,25 @@ class GroupHandler:
     """The Matrix side of group portals: a member's own membership is the kind's (accepting
     or declining an invite); everything else goes to the outbound side."""
 
-    def __init__(self, members: GroupMembers, outbound: GroupOutbound) -> None:
+    def __init__(
+        self,
+        members: GroupMembers,
+        outbound: GroupOutbound,
+        admin: GroupAdminEvents | None = None,
+    ) -> None:
         self._members = members
         self._outbound = outbound
+        self._admin = admin  # room administration → the group (admin_events.py)
 
     async def handle_message(self, portal: PortalRecord, event: MessageEvent, name: str) -> None:
         await self._outbound.handle_message(portal, event, name)
 
     async def handle_event(self, portal: PortalRecord, event: RoomEvent) -> None:
-        if isinstance(event, StateEvent) and await self._members.on_room_member(portal, event):
-            return
+        if isinstance(event, StateEvent):
+            if await self._members.on_room_member(portal, event):
+                return
+            if self._admin is not None and await self._admin.on_state(portal, event):
+                return
         await self._outbound.handle_event(portal, event)
 
 
@@ -83,11 +95,16 @@ class GroupKind:
     logins: LoginManager
     users: UserRepo
     phone: PhoneGroups
+    resync: GroupResync
     portal_kind: PortalKind = PortalKind.GROUP
+    #: ``create-group`` (bridge/core/group/create.py).
+    creator: GroupCreator | None = None
+    #: Room administration mirrored into the group (bridge/core/group/admin_events.py).
+    admin: GroupAdminEvents | None = None
 
     @property
     def handler(self) -> PortalHandler:
-        return GroupHandler(self.members, self.outbound)
+        return GroupHandler(self.members, self.outbound, self.admin)
 
     @property
     def deliverers(self) -> Mapping[str, Deliver]:
@@ -100,6 +117,15 @@ class GroupKind:
         if client is None:
             raise RuntimeError("the bridge's Session account does not run a group client")
         await client.send_text(portal.session_key, text)
+
+    async def sync(self, portal: PortalRecord) -> Synced:
+        """The ``sync`` command: re-read the group's members and Info now (raises
+        :class:`~bridge.core.group.resync.GroupSyncError` saying why it cannot)."""
+        return await self.resync.sync(portal)
+
+    async def unbridged(self, portal: PortalRecord) -> None:
+        """After ``unbridge`` (or ``finalize``): the group is no longer polled."""
+        await self.resync.unbridged(portal)
 
     async def start(self) -> None:
         """Start the group clients of the bot and of every stored login (after the direct
@@ -158,6 +184,8 @@ class GroupKind:
             GroupMessageEvent | GroupReactionEvent | GroupUnsendEvent | GroupContentDeletedEvent,
         ):
             await self.inbound.handle(session_id, event)
+            if isinstance(event, GroupMessageEvent) and self.admin is not None:
+                await self.admin.on_group_message(session_id, event)  # as a group admin
         elif isinstance(event, GroupInviteEvent) and session_id == self.clients.bot_session_id():
             await self.bot_invites.on_invite(event)
         elif isinstance(event, GroupInviteEvent):
@@ -172,6 +200,8 @@ class GroupKind:
             await self.members.on_destroyed(event)
         elif isinstance(event, GroupPromotedEvent):
             log.info("%s was promoted in group %s", session_id[:10], event.group.value[:12])
+            if self.admin is not None:
+                await self.admin.on_promoted(session_id, event)
 
 
 def build_group(
@@ -189,6 +219,7 @@ def build_group(
         session_client=session_client,
         bot_session_id=deps.bot_login.session_id,
         poll_interval=config.session.poll_interval,
+        skip_group=unbridged_group(repos.portals),
     )
     portals = GroupPortals(
         bot=deps.bot,
@@ -240,6 +271,8 @@ def build_group(
         logins=deps.logins,
     )
     return GroupKind(
+        admin=build_group_admin(deps, snode, session_client, clients, members, portals),
+        resync=GroupResync(clients=clients, members=members, portals=portals),
         phone=phone,
         clients=clients,
         inbound=inbound,
@@ -249,4 +282,19 @@ def build_group(
         bot_login=deps.bot_login,
         logins=deps.logins,
         users=repos.users,
+        creator=GroupCreator(
+            snode=snode,
+            clients=clients,
+            session_client=session_client,
+            rooms=deps.rooms,
+            portals=repos.portals,
+            members=members,
+            phone=phone,
+            logins=deps.logins,
+            ghosts=deps.ghosts,
+            bot=deps.bot,
+            bot_identity=deps.bot_login.identity,
+            bot_mxid=config.bot_mxid,
+            config=config.groups,
+        ),
     )

@@ -316,7 +316,7 @@ class GroupAdmin:
                 profile=self.dm.profile,
             )
             # The admin signature covers the envelope timestamp (§7.11): send with exactly t.
-            sent = await self.dm._send(member, invite, timestamp=t)
+            sent = await self.dm.send_message(member, invite, timestamp=t)
             status = SendStatus.SENT
         await self._set_member(member, invite=status)
         return sent
@@ -355,7 +355,7 @@ class GroupAdmin:
         status = SendStatus.FAILED
         if self.dm is not None:
             promote = GroupPromote(self.group.seed, self.info.name, profile=self.dm.profile)
-            sent = await self.dm._send(member, promote)
+            sent = await self.dm.send_message(member, promote)
             status = SendStatus.SENT
         await self._set_member(member, promotion=status)
         return sent

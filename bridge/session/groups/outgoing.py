@@ -19,6 +19,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from bridge.session.errors import InvalidInput
+from bridge.session.groups.group_state import NS_MESSAGES
+from bridge.session.snode import auth
 
 __all__ = ["BadPreparedGroupMessage", "PreparedGroupMessage"]
 
@@ -35,6 +37,12 @@ class PreparedGroupMessage:
     timestamp: int
     ttl_ms: int
     data: bytes
+
+    @property
+    def storage_hash(self) -> str:
+        """The hash the group swarm stores it under (ns 11 of the group's account): what a
+        member polling the group will see it as, the sender's own clients included."""
+        return auth.message_hash(self.group, NS_MESSAGES, self.data)
 
     def expired(self, now_ms: int) -> bool:
         """Whether the storage nodes would no longer accept it."""
