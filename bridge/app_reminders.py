@@ -99,6 +99,7 @@ def build_reminders(
     community_http: aiohttp.ClientSession,
     management_room: Callable[[str], Awaitable[str | None]],
     is_linked: Callable[[str], bool],
+    delete_made: Callable[[], Awaitable[list[str]]] | None = None,
 ) -> Reminders:
     bot: IntentAPI = portal_deps.bot
     settings = reminder_settings(config)
@@ -140,6 +141,7 @@ def build_reminders(
         notify=notify,
         end_portal=end,
         delete_secrets=delete_secrets if config.migration.delete_secrets_after else None,
+        delete_made=delete_made if config.migration.delete_made_identities_after else None,
         tell_admins=tell_admins,
     )
 
@@ -171,6 +173,7 @@ def build_reminders(
             reminder=reminder,
             finalizer=finalizer,
             is_room_admin=portal_deps.rooms.is_room_admin,
+            announcers=announcers,  # the app adds the group kind's to this same dict
         )
     )
     return Reminders(commands, service, finalizer, announcers)

@@ -93,6 +93,12 @@ SHARED_CORE = (
     "remind",
     "finalize",
     "contacts_export",
+    "migration_trend",
+    "topic_counts",
+    "counts_refresh",
+    "made_ids",
+    "made_ids_send",
+    "made_ids_profile",
 )
 for _name in SHARED_CORE:
     FORBIDDEN[f"bridge.core.{_name}"] = ("bridge.core.portal", *KINDS)

@@ -59,7 +59,8 @@ def migration_commands(
         Command(
             "migration",
             SECTION,
-            "every portal's moved and Session counts, links made, days left",
+            "every portal's moved and Session counts and their change since last week, links "
+            "made, days left",
             migration,
             Level.ADMIN,
         ),

@@ -3,18 +3,20 @@
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
+import logging
+from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass, field
 
 from bridge.commands.permissions import Level
 from bridge.commands.registry import Command, CommandEvent
 from bridge.core.finalize import Finalizer
 from bridge.core.remind import MemberReminder
-from bridge.core.reminders import SHARED_KINDS, AnnounceFlags
-from bridge.db.records import PortalRecord
+from bridge.core.reminders import SHARED_KINDS, AnnounceFlags, SessionAnnouncer
+from bridge.db.records import PortalKind, PortalRecord
 from bridge.db.repos.portals import PortalRepo
 
 SECTION = "Migration"
+log = logging.getLogger("bridge.commands.reminders")
 
 
 @dataclass(frozen=True)
@@ -24,6 +26,9 @@ class ReminderCommandDeps:
     reminder: MemberReminder
     finalizer: Finalizer
     is_room_admin: Callable[[str, str], Awaitable[bool]]
+    #: Session-side posters by portal kind: ``announce on`` in a group portal posts the
+    #: room's link into the group (README, Group portals).
+    announcers: Mapping[PortalKind, SessionAnnouncer] = field(default_factory=dict)
 
 
 def reminder_commands(deps: ReminderCommandDeps) -> list[Command]:
@@ -54,12 +59,33 @@ def reminder_commands(deps: ReminderCommandDeps) -> list[Command]:
         if not await room_admin(evt):
             return
         on = evt.args[0] == "on"
+        was_on = await deps.flags.is_on(portal.id)
         await deps.flags.set(portal.id, on)
         await evt.reply(
             "The bot will post the deadline reminders on the Session side of this room."
             if on
             else "No more deadline reminders on the Session side of this room."
         )
+        if on and not was_on:
+            await post_link(evt, portal)
+
+    async def post_link(evt: CommandEvent, portal: PortalRecord) -> None:
+        announcer = deps.announcers.get(portal.kind)
+        if portal.kind != PortalKind.GROUP or announcer is None:
+            return
+        text = (
+            f"This group is also on Matrix now; follow it there: https://matrix.to/#/{portal.mxid}"
+        )
+        try:
+            await announcer.announce(portal, text)
+        except Exception as e:  # the bot may not be a member of the group: say so
+            log.info("The link of %s was not posted in its group: %s", portal.mxid, e)
+            await evt.reply(
+                "I could not post this room's link in the Session group (the bridge bot's "
+                f"Session account has to be a member of it): {e}"
+            )
+            return
+        await evt.reply("I posted this room's link in the Session group.")
 
     async def remind(evt: CommandEvent) -> None:
         if len(evt.args) != 1:

@@ -44,6 +44,7 @@ class Finalizer:
         end_portal: EndPortal,
         delete_secrets: DeleteSecrets | None,
         tell_admins: Callable[[str], Awaitable[None]],
+        delete_made: DeleteSecrets | None = None,
         clock: Callable[[], int] = now_ms,
     ) -> None:
         self._kv = kv
@@ -52,6 +53,7 @@ class Finalizer:
         self._notify = notify
         self._end_portal = end_portal
         self._delete_secrets = delete_secrets
+        self._delete_made = delete_made  # bridge-made identities (docs/migration.md §7)
         self._tell_admins = tell_admins
         self._clock = clock
 
@@ -94,12 +96,14 @@ class Finalizer:
                     log.exception("Finalizing portal %d failed; retried next tick", portal.id)
                     return False
         removed = await self._delete_secrets() if self._delete_secrets is not None else []
+        made = await self._delete_made() if self._delete_made is not None else None
         await self._kv.set(GLOBAL_KEY, str(self._clock()))
-        await self._tell_admins(report_text(ended, removed))
+        await self._tell_admins(report_text(ended, removed, made))
         return True
 
 
-def report_text(ended: int, removed: list[str]) -> str:
+def report_text(ended: int, removed: list[str], made: list[str] | None = None) -> str:
+    """The operator's report; ``made``: the bridge-made identities deleted (None: kept)."""
     lines = [
         "**The migration deadline and its grace period have passed.**",
         f"Portals finalized now: {ended} (no more Session polling; rooms and history stay).",
@@ -109,4 +113,9 @@ def report_text(ended: int, removed: list[str]) -> str:
         lines += [f"* {who}" for who in removed]
     else:
         lines.append("No stored recovery phrase was deleted.")
+    if made:
+        lines.append(f"Bridge-made Session identities deleted ({len(made)}):")
+        lines += [f"* {who}" for who in made]
+    elif made is not None:
+        lines.append("No bridge-made Session identity was deleted.")
     return "\n".join(lines)

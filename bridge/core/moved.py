@@ -1,5 +1,6 @@
 """Who has moved (docs/migration.md §3): ``who`` in a portal, its counts as room state of the
-bridge's own type, and the admins' ``migration`` overview.
+bridge's own type (and optionally in the topic), and the admins' ``migration`` overview with
+the trend since last week.
 
 A portal's people are grouped as *moved* (a native Matrix user, a login's owner, or the Matrix
 account of a linked Session ID), *on Session* (a Session ID that wrote in the portal and is not
@@ -20,8 +21,11 @@ from mautrix.errors import MatrixError
 from mautrix.types import JSON, EventType, RoomID
 
 from bridge.core.ghosts import GhostManager
+from bridge.core.migration_trend import Sample, WeeklyCounts, change_text, total_text
 from bridge.core.pills import LinkedIds
-from bridge.db.records import PortalRecord, now_ms
+from bridge.core.topic_counts import TopicCounts
+from bridge.db.records import PortalKind, PortalRecord, now_ms
+from bridge.db.repos.kv import KVRepo
 from bridge.db.repos.links import IdentityKind, LinkRepo
 from bridge.db.repos.portals import PortalRepo
 
@@ -29,6 +33,9 @@ log = logging.getLogger("bridge.core.moved")
 
 #: The room state event with a portal's counts (state key ""), for widgets and clients.
 MIGRATION_STATE = EventType("network.session.migration", EventType.Class.STATE)
+
+#: Portal kinds whose topic may carry the counts (a direct chat's topic is its own).
+TOPIC_KINDS = (PortalKind.COMMUNITY, PortalKind.GROUP)
 
 ServerKeyOf = Callable[[PortalRecord], bytes | None]
 """The community server key of a portal (None for other kinds): blinded ids need it."""
@@ -121,7 +128,9 @@ def who_text(report: WhoReport, name: Callable[[str], str]) -> str:
 
 
 class MigrationStatus:
-    """``who`` and ``migration``: reads the room, the identity map and the message table."""
+    """``who`` and ``migration``: reads the room, the identity map and the message table;
+    keeps the counts in the room state, optionally in the topic (:class:`TopicCounts`), and a
+    daily sample of them for the weekly trend (:class:`WeeklyCounts`)."""
 
     def __init__(
         self,
@@ -133,6 +142,8 @@ class MigrationStatus:
         bot: IntentAPI,
         server_key_of: ServerKeyOf,
         deadline: str,
+        kv: KVRepo,
+        topic_counts: bool = False,
         clock: Callable[[], int] = now_ms,
     ) -> None:
         self._links = links
@@ -143,14 +154,17 @@ class MigrationStatus:
         self._server_key_of = server_key_of
         self._deadline = deadline
         self._clock = clock
+        self.topic = TopicCounts(bot, kv, enabled=topic_counts)
+        self.weekly = WeeklyCounts(kv, clock)
+        self._published: dict[int, dict[str, int]] = {}  # portal → counts in its state
 
-    async def who(self, portal: PortalRecord) -> WhoReport:
-        """The portal's people, grouped; the counts are also put in the room state."""
+    async def count(self, portal: PortalRecord) -> WhoReport:
+        """The portal's people, grouped (nothing written)."""
         room = RoomID(str(portal.mxid))
         members = [str(m) for m in await self._bot.get_joined_members(room)]
         key = self._server_key_of(portal)
         logins = await self._links.identities()
-        report = classify(
+        return classify(
             members,
             await self._links.last_written(portal.id),
             ghost_session_id=self._ghosts.session_id_for,
@@ -158,36 +172,76 @@ class MigrationStatus:
             logged_in={r.mxid for r in logins if r.kind is IdentityKind.LOGIN},
             ignore={str(self._bot.mxid)},
         )
-        content = {**report.counts(), "updated_at": self._clock()}
-        try:
-            await self._bot.send_state_event(
-                room, MIGRATION_STATE, cast("dict[str, JSON]", content), state_key=""
-            )
-        except MatrixError as e:  # e.g. too low a power level in a direct chat: still answer
-            log.info("Could not store the migration counts in %s: %s", room, e)
+
+    async def who(self, portal: PortalRecord) -> WhoReport:
+        """The portal's people, grouped; the counts are also put in the room state (always)
+        and, with ``migration.topic_counts``, in the topic (when they changed)."""
+        report = await self.count(portal)
+        await self.publish(portal, report.counts(), always=True)
         return report
+
+    async def refresh(self, portal: PortalRecord) -> dict[str, int]:
+        """Count again (the hourly refresh): the state event and the topic are written only
+        when the counts changed; the day's sample is recorded."""
+        counts = (await self.count(portal)).counts()
+        await self.publish(portal, counts, always=False)
+        await self.weekly.note(portal.id, counts)
+        return counts
+
+    async def publish(self, portal: PortalRecord, counts: dict[str, int], *, always: bool) -> None:
+        room = str(portal.mxid)
+        if not always and portal.id not in self._published:
+            self._published[portal.id] = await self._stored_counts(room)
+        if always or self._published.get(portal.id) != counts:
+            content = {**counts, "updated_at": self._clock()}
+            try:
+                await self._bot.send_state_event(
+                    RoomID(room), MIGRATION_STATE, cast("dict[str, JSON]", content), state_key=""
+                )
+                self._published[portal.id] = counts
+            except MatrixError as e:  # e.g. too low a power level in a direct chat
+                log.info("Could not store the migration counts in %s: %s", room, e)
+        if portal.kind in TOPIC_KINDS:
+            await self.topic.show(portal.id, room, counts)
+
+    async def _stored_counts(self, room: str) -> dict[str, int]:
+        """The counts in the room's state event (empty when there is none or it is unreadable:
+        then it is written)."""
+        try:
+            content = await self._bot.get_state_event(RoomID(room), MIGRATION_STATE)
+        except MatrixError:
+            return {}
+        raw = content.serialize() if hasattr(content, "serialize") else {}
+        return {k: v for k, v in raw.items() if k != "updated_at" and isinstance(v, int)}
 
     async def ghost_names(self, report: WhoReport) -> dict[str, str]:
         people = [p.who for p in (*report.on_session, *report.unknown)]
         return await self._ghosts.pill_names(people)
 
     async def overview(self) -> str:
-        """The admins' ``migration``: each portal's counts, the identity map, days left."""
+        """The admins' ``migration``: each portal's counts and their change since last week,
+        the identity map, days left."""
         lines = ["**Migration**", ""]
+        changes: list[tuple[dict[str, int], Sample]] = []
         for portal in await self._portals.list_active():
             try:
                 counts = (await self.who(portal)).counts()
+                base = await self.weekly.note(portal.id, counts)
             except Exception as e:  # one unreadable room must not hide the others
                 log.warning("No counts for portal %d: %s", portal.id, e)
                 lines.append(f"* {portal.kind.value} {portal.name or portal.mxid}: unreadable")
                 continue
+            if base is not None:
+                changes.append((counts, base))
             lines.append(
                 f"* {portal.kind.value} {portal.name or portal.mxid}: {counts['moved']} moved, "
-                f"{counts['on_session']} on Session, {counts['unknown']} unknown"
+                f"{counts['on_session']} on Session, {counts['unknown']} unknown "
+                f"({change_text(counts, base)})"
             )
         kinds = await self._links.counts_by_kind()
         lines += [
             "",
+            total_text(changes),
             f"Logins: {kinds[IdentityKind.LOGIN]}, links: {kinds[IdentityKind.LINK]}, "
             f"bridge-made identities: {kinds[IdentityKind.BRIDGE_IDENTITY]}.",
         ]

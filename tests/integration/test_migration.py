@@ -35,6 +35,12 @@ STATE = EventType("network.session.migration", EventType.Class.STATE)
 @pytest.fixture
 def fast_communities(bridge_config: Config) -> None:
     bridge_config.session.community_poll_interval = 0.2
+    bridge_config.migration.topic_counts = True
+
+
+async def topic_of(user: Client, room_id: RoomID) -> str:
+    content = await user.get_state_event(room_id, EventType.ROOM_TOPIC)
+    return str(content.serialize().get("topic") or "")
 
 
 async def counts(user: Client, room_id: RoomID) -> dict[str, Any]:
@@ -101,6 +107,8 @@ async def test_link_who_migration_and_export_in_a_community(
         "unknown": 0,
         "updated_at": (await counts(alice, room_id))["updated_at"],
     }
+    # migration.topic_counts: the topic's last line (the community's description kept above).
+    assert (await topic_of(alice, room_id)).endswith("Moved to Matrix: 1 of 3 people")
 
     # Bob links Sam's Session ID, the code sent from Sam's own Session account.
     bob = await matrix_users.new("bob")
@@ -142,11 +150,14 @@ async def test_link_who_migration_and_export_in_a_community(
     assert f"{bob.mxid} (linked)" in answer
     state = await counts(alice, room_id)
     assert (state["moved"], state["on_session"]) == (2, 1)
+    topic = await topic_of(alice, room_id)
+    assert topic.endswith("Moved to Matrix: 2 of 3 people") and "1 of 3" not in topic
 
     admin_room = await open_management_room(alice, bot)
     await alice.send_text(admin_room, "migration")
     overview = await bot_says(alice, admin_room, bot, "Logins: ")
     assert "2 moved, 1 on Session" in overview and "links: 1" in overview
+    assert "(no count from a week ago yet)" in overview  # the trend needs a week of counts
 
     # export: the JSON follows the schema and names Bob as Sam; the HTML is self-contained.
     await alice.send_text(room_id, "!session export")

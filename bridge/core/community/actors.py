@@ -17,6 +17,8 @@ import aiohttp
 
 from bridge.core.community.service import parse_community_key
 from bridge.core.logins import LoginManager
+from bridge.core.made_ids import MadeChoice
+from bridge.core.made_ids_send import MadeSender
 from bridge.core.portal.outbox import PermanentFailure, TemporaryFailure
 from bridge.db.records import MessageRecord, OutboxRecord, PortalRecord
 from bridge.db.repos.portals import PortalRepo
@@ -57,6 +59,8 @@ class CommunityActors:
         # Whether the bot's (True) or a login's (False) blinded DMs reach nobody: set by the
         # wiring from bridge.core.community.boxes.
         self.blocks_requests: Callable[[bool], bool] = lambda is_bot: False
+        # Bridge-made identities (docs/migration.md §7), set by the app when they are on.
+        self.made: MadeSender | None = None
 
     async def portal_of(self, row: OutboxRecord) -> PortalRecord:
         """The still-bridged portal of an outbox row, else a permanent failure."""
@@ -90,6 +94,18 @@ class CommunityActors:
         """
         return Profile(display_name=(self._bot_name or None) if relayed else (name or None))
 
+    async def made_choice(self, portal: PortalRecord, mxid: str, name: str) -> MadeChoice | None:
+        """``mxid``'s bridge-made identity, if their message goes out as it here."""
+        return None if self.made is None else await self.made.choose(portal, mxid, name)
+
+    async def post_profile(self, identity: Identity, name: str, *, relayed: bool) -> Profile:
+        """:meth:`profile`, or the published profile of a bridge-made identity."""
+        if self.made is not None and not relayed:
+            found = await self.made.profile_of(identity.session_id.value, name)
+            if found is not None:
+                return found
+        return self.profile(name, relayed=relayed)
+
     def blocks(self, *, relayed: bool) -> bool:
         """``blocksCommunityMessageRequests`` of a post (docs/session-protocol.md §5.10):
         True when the author's blinded DMs would reach nobody on Matrix, so that the apps do
@@ -119,7 +135,8 @@ class CommunityActors:
 
     def is_own_identity(self, server_pubkey: bytes, author: str) -> bool:
         """Whether ``author`` (a blinded id) is the bot or a logged-in user on that server."""
-        identities = [self.bot_identity, *self._logins.cached_identities()]
+        made = self.made.identities() if self.made is not None else []
+        identities = [self.bot_identity, *self._logins.cached_identities(), *made]
         return any(self._blind(i, server_pubkey) == author for i in identities)
 
     def is_bot(self, author: str, portal: PortalRecord) -> bool:
@@ -142,6 +159,9 @@ class CommunityActors:
         for login in await self._logins.logins_of(mxid):
             if self.blinded(login.identity, portal) == record.sender_session_id:
                 return login.identity, False
+        made = self.made.identity_of(mxid) if self.made is not None else None
+        if made is not None and self.blinded(made, portal) == record.sender_session_id:
+            return made, False  # the user's bridge-made identity (docs/migration.md §7)
         raise PermanentFailure("the Session login that sent this message is gone")
 
     async def login_identity(

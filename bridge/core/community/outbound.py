@@ -40,6 +40,7 @@ from bridge.core.portal.router import RoomEvent
 from bridge.db.records import OutboxRecord, PortalRecord
 from bridge.db.repos.messages import MessageRepo
 from bridge.db.repos.outbox import OutboxRepo
+from bridge.matrix.media import EncryptedFileError, download_file
 from bridge.matrix.reads import MediaDownload
 from bridge.session.messages import Attachment, Quote, VisibleMessage
 from bridge.session.messages.model import VOICE_MESSAGE_FLAG
@@ -86,6 +87,11 @@ class CommunityOutbound:
         self._download_media = download_media
         self._display_name = display_name
         self._may_relay = may_relay
+
+    @property
+    def actors(self) -> CommunityActors:
+        """Who acts on Session (bridge.app hooks the bridge-made identities in)."""
+        return self._actors
 
     def deliverers(self) -> dict[str, Deliver]:
         """The outbox deliverers of every community row kind."""
@@ -145,7 +151,13 @@ class CommunityOutbound:
                 f"accepts files up to {human_size(MAX_SESSION_FILE_BYTES)}."
             )
         file = PostMedia(
-            media.mxc, media.filename, media.mimetype, media.width, media.height, media.voice
+            media.mxc,
+            media.filename,
+            media.mimetype,
+            media.width,
+            media.height,
+            media.voice,
+            dict(media.file) if media.file is not None else None,
         )
         await self._enqueue_post(portal, event, name, media.caption, content, media=file)
 
@@ -162,7 +174,12 @@ class CommunityOutbound:
         sender = str(event.sender)
         login_id = await self._actors.login_id_of(sender)
         display = clean_name(name) or sender
-        if login_id is None:
+        made = (
+            None if login_id is not None else await self._actors.made_choice(portal, sender, name)
+        )
+        if made is not None:  # the user's bridge-made identity (docs/migration.md §7)
+            login_id = made.made.login_id  # its profile names it after ``display``
+        elif login_id is None:
             # Relay carries only users with a permission level (README, Permissions).
             if not portal.relay_enabled or not self._may_relay(sender):
                 raise NoLogin("message")
@@ -191,9 +208,11 @@ class CommunityOutbound:
             return None
         return Quote(timestamp=record.timestamp, author=record.sender_session_id)
 
-    async def _fetch(self, mxc: str) -> bytes:
+    async def _fetch(self, mxc: str, file: dict[str, Any] | None = None) -> bytes:
         try:
-            data = await self._download_media(mxc)
+            data = await download_file(self._download_media, mxc, file)
+        except EncryptedFileError as e:
+            raise PermanentFailure(str(e)) from e
         except MatrixRequestError as e:
             log.info("The homeserver did not give %s: %s", mxc, e)
             if e.http_status >= 500 or e.http_status == 429:
@@ -238,7 +257,9 @@ class CommunityOutbound:
             body=payload.text or None,
             attachments=attachments,
             quote=payload.quote,
-            profile=self._actors.profile(payload.name, relayed=row.login_id is None),
+            profile=await self._actors.post_profile(
+                identity, payload.name, relayed=row.login_id is None
+            ),
             sig_timestamp=sent_at,
             blocks_community_message_requests=self._actors.blocks(relayed=row.login_id is None),
         )
@@ -251,7 +272,7 @@ class CommunityOutbound:
         self, client: CommunityClient, token: str, media: PostMedia
     ) -> tuple[Attachment, int]:
         """Upload a post's file to the room: its attachment pointer and its file id."""
-        data = await self._fetch(media.mxc)
+        data = await self._fetch(media.mxc, media.file)
         upload = await call_server(client.upload(token, data, media.filename))
         attachment = Attachment(
             url=upload.url,

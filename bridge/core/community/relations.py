@@ -217,7 +217,7 @@ class CommunityRelations:
             text = self._relay_template.format(displayname=payload.name, message=text)
         edited = VisibleMessage(
             body=text,
-            profile=self._actors.profile(payload.name, relayed=relayed),
+            profile=await self._actors.post_profile(identity, payload.name, relayed=relayed),
             sig_timestamp=self._sent_clock.next_ms(),  # the shared clock (§2.11)
             blocks_community_message_requests=self._actors.blocks(relayed=relayed),
         )

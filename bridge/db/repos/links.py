@@ -166,11 +166,16 @@ class LinkRepo:
         return IdentityRecord(row.session_id, row.mxid, IdentityKind(row.kind), row.created_at)
 
     async def remove_links(
-        self, mxid: str, session_id: str | None = None, *, tx: AsyncSession | None = None
+        self,
+        mxid: str,
+        session_id: str | None = None,
+        *,
+        kind: IdentityKind = IdentityKind.LINK,
+        tx: AsyncSession | None = None,
     ) -> list[str]:
-        """Remove ``mxid``'s links (kind link only; one if ``session_id`` is given) and
-        return the Session IDs unlinked."""
-        where = [IdentityLink.mxid == mxid, IdentityLink.kind == IdentityKind.LINK.value]
+        """Remove ``mxid``'s relations of ``kind`` (links by default; one if ``session_id``
+        is given) and return their Session IDs."""
+        where = [IdentityLink.mxid == mxid, IdentityLink.kind == kind.value]
         if session_id is not None:
             where.append(IdentityLink.session_id == session_id)
         stmt = delete(IdentityLink).where(*where).returning(IdentityLink.session_id)

@@ -34,7 +34,9 @@ class StatsRepo:
         )
         dead = select(func.count()).select_from(DeadLetter)
         logins = (
-            select(func.count()).select_from(SessionLogin).where(SessionLogin.is_bot.is_(False))
+            select(func.count())
+            .select_from(SessionLogin)
+            .where(SessionLogin.is_bot.is_(False), SessionLogin.mxid.is_not(None))
         )
         portals = (
             select(Portal.kind, func.count())

@@ -124,10 +124,11 @@ class UserRepo:
             return [_login(row) for row in await s.scalars(stmt)]
 
     async def list_user_logins(self, *, tx: AsyncSession | None = None) -> list[LoginRecord]:
-        """Every Matrix user's login (not the bot's), oldest first."""
+        """Every Matrix user's login (not the bot's, nor a bridge-made identity, which has
+        no owner here: docs/migration.md §7), oldest first."""
         stmt = (
             select_fresh(SessionLogin)
-            .where(SessionLogin.is_bot.is_(False))
+            .where(SessionLogin.is_bot.is_(False), SessionLogin.mxid.is_not(None))
             .order_by(SessionLogin.id)
         )
         async with self._db.use(tx) as s:
