@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import re
+import time
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -15,6 +16,7 @@ from mautrix.types import ContentURI, MessageEvent, UserID
 
 import bridge
 from bridge import logredact
+from bridge.app_made_ids import MadeIdsWiring, build_made_ids
 from bridge.app_reminders import Reminders, build_reminders
 from bridge.commands.account import PHRASE_PROMPT, account_commands, finish_phrase_login
 from bridge.commands.admin import AdminDeps, admin_commands
@@ -23,6 +25,8 @@ from bridge.commands.builtin import builtin_commands
 from bridge.commands.contacts import ContactsDeps, export_contacts
 from bridge.commands.deadletters import dead_letter_commands
 from bridge.commands.direct import direct_commands
+from bridge.commands.group_admin import group_admin_commands
+from bridge.commands.group_create import group_create_commands
 from bridge.commands.groups import group_commands
 from bridge.commands.links import link_commands
 from bridge.commands.migration import migration_commands
@@ -34,6 +38,7 @@ from bridge.core.community.health import community_checks
 from bridge.core.community.service import Communities, parse_community_key
 from bridge.core.community.wiring import CommunityKind, admin_users, build_community
 from bridge.core.convert.mentions import ghost_mxid_pattern
+from bridge.core.counts_refresh import CountsRefresher
 from bridge.core.direct.health import network_checks
 from bridge.core.direct.legacy_groups import LegacyGroupNotices
 from bridge.core.direct.user_configs import LoginConfigs
@@ -105,24 +110,49 @@ class ListenFailed(Exception):
 
 
 class UserManagementRooms:
-    """Management rooms as :class:`BotController` needs them, stored in the user table."""
+    """Management rooms as :class:`BotController` needs them, stored in the user table.
 
-    def __init__(self, users: UserRepo) -> None:
+    One instance per bridge (``BridgeApp.management_rooms``), write-through: every Matrix
+    message asks, so a room is read once per user. That a user has *no* room is remembered
+    for :attr:`NO_ROOM_TTL_S` only, so a room made later is found (by the reminders and
+    ``finalize``, which ask for admins' rooms, too)."""
+
+    NO_ROOM_TTL_S = 60.0
+
+    def __init__(self, users: UserRepo, *, clock: Callable[[], float] = time.monotonic) -> None:
         self._users = users
-        # Write-through (the only writer): every Matrix message asks, so one read per user.
-        self._known: dict[str, str | None] = {}
+        self._clock = clock
+        self._known: dict[str, str] = {}
+        self._missing: dict[str, float] = {}  # user → when they were found without a room
 
     async def get_management_room(self, mxid: str) -> str | None:
         if mxid in self._known:
             return self._known[mxid]
+        since = self._missing.get(mxid)
+        if since is not None and self._clock() - since < self.NO_ROOM_TTL_S:
+            return None
         user = await self._users.get_user(mxid)
-        room = self._known[mxid] = user.management_room if user else None
+        room = user.management_room if user else None
+        self._remember(mxid, room)
         return room
 
     async def set_management_room(self, mxid: str, room_id: str | None) -> None:
         self._known.pop(mxid, None)  # unknown until the write is committed
+        self._missing.pop(mxid, None)
         await self._users.set_management_room(mxid, room_id)
-        self._known[mxid] = room_id
+        self._remember(mxid, room_id)
+
+    def _remember(self, mxid: str, room: str | None) -> None:
+        if room is not None:
+            self._missing.pop(mxid, None)
+            self._known[mxid] = room
+            return
+        now = self._clock()
+        if len(self._missing) >= 10_000:  # many users without a room: forget the expired
+            self._missing = {
+                k: t for k, t in self._missing.items() if now - t < self.NO_ROOM_TTL_S
+            }
+        self._missing[mxid] = now
 
 
 class BridgeApp:
@@ -139,6 +169,8 @@ class BridgeApp:
         self.homeserver_timeout = homeserver_timeout
         self.db = Database.from_url(config.database.url)
         self.repos = Repositories.create(self.db)
+        # The one writer of management rooms; the bot, reminders and contacts read it.
+        self.management_rooms = UserManagementRooms(self.repos.users)
         self.logins = LoginManager(
             self.repos.users,
             SeedVault(parse_secrets_key(config.bridge.secrets_key)),
@@ -229,6 +261,7 @@ class BridgeApp:
         self._listening = False
         self._metrics: MetricsServer | None = None
         self._link_effects: LinkEffects | None = None
+        self._made_ids: MadeIdsWiring | None = None  # docs/migration.md §7
         # Deadline reminders and finalize (bridge/app_reminders.py), built in start().
         self.migration_reminders: Reminders | None = None
         # End-to-bridge encryption (bridge/app_encryption.py), only with encryption.allow.
@@ -287,6 +320,8 @@ class BridgeApp:
         await self.expiring.start()
         for kind in self._kinds:
             await kind.start()
+        if self._made_ids is not None:  # their group clients: after the group kind's
+            await self._made_ids.start()
         self._spawn(self.inbox.run, "matrix-inbox")
         self._spawn(self.readiness.watch_database, "database-watch")
         self.readiness.set_started(True)
@@ -447,6 +482,8 @@ class BridgeApp:
         bot = self.appservice.intent
         rooms = PortalRooms(bot, self.repos.portals, self.config.bot_mxid)
         rooms.allow_encrypted = self.config.encryption.allow
+        rooms.encrypt_new = self.config.encryption.default
+        rooms.require_encrypted = self.config.encryption.require
         deps = PortalDeps(
             config=self.config,
             http=http,
@@ -494,6 +531,26 @@ class BridgeApp:
             users=self.repos.users,
         ).on_invite
         self._kinds = [community, direct, group]
+        self._made_ids = build_made_ids(
+            config=self.config,
+            bot=bot,
+            users=self.repos.users,
+            links=LinkRepo(self.db),
+            kv=self.repos.kv,
+            portals=self.repos.portals,
+            rooms=rooms,
+            logins=self.logins,
+            snode=direct.accounts.snode,
+            files=files,
+            community_actors=community.outbound.actors,
+            group_actors=group.outbound.actors,
+            group_clients=group.clients,
+            group_members=group.members,
+            session_client=lambda sid: (direct.accounts.get(sid) or (None, None))[1],
+            linked=self.linked,
+        )
+        for command in self._made_ids.commands:
+            self.registry.register(command)
 
         notices = self._notices = FailureNotices(portals=self.repos.portals, bot=bot)
         sender = OutboxSender(
@@ -534,8 +591,14 @@ class BridgeApp:
             self.repos.portals,
             self.logins,
             self.config.bridge.command_prefix,
+            sync=group.sync,
         ):
             self.registry.register(command)
+        for command in group_create_commands(group.creator) if group.creator else []:
+            self.registry.register(command)
+        if group.admin is not None:  # invite, promote, destroy-group in group portals
+            for command in group_admin_commands(group.admin, self.repos.portals):
+                self.registry.register(command)
         self._build_router(portal_events)
         self._spawn(sender.run, "outbox")
 
@@ -551,6 +614,8 @@ class BridgeApp:
             bot=bot,
             is_ghost=lambda mxid: bool(self.ghost_pattern.match(mxid)),
             intent_for=lambda mxid: bot.user(UserID(mxid)),
+            # A group portal unbridged (or finalized): its group is no longer polled.
+            on_unbridged={PortalKind.GROUP: self._group.unbridged} if self._group else {},
         )
         prefix = self.config.bridge.command_prefix
         for command in [
@@ -582,7 +647,7 @@ class BridgeApp:
             logins=self.logins,
             configs_of=lambda sid: configs.get(sid) if configs is not None else None,
             owner_of=lambda sid: own_ids.owners([sid], None).get(sid.lower()),
-            management_room=UserManagementRooms(self.repos.users).get_management_room,
+            management_room=self.management_rooms.get_management_room,
             bot=self.appservice.intent,
         )
 
@@ -600,13 +665,17 @@ class BridgeApp:
             admins=admin_users(self.config),
             logins=self.logins,
             community_http=self._community_http,
-            management_room=UserManagementRooms(self.repos.users).get_management_room,
+            management_room=self.management_rooms.get_management_room,
             is_linked=self.linked.is_linked,
+            delete_made=self._made_ids.made.delete_all if self._made_ids is not None else None,
         )
         if self._group is not None:  # the bot posts group reminders itself
             found.announcers[PortalKind.GROUP] = self._group
         if self.config.migration.deadline:
             self._spawn(found.service.run, "migration-reminders")
+        # Every portal counted hourly: state event, topic, weekly trend (docs/migration.md §3).
+        counts = CountsRefresher(self._migration_status(), self.repos.portals)
+        self._spawn(counts.run, "migration-counts")
         return found
 
     def _link_service(self, direct: DirectKind) -> LinkService:
@@ -652,12 +721,14 @@ class BridgeApp:
             bot=self.appservice.intent,
             server_key_of=_community_server_key,
             deadline=self.config.migration.deadline,
+            kv=self.repos.kv,
+            topic_counts=self.config.migration.topic_counts,
         )
 
     def _build_router(self, portal_events: PortalEvents) -> None:
         bot = BotController(
             intent=self.appservice.intent,
-            rooms=UserManagementRooms(self.repos.users),
+            rooms=self.management_rooms,
             registry=self.registry,
             permissions=self.config.bridge.permissions,
             prefix=self.config.bridge.command_prefix,

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import dataclasses
 import datetime
+import importlib.util
 import ipaddress
 import logging
 import os
@@ -154,6 +155,9 @@ class MigrationConfig:
     link_codes_per_hour: int = 5
     # Appended to the ghost's name of a Session ID linked to a Matrix account.
     moved_suffix: str = " (on Matrix)"
+    # Community and group rooms' topics end with a line "Moved to Matrix: n of m people",
+    # kept up to date (docs/migration.md §3); off: no such line (one written before is removed).
+    topic_counts: bool = False
     # The day Session goes away (YYYY-MM-DD), for the days left in `migration`; "" = none.
     deadline: str = ""
     # Reminders before the deadline (docs/migration.md §5): the days before it, and the texts
@@ -174,6 +178,11 @@ class MigrationConfig:
     # whether the stored recovery phrases of logins are deleted then.
     grace_days: int = 7
     delete_secrets_after: bool = True
+    # Bridge-made Session identities (docs/migration.md §7): off, nobody can turn one on;
+    # their Session name (``{displayname}``: the Matrix name); deleted by the global finalize.
+    made_identities: bool = False
+    made_identity_name: str = "{displayname} (Matrix)"
+    delete_made_identities_after: bool = True
 
 
 @dataclass
@@ -208,6 +217,9 @@ class GroupsConfig:
     # A new group portal imports the messages its swarm still holds (up to 14 days), in
     # order with their original times: at most this many (0: none), oldest first.
     backfill_limit: int = 100
+    # `create-group` by a Matrix user without a Session login acts as the bridge's own
+    # Session identity (the bot), which becomes the new group's admin; off: refused.
+    create_as_bot: bool = False
 
 
 @dataclass
@@ -216,9 +228,9 @@ class EncryptionConfig:
 
     # Work in encrypted rooms (else the bridge explains and leaves them, as before).
     allow: bool = False
-    # Create new portals encrypted (needs allow; not acted on yet).
+    # Create new portal rooms encrypted (needs allow).
     default: bool = False
-    # Refuse unencrypted rooms (needs allow; not acted on yet).
+    # Refuse unencrypted rooms as portals, and create new ones encrypted (needs allow).
     require: bool = False
     # Answer key requests (m.room_key_request) from Matrix users' devices in the room; off:
     # a new device of theirs gets keys only for messages sent after it appeared.
@@ -313,9 +325,32 @@ def check_values(config: Config) -> None:
         )
 
 
+#: What ``encryption.allow`` needs (the ``e2be`` extra): distribution → its module names
+#: (either will do: mautrix takes pycryptodome's ``Crypto`` or pycryptodomex's ``Cryptodome``).
+E2BE_MODULES = {
+    "python-olm": ("olm",),
+    "pycryptodome": ("Crypto", "Cryptodome"),
+    "unpaddedbase64": ("unpaddedbase64",),
+}
+
+
+def missing_e2be_modules() -> list[str]:
+    """The distributions of the ``e2be`` extra that are not installed (found, not imported)."""
+    return [
+        dist
+        for dist, modules in E2BE_MODULES.items()
+        if all(importlib.util.find_spec(module) is None for module in modules)
+    ]
+
+
 def _check_encryption(encryption: EncryptionConfig) -> None:
     if (encryption.default or encryption.require) and not encryption.allow:
         raise ConfigError("encryption.default and encryption.require need encryption.allow")
+    if encryption.allow and (missing := missing_e2be_modules()):
+        raise ConfigError(
+            f"encryption.allow is on but {', '.join(missing)} is not installed: install the "
+            "e2be extra (pip install 'session-matrix-bridge[e2be]') or turn encryption.allow off"
+        )
     if encryption.decrypt_wait < 0:
         raise ConfigError("encryption.decrypt_wait must be 0 or more seconds")
 
@@ -335,6 +370,8 @@ def _check_migration(migration: MigrationConfig) -> None:
             ) from None
     if migration.grace_days < 0 or any(d < 0 for d in migration.reminder_days):
         raise ConfigError("migration.grace_days and migration.reminder_days must be 0 or more")
+    if "{displayname}" not in migration.made_identity_name:
+        raise ConfigError("migration.made_identity_name must contain {displayname}")
 
 
 def _bare_host(text: str) -> bool:
