@@ -91,6 +91,8 @@ class StorageNode:
         #: ``retrieve`` calls (also inside batches) per account polled, so tests can tell
         #: whether an account (a group) is still being polled.
         self.retrieves: Counter[str] = Counter()
+        #: Messages returned by ``retrieve`` per account polled (what a client re-reads).
+        self.retrieved: Counter[str] = Counter()
         self.bytes_in = 0
         self.bytes_out = 0
         #: Revoked subaccount tokens per account, most recent last (docs/groups-v2.md §5.5).
@@ -212,6 +214,8 @@ class StorageNode:
         self.stats[(method, status)] += 1
         if method == "retrieve":
             self.retrieves[str(params.get("pubkey"))] += 1
+            if status == 200 and isinstance(out, dict):
+                self.retrieved[str(params.get("pubkey"))] += len(out.get("messages", []))
         return status, out
 
     def _call(self, method: str, params: dict[str, Any]) -> Reply:

@@ -6,7 +6,11 @@ Memberships and the received keys/config messages live in ``group_membership`` a
 (:class:`~bridge.db.repos.cursors.CursorRepo`). Everything is keyed by the identity too: the
 bot and a login in the same group poll it independently, each with its own cursors, so one
 acknowledging a message never hides it from the other. Cursors are cached write-through (the
-database first), as the 1:1 poll state does.
+database first), as the 1:1 poll state does: a group's cursors are read in one query at its
+first poll, and a failed write drops them from memory so that the next poll reads them again.
+The rows' ``updated_at`` tells which node's cursors moved last
+(:meth:`DbGroupStore.cursor_nodes`): a restarted poller goes back to that node
+(docs/groups-v2.md §6.2).
 
 A membership's invite auth data and admin seed are secrets: :class:`SealedGroupRepo` encrypts
 them with the bridge's secrets key before every write and decrypts them on read, as login seeds
@@ -15,8 +19,10 @@ are (bridge/core/secrets.py), so a database dump alone reveals neither.
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 from collections.abc import Sequence
+from dataclasses import dataclass, field
 
 from bridge.core.secrets import SeedVault
 from bridge.db.engine import Database
@@ -25,6 +31,14 @@ from bridge.db.repos.groups import GroupMembershipRecord, GroupRawRecord, GroupR
 from bridge.session.groups.store import Membership, RawGroupMessage
 
 __all__ = ["DbGroupStore", "SealedGroupRepo"]
+
+
+@dataclass
+class _GroupCursors:
+    """One group's cursors as loaded: (node, namespace) -> last hash, node -> last move (ms)."""
+
+    last: dict[tuple[str, int], str] = field(default_factory=dict)
+    moved: dict[str, int] = field(default_factory=dict)
 
 
 class SealedGroupRepo(GroupRepo):
@@ -74,7 +88,8 @@ class DbGroupStore:
         self._session_id = session_id
         self._groups = groups
         self._cursors = cursors
-        self._cache: dict[tuple[str, str, int], str | None] = {}
+        self._cache: dict[str, _GroupCursors] = {}
+        self._locks: dict[str, asyncio.Lock] = {}
 
     def _poller(self, group: str) -> str:
         return f"group:{self._session_id}:{group}"
@@ -86,20 +101,48 @@ class DbGroupStore:
 
     async def get_last_hash(self, node: str, account: str, namespace: int) -> str | None:
         """The cursor of (node, group, namespace)."""
-        key = (node, account, namespace)
-        if key not in self._cache:
-            record = await self._cursors.get_cursor(self._poller(account), node, str(namespace))
-            self._cache[key] = None if record is None else record.last_hash
-        return self._cache[key]
+        return (await self._loaded(account)).last.get((node, namespace))
 
     async def set_last_hash(self, node: str, account: str, namespace: int, value: str) -> None:
         """Move the cursor: the database first, then memory."""
-        key = (node, account, namespace)
-        self._cache.pop(key, None)
-        await self._cursors.set_cursor(
-            self._poller(account), node, str(namespace), last_hash=value
-        )
-        self._cache[key] = value
+        async with self._lock(account):
+            try:
+                record = await self._cursors.set_cursor(
+                    self._poller(account), node, str(namespace), last_hash=value
+                )
+            except BaseException:
+                # The write may or may not have landed: read the database again next time.
+                self._cache.pop(account, None)
+                raise
+            cached = self._cache.get(account)
+            if cached is not None:
+                cached.last[(node, namespace)] = value
+                cached.moved[node] = max(cached.moved.get(node, 0), record.updated_at)
+
+    async def cursor_nodes(self, group: str) -> dict[str, int]:
+        """Nodes holding a cursor of ``group``, each with the time its cursors last moved."""
+        return dict((await self._loaded(group)).moved)
+
+    def _lock(self, group: str) -> asyncio.Lock:
+        return self._locks.setdefault(group, asyncio.Lock())
+
+    async def _loaded(self, group: str) -> _GroupCursors:
+        """``group``'s cursors, read in one query unless cached."""
+        cached = self._cache.get(group)
+        if cached is not None:
+            return cached
+        async with self._lock(group):
+            cached = self._cache.get(group)
+            if cached is None:
+                cached = _GroupCursors()
+                for record in await self._cursors.list_cursors(self._poller(group)):
+                    ns = record.namespace_or_room
+                    if record.last_hash and ns.lstrip("-").isdigit():
+                        cached.last[(record.node, int(ns))] = record.last_hash
+                        moved = cached.moved.get(record.node, 0)
+                        cached.moved[record.node] = max(moved, record.updated_at)
+                self._cache[group] = cached
+            return cached
 
     async def seen(self, account: str, hashes: Sequence[str]) -> set[str]:
         """Which of ``hashes`` were already committed for the group."""

@@ -16,6 +16,11 @@
   :class:`~bridge.session.groups.store.GroupStore`; a cursor moves only past messages that
   are done: keys/config/kicked messages once stored and applied, ns 11 messages once the
   consumer called :meth:`GroupPoller.ack`. A crash re-delivers; seen hashes de-duplicate.
+* A swarm's batches go to the node that answered last (cursors exist only where we read).
+  After a restart that node is not in memory: the first batch of a swarm goes to the node
+  holding the most of the batch's groups' cursors, the one whose cursors moved last on a tie
+  (:meth:`~bridge.session.groups.store.GroupStore.cursor_nodes`), so that a restart does not
+  re-read everything the swarm holds from a node we never read (§6.2).
 * A 401 on 11-14 means our subaccount was revoked (§6.2, §7.10): the group is reported
   removed and no longer polled (-11 is still read in that batch, and a kicked note wins).
 """
@@ -167,6 +172,7 @@ class GroupPoller:
         events, self._queued = self._queued, []
         now = self._now()
         by_swarm: dict[frozenset[str], tuple[list[_Group], list[_Group]]] = {}
+        nodes: dict[frozenset[str], list[ServiceNode]] = {}
         for group in list(self._groups.values()):
             if not self._due(group, now):
                 continue
@@ -175,9 +181,9 @@ class GroupPoller:
             except SnodeError as e:
                 log.warning("no swarm for group %s…: %s", group.id[:10], e)
                 continue
-            polls, expires = by_swarm.setdefault(
-                frozenset(n.pubkey_ed25519 for n in swarm), ([], [])
-            )
+            key = frozenset(n.pubkey_ed25519 for n in swarm)
+            nodes[key] = swarm
+            polls, expires = by_swarm.setdefault(key, ([], []))
             polls.append(group)
             if self._extend_due(group, now):
                 expires.append(group)
@@ -185,7 +191,7 @@ class GroupPoller:
         jobs = []
         for key, (polls, expires) in by_swarm.items():
             for batch in pack(polls, expires):
-                jobs.append(self._poll_batch(key, batch))
+                jobs.append(self._poll_batch(key, nodes[key], batch))
         for found in await asyncio.gather(*jobs):
             events.extend(found)
         return events
@@ -214,7 +220,9 @@ class GroupPoller:
 
     # --- internals --------------------------------------------------------------------------
 
-    async def _poll_batch(self, swarm: frozenset[str], plan: Batch[_Group]) -> list[GroupEvent]:
+    async def _poll_batch(
+        self, swarm: frozenset[str], nodes: Sequence[ServiceNode], plan: Batch[_Group]
+    ) -> list[GroupEvent]:
         groups = plan.polls
         cursors: dict[tuple[str, str, int], str] = {}
         for pubkey in swarm:
@@ -226,10 +234,11 @@ class GroupPoller:
         requests = [_retrieve(g, ns, cursors) for g in groups for ns in POLL_NAMESPACES]
         requests += [expire_call(g.sign, keepalive_hashes(g.state)) for g in plan.expires]
         account = (groups or plan.expires)[0].id
+        prefer = self._prefer.get(swarm) or await self._stored_prefer(nodes, groups)
         started = self._now()
         try:
             node, subs = await self._snode.batch(
-                account, requests, prefer=self._prefer.get(swarm), mixed_accounts=True
+                account, requests, prefer=prefer, mixed_accounts=True
             )
         except SnodeError as e:
             log.warning("group poll of %d groups failed: %s", len(groups), e)
@@ -246,6 +255,23 @@ class GroupPoller:
             self._extended(group, sub, started)
         await self._advance()
         return events
+
+    async def _stored_prefer(
+        self, nodes: Sequence[ServiceNode], groups: Sequence[_Group]
+    ) -> ServiceNode | None:
+        """The node of the swarm holding the most of ``groups``' cursors, the one whose
+        cursors moved last on a tie; None if we never read any of them from this swarm."""
+        held: dict[str, tuple[int, int]] = {}
+        for group in groups:
+            for pubkey, moved in (await self._store.cursor_nodes(group.id)).items():
+                count, last = held.get(pubkey, (0, 0))
+                held[pubkey] = (count + 1, max(last, moved))
+        ranked = [
+            (held[n.pubkey_ed25519], i) for i, n in enumerate(nodes) if n.pubkey_ed25519 in held
+        ]
+        if not ranked:
+            return None
+        return nodes[max(ranked)[1]]
 
     def _extended(self, group: _Group, sub: SubResult, started: int) -> None:
         if sub.ok:

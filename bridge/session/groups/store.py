@@ -3,11 +3,14 @@ memberships (a Protocol; :class:`MemoryGroupStore` is the in-memory implementati
 
 Keys and config messages (ns 12-14) are kept as *received bytes*, so that a restarted member
 rebuilds its keyring and Info/Members exactly (never re-encoded, risk #5) and an admin writer
-can later merge on them (§1.13). Cursors are per (node, group, namespace) (§6.2).
+can later merge on them (§1.13). Cursors are per (node, group, namespace) (§6.2); the store also
+says which nodes hold a group's cursors and which moved last (:meth:`GroupStore.cursor_nodes`),
+so that a restarted poller goes back to that node instead of re-reading the swarm from another.
 """
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Protocol
@@ -49,6 +52,11 @@ class Membership:
 class GroupStore(PollStateStore, Protocol):
     """:class:`PollStateStore` (``account`` = group id) plus group bytes and memberships."""
 
+    async def cursor_nodes(self, group: str) -> dict[str, int]:
+        """Nodes (Ed25519 hex) holding a cursor of ``group``, each with a number that is
+        larger for a node whose cursor moved later (e.g. the time of its last move, ms)."""
+        ...
+
     async def add_raw(self, group: str, message: RawGroupMessage) -> None:
         """Keep a received keys/config message (ns 12-14)."""
         ...
@@ -73,6 +81,17 @@ class MemoryGroupStore(MemoryPollState):
         super().__init__()
         self.raw: dict[str, dict[str, RawGroupMessage]] = {}
         self.groups: dict[str, Membership] = {}
+        self.moved: dict[str, dict[str, int]] = {}  # group -> node -> order of its last move
+        self._moves = itertools.count(1)
+
+    async def set_last_hash(self, node: str, account: str, namespace: int, value: str) -> None:
+        """See :class:`GroupStore`."""
+        await super().set_last_hash(node, account, namespace, value)
+        self.moved.setdefault(account, {})[node] = next(self._moves)
+
+    async def cursor_nodes(self, group: str) -> dict[str, int]:
+        """See :class:`GroupStore`."""
+        return dict(self.moved.get(group, {}))
 
     async def add_raw(self, group: str, message: RawGroupMessage) -> None:
         """See :class:`GroupStore`."""
@@ -95,3 +114,4 @@ class MemoryGroupStore(MemoryPollState):
         for group in groups:
             self.raw.pop(group, None)
             self.groups.pop(group, None)
+            self.moved.pop(group, None)

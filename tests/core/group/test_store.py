@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -92,3 +93,43 @@ async def test_membership_secrets_are_encrypted_at_rest(db: Database) -> None:
     assert opened is not None and opened.auth_data == b"" and opened.seed is None
     # The record's repr never shows them either.
     assert "AUTH-" not in repr(await sealed.memberships())
+
+
+async def test_cursor_nodes_tell_which_node_moved_last_across_a_restart(db: Database) -> None:
+    clock = iter(range(1000, 2000, 10))
+    cursors = CursorRepo(db, clock=lambda: next(clock))
+    bot = DbGroupStore(BOT, GroupRepo(db), cursors)
+    assert await bot.cursor_nodes(GROUP) == {}
+    await bot.set_last_hash("node1", GROUP, 11, "a")
+    await bot.set_last_hash("node1", GROUP, 12, "b")
+    await bot.set_last_hash("node2", GROUP, 11, "c")
+    await bot.set_last_hash("node1", "03" + "d4" * 32, 11, "other group")
+    # The cache (filled by the first read, before any cursor existed) follows every write.
+    assert await bot.cursor_nodes(GROUP) == {"node1": 1010, "node2": 1020}
+    # A restarted store reads the same back from the rows, in one query per group.
+    again = DbGroupStore(BOT, GroupRepo(db), CursorRepo(db))
+    assert await again.cursor_nodes(GROUP) == {"node1": 1010, "node2": 1020}
+    assert await again.get_last_hash("node1", GROUP, 12) == "b"
+    assert await again.get_last_hash("node2", GROUP, 12) is None
+    # Another identity's cursors of the same group are not ours.
+    _, login = stores(db)
+    assert await login.cursor_nodes(GROUP) == {}
+
+
+async def test_a_failed_cursor_write_is_read_again_from_the_database(db: Database) -> None:
+    cursors = CursorRepo(db)
+    bot = DbGroupStore(BOT, GroupRepo(db), cursors)
+    await bot.set_last_hash("node1", GROUP, 11, "a")
+    assert await bot.get_last_hash("node1", GROUP, 11) == "a"
+    real = cursors.set_cursor
+
+    async def landed_then_failed(*args: Any, **kwargs: Any) -> Any:
+        await real(*args, **kwargs)
+        raise RuntimeError("connection lost after the commit")
+
+    cursors.set_cursor = landed_then_failed  # type: ignore[method-assign]
+    with pytest.raises(RuntimeError):
+        await bot.set_last_hash("node1", GROUP, 11, "b")
+    cursors.set_cursor = real  # type: ignore[method-assign]
+    # Memory was dropped, not kept at "a": the database (which has "b") is read again.
+    assert await bot.get_last_hash("node1", GROUP, 11) == "b"
