@@ -6,6 +6,13 @@ every node of the swarm. Advancing is explicit: :meth:`Poller.ack` is called by 
 once it has committed a message, and a node's cursor only moves past messages that are all
 acknowledged (or were seen before). A crash therefore re-delivers instead of losing.
 
+A poller asks one node of the swarm and stays with it while it answers, so its cursors exist
+on that node only. A new poller (after a restart, or after a failure) has no node in memory: it
+goes to the node of the swarm holding its stored cursors, the one whose cursors moved last if
+several do (:meth:`PollStateStore.cursor_nodes`), not to a random one, which would send
+everything the swarm still holds (14 days of messages) once more (docs/session-protocol.md
+§6.6).
+
 A node that no longer knows our ``last_hash`` (expired, or the node lost/never had the data)
 answers with everything it has from the start; the poller detects this with ``get_expiries``
 in the same batch and reports a :class:`Gap` instead of silently starting over.
@@ -19,9 +26,10 @@ batches (docs/session-protocol.md §6.6).
 from __future__ import annotations
 
 import asyncio
+import itertools
 import logging
 from collections import deque
-from collections.abc import AsyncIterator, Callable, Sequence
+from collections.abc import AsyncIterator, Callable, Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any, Generic, Protocol, TypeVar
 
@@ -74,6 +82,11 @@ class PollStateStore(Protocol):
         """Move the cursor of (node, account, namespace)."""
         ...
 
+    async def cursor_nodes(self, account: str) -> dict[str, int]:
+        """Nodes (Ed25519 hex) holding a cursor of ``account``, each with a number that is
+        larger for a node whose cursor moved later (e.g. the time of its last move, ms)."""
+        ...
+
     async def seen(self, account: str, hashes: Sequence[str]) -> set[str]:
         """Which of ``hashes`` were already committed for ``account``."""
         ...
@@ -89,6 +102,9 @@ class MemoryPollState:
     def __init__(self) -> None:
         self.cursors: dict[tuple[str, str, int], str] = {}
         self.hashes: dict[str, dict[str, int]] = {}
+        #: account -> node -> order of its cursors' last move (for :meth:`cursor_nodes`).
+        self.node_moves: dict[str, dict[str, int]] = {}
+        self._move_order = itertools.count(1)
 
     async def get_last_hash(self, node: str, account: str, namespace: int) -> str | None:
         """See :class:`PollStateStore`."""
@@ -97,6 +113,11 @@ class MemoryPollState:
     async def set_last_hash(self, node: str, account: str, namespace: int, value: str) -> None:
         """See :class:`PollStateStore`."""
         self.cursors[(node, account, namespace)] = value
+        self.node_moves.setdefault(account, {})[node] = next(self._move_order)
+
+    async def cursor_nodes(self, account: str) -> dict[str, int]:
+        """See :class:`PollStateStore`."""
+        return dict(self.node_moves.get(account, {}))
 
     async def seen(self, account: str, hashes: Sequence[str]) -> set[str]:
         """See :class:`PollStateStore`."""
@@ -119,10 +140,25 @@ PollEvent = PolledMessage[T] | Gap
 
 @dataclass(frozen=True)
 class PollPlan:
-    """One cycle of one account: its subrequests, and the cursors they were built from."""
+    """One cycle of one account: its subrequests, and the cursors they were built from.
+    ``held``: while the poller has no node in memory, the nodes of the swarm holding its
+    cursors, each with its last move (:meth:`PollStateStore.cursor_nodes`); else empty."""
 
     calls: tuple[Call, ...]
     cursors: dict[tuple[str, int], str]
+    held: tuple[tuple[ServiceNode, int], ...] = ()
+
+
+def stored_prefer(helds: Iterable[Sequence[tuple[ServiceNode, int]]]) -> ServiceNode | None:
+    """The node to ask when none is in memory, from the ``held`` of the plans of one batch:
+    the node holding the most of their accounts' cursors, the one whose cursors moved last
+    on a tie; None if none holds any (any node will do)."""
+    ranks: dict[ServiceNode, tuple[int, int]] = {}
+    for held in helds:
+        for node, moved in held:
+            count, last = ranks.get(node, (0, 0))
+            ranks[node] = (count + 1, max(last, moved))
+    return max(ranks, key=ranks.__getitem__) if ranks else None
 
 
 class Poller(Generic[T]):
@@ -163,7 +199,8 @@ class Poller(Generic[T]):
     async def poll_once(self) -> list[PollEvent[T]]:
         """One batch: gap check plus one ``retrieve`` per namespace; returns new events."""
         plan = await self.plan()
-        node, subs = await self._client.batch(self._account, plan.calls, prefer=self._node)
+        prefer = self._node or stored_prefer([plan.held])
+        node, subs = await self._client.batch(self._account, plan.calls, prefer=prefer)
         return await self.handle(node, plan, subs)
 
     async def plan(self) -> PollPlan:
@@ -171,7 +208,8 @@ class Poller(Generic[T]):
         signed for whichever node of the swarm they go to. :meth:`poll_once` sends them in a
         ``batch`` of their own; :mod:`bridge.session.swarm_polling` shares one ``batch``
         among the accounts of a swarm. Either way their results go to :meth:`handle`."""
-        cursors = await self._load_cursors()
+        swarm = await self._client.get_swarm(self._account)
+        cursors = await self._load_cursors(swarm)
 
         def probe(node: ServiceNode) -> list[str]:
             known = [cursors[k] for k in cursors if k[0] == node.pubkey_ed25519]
@@ -187,7 +225,7 @@ class Poller(Generic[T]):
                     max_count=self._max_count,
                 )
             )
-        return PollPlan(tuple(requests), cursors)
+        return PollPlan(tuple(requests), cursors, await self._held(swarm, cursors))
 
     async def handle(
         self, node: ServiceNode, plan: PollPlan, subs: Sequence[SubResult]
@@ -220,14 +258,26 @@ class Poller(Generic[T]):
 
     # --- internals ----------------------------------------------------------------------------
 
-    async def _load_cursors(self) -> dict[tuple[str, int], str]:
+    async def _load_cursors(self, swarm: Sequence[ServiceNode]) -> dict[tuple[str, int], str]:
         cursors: dict[tuple[str, int], str] = {}
-        for node in await self._client.get_swarm(self._account):
+        for node in swarm:
             for ns in self._namespaces:
                 lh = await self._state.get_last_hash(node.pubkey_ed25519, self._account, ns)
                 if lh:
                     cursors[(node.pubkey_ed25519, ns)] = lh
         return cursors
+
+    async def _held(
+        self, swarm: Sequence[ServiceNode], cursors: dict[tuple[str, int], str]
+    ) -> tuple[tuple[ServiceNode, int], ...]:
+        """See :class:`PollPlan` (empty once a node answered: it is the one to stay with)."""
+        if self._node is not None or not cursors:
+            return ()
+        moved = await self._state.cursor_nodes(self._account)
+        holding = {pubkey for pubkey, _ in cursors}
+        return tuple(
+            (n, moved.get(n.pubkey_ed25519, 0)) for n in swarm if n.pubkey_ed25519 in holding
+        )
 
     async def _process(
         self, node: ServiceNode, cursors: dict[tuple[str, int], str], subs: Sequence[SubResult]

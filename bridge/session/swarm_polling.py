@@ -18,6 +18,10 @@ ids map to the same swarm are polled together:
 * a 421 in one account's subresults means that account moved (§6.2, §6.14): its new swarm is
   taken from the 421 body (or looked up again) and it is polled again at once in its new
   group; the other accounts of the batch keep their results;
+* a swarm's batches go to the node that answered last (cursors exist only where we read);
+  when none did yet (after a restart) they go to the node holding the most of the batch's
+  accounts' stored cursors (:func:`~bridge.session.poller.stored_prefer`), so that a restart
+  does not re-read everything the swarm holds from a node we never read;
 * an account whose swarm is not known yet is looked up on its own (every lookup concurrently)
   and joins the next gathering; a failed lookup fails only its account's poll.
 
@@ -37,7 +41,7 @@ from collections.abc import Coroutine, Sequence
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
-from bridge.session.poller import Poller, PollEvent, PollPlan
+from bridge.session.poller import Poller, PollEvent, PollPlan, stored_prefer
 from bridge.session.snode.errors import SnodeError, SwarmUnavailable, WrongSwarm
 from bridge.session.snode.nodes import ServiceNode
 from bridge.session.snode.results import SubResult
@@ -246,13 +250,12 @@ class SwarmPolling:
         return True
 
     async def _send(self, batch: _Batch) -> None:
-        calls = [c for r in batch.requests if r.plan is not None for c in r.plan.calls]
+        plans = [r.plan for r in batch.requests if r.plan is not None]
+        calls = [c for plan in plans for c in plan.calls]
+        prefer = self._prefer.get(batch.swarm) or stored_prefer(p.held for p in plans)
         try:
             node, subs = await self._snode.batch(
-                batch.requests[0].account,
-                calls,
-                prefer=self._prefer.get(batch.swarm),
-                mixed_accounts=True,
+                batch.requests[0].account, calls, prefer=prefer, mixed_accounts=True
             )
             if len(subs) != len(calls):
                 raise SwarmUnavailable(f"{len(subs)} results for {len(calls)} subrequests")

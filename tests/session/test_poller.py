@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 from bridge.session.errors import DecodeError
-from bridge.session.poller import Gap, MemoryPollState, PolledMessage, Poller
+from bridge.session.poller import Gap, MemoryPollState, PolledMessage, Poller, stored_prefer
 from bridge.session.snode.auth import Ed25519Signer
+from bridge.session.snode.nodes import ServiceNode
 from bridge.session.snode.rpc import SnodeClient
 from tests.sessionnet.helpers import devnet_client, new_signer, nodes_of, running_devnet
 
@@ -145,3 +146,26 @@ async def test_undecodable_message_is_dropped_and_polling_continues() -> None:
             await poller.ack(e)
         node = events[0].node
         assert state.cursors[(node, bob.session_id, 0)] == events[-1].hash
+
+
+def test_stored_prefer_picks_the_node_holding_most_cursors_then_the_latest() -> None:
+    a, b, c = (ServiceNode("127.0.0.1", 1000 + i, f"{i:064x}") for i in range(3))
+    assert stored_prefer([]) is None
+    assert stored_prefer([(), ()]) is None  # no cursor anywhere: any node will do
+    assert stored_prefer([((a, 5), (b, 9))]) == b  # one account: where it moved last
+    # Two accounts' cursors on a, one on b (moved later): a, which spares two re-reads.
+    assert stored_prefer([((a, 5), (b, 9)), ((a, 3),)]) == a
+    assert stored_prefer([((a, 5),), ((b, 7),), ((c, 6),)]) == b
+
+
+async def test_memory_state_says_where_cursors_moved_last() -> None:
+    state = MemoryPollState()
+    assert await state.cursor_nodes("05aa") == {}
+    await state.set_last_hash("n1", "05aa", 0, "h1")
+    await state.set_last_hash("n2", "05aa", 0, "g1")
+    moved = await state.cursor_nodes("05aa")
+    assert set(moved) == {"n1", "n2"} and moved["n2"] > moved["n1"]
+    await state.set_last_hash("n1", "05aa", 2, "h2")
+    moved = await state.cursor_nodes("05aa")
+    assert moved["n1"] > moved["n2"]
+    assert await state.cursor_nodes("05bb") == {}

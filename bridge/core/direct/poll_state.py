@@ -8,17 +8,27 @@ it succeeded. A failed write drops the account's cached cursors, so the next rea
 from the database again. The database stays the truth, so the ack/crash semantics of
 docs/architecture.md are unchanged: a cursor moves only past committed messages, and a crash
 re-delivers instead of losing.
+
+The rows' ``updated_at`` tells which node's cursors moved last (:meth:`DbPollState.cursor_nodes`):
+a restarted poller goes back to that node instead of re-reading the swarm from another
+(docs/session-protocol.md §6.6).
 """
 
 from __future__ import annotations
 
 import asyncio
 from collections.abc import Sequence
+from dataclasses import dataclass, field
 
 from bridge.db.repos.cursors import CursorRepo
 
-#: (node, namespace) -> last_hash of one account.
-_Cursors = dict[tuple[str, int], str]
+
+@dataclass
+class _Cursors:
+    """One account's cursors as loaded: (node, namespace) -> last hash, node -> last move."""
+
+    last: dict[tuple[str, int], str] = field(default_factory=dict)
+    moved: dict[str, int] = field(default_factory=dict)
 
 
 def _poller(account: str) -> str:
@@ -43,13 +53,13 @@ class DbPollState:
         if cached is None:
             async with self._lock(account):
                 cached = await self._load(account)
-        return cached.get((node, namespace))
+        return cached.last.get((node, namespace))
 
     async def set_last_hash(self, node: str, account: str, namespace: int, value: str) -> None:
         """Move the cursor of (node, account, namespace): the database first, then memory."""
         async with self._lock(account):
             try:
-                await self._cursors.set_cursor(
+                record = await self._cursors.set_cursor(
                     _poller(account), node, str(namespace), last_hash=value
                 )
             except BaseException:
@@ -58,7 +68,16 @@ class DbPollState:
                 raise
             cached = self._cache.get(account)
             if cached is not None:
-                cached[(node, namespace)] = value
+                cached.last[(node, namespace)] = value
+                cached.moved[node] = max(cached.moved.get(node, 0), record.updated_at)
+
+    async def cursor_nodes(self, account: str) -> dict[str, int]:
+        """Nodes holding a cursor of ``account``, each with the time its cursors last moved."""
+        cached = self._cache.get(account)
+        if cached is None:
+            async with self._lock(account):
+                cached = await self._load(account)
+        return dict(cached.moved)
 
     def forget(self, account: str) -> None:
         """Drop ``account``'s cached cursors (its client stopped); the database keeps them."""
@@ -83,9 +102,11 @@ class DbPollState:
         cached = self._cache.get(account)
         if cached is not None:
             return cached
-        loaded: _Cursors = {}
+        loaded = _Cursors()
         for record in await self._cursors.list_cursors(_poller(account)):
             if record.last_hash and record.namespace_or_room.lstrip("-").isdigit():
-                loaded[(record.node, int(record.namespace_or_room))] = record.last_hash
+                loaded.last[(record.node, int(record.namespace_or_room))] = record.last_hash
+                moved = loaded.moved.get(record.node, 0)
+                loaded.moved[record.node] = max(moved, record.updated_at)
         self._cache[account] = loaded
         return loaded

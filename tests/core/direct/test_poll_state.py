@@ -128,3 +128,29 @@ async def test_concurrent_first_reads_share_one_load(repo: CountingCursors) -> N
     found = await asyncio.gather(*(state.get_last_hash("n1", ALICE, 0) for _ in range(10)))
     assert found == ["h1"] * 10
     assert repo.calls["list_cursors"] == 1
+
+
+async def test_cursor_nodes_say_where_the_cursors_moved_last_across_a_restart(
+    tmp_path: Path,
+) -> None:
+    url = f"sqlite+aiosqlite:///{tmp_path / 'c.db'}"
+    await migrate.upgrade_to_head(url)
+    db = Database.from_url(url)
+    ticks = iter(range(1000, 2000))
+    try:
+        repo = CursorRepo(db, clock=lambda: next(ticks))
+        state = DbPollState(repo)
+        assert await state.cursor_nodes(ALICE) == {}
+        await state.set_last_hash("n1", ALICE, 0, "h1")  # 1000
+        await state.set_last_hash("n2", ALICE, 0, "g1")  # 1001
+        await state.set_last_hash("n1", ALICE, -10, "h2")  # 1002: n1 moved last
+        assert await state.cursor_nodes(ALICE) == {"n1": 1002, "n2": 1001}
+        await state.set_last_hash("n2", ALICE, 0, "g2")  # 1003
+        assert await state.cursor_nodes(ALICE) == {"n1": 1002, "n2": 1003}
+        assert await state.cursor_nodes(BOB) == {}
+        # A restarted bridge reads the same from the database (updated_at).
+        again = DbPollState(repo)
+        assert await again.cursor_nodes(ALICE) == {"n1": 1002, "n2": 1003}
+        assert await again.get_last_hash("n2", ALICE, 0) == "g2"
+    finally:
+        await db.close()
