@@ -82,10 +82,14 @@ class SharedStateStore(StateStore):
         return await self._store.get_encryption_info(room_id)
 
     async def find_shared_rooms(self, user_id: UserID) -> list[RoomID]:
+        # Joined or invited only: one who left or was banned shares no room any more.
+        here = (Membership.JOIN, Membership.INVITE)
         return [
             room_id
             for room_id, members in self._store.members.items()
-            if user_id in members and room_id in self._store.encryption
+            if user_id in members
+            and members[user_id].membership in here
+            and room_id in self._store.encryption
         ]
 
 
@@ -272,7 +276,14 @@ class BridgeCrypto:
         await self.machine.handle_member_event(event)
 
     async def _allow_key_share(self, device: Any, request: Any) -> bool:
-        if not self.settings.allow_key_sharing:
+        """``allow_key_sharing``: a device of a user who is in the room (joined or invited)
+        gets the keys of what the bridge sent there, never of what others sent; a blacklisted
+        device nothing. False ignores the request."""
+        if not self.settings.allow_key_sharing or device.trust == TrustState.BLACKLISTED:
+            return False
+        session = await self._store.get_group_session(request.room_id, request.session_id)
+        account = self.machine.account
+        if session is None or account is None or session.sender_key != account.identity_key:
             return False
         shared = await SharedStateStore(self._state).find_shared_rooms(device.user_id)
         return bool(request.room_id in shared)

@@ -86,6 +86,10 @@ class EncryptedUser:
         # (room id, sender, body, was it encrypted) of every message seen.
         self.seen: list[tuple[str, str, str, bool]] = []
         self.undecryptable: list[str] = []
+        # The undecryptable events themselves (to ask for their keys).
+        self.megolm: list[MegolmEvent] = []
+        # The Megolm session id of every decrypted message, by its body.
+        self.session_of: dict[str, str] = {}
         # (room id, sender, the event) of every encrypted file seen.
         self.files: list[tuple[str, str, Any]] = []
         # (room id, sender, type, content) of the other events seen (statuses...).
@@ -99,6 +103,8 @@ class EncryptedUser:
             for event in room.timeline.events:
                 if isinstance(event, RoomMessageText | RoomMessageNotice):
                     self.seen.append((room_id, event.sender, event.body, event.decrypted))
+                    if event.decrypted and event.session_id:
+                        self.session_of[event.body] = event.session_id
                 elif isinstance(event, UnknownEvent):
                     content = event.source.get("content", {})
                     self.others.append((room_id, event.sender, event.type, content))
@@ -106,6 +112,7 @@ class EncryptedUser:
                     self.files.append((room_id, event.sender, event))
                 elif isinstance(event, MegolmEvent):
                     self.undecryptable.append(event.event_id)
+                    self.megolm.append(event)
         if self.client.should_upload_keys:
             await self.client.keys_upload()
         if self.client.should_query_keys:

@@ -10,6 +10,7 @@ from typing import Protocol
 from mautrix.appservice import IntentAPI
 from mautrix.types import EventType, MessageEvent, ReactionEvent, RedactionEvent, StateEvent
 
+from bridge.core.portal.encryption_policy import NOW_ENCRYPTED_NOTICE, EncryptionPolicy
 from bridge.core.portal.notices import FailureNotices
 from bridge.core.portal.outbox import OutboxSender
 from bridge.core.portal.router import RoomEvent
@@ -63,6 +64,9 @@ class PortalHandler(Protocol):
 
 
 NonPortalHook = Callable[[RoomEvent], Awaitable[None]]
+# Told of every m.room.member event of a real user in a portal (a profile change, say),
+# before its kind's handler; its errors are logged, never stop the event.
+MemberWatcher = Callable[[StateEvent], Awaitable[None]]
 # Whether a Matrix user (mxid) has a permission level at all (README, Permissions).
 MayUse = Callable[[str], bool]
 
@@ -106,6 +110,9 @@ class PortalEvents:
         self._notices = notices
         self._outside_portals = outside_portals
         self._no_login_text = no_login_text
+        self.member_watchers: list[MemberWatcher] = []
+        # Set by the app: encryption.allow/require in existing portals (README, Encryption).
+        self.encryption: EncryptionPolicy | None = None
 
     async def _portal_of(self, room_id: str) -> PortalRecord | None:
         portal = await self._portals.get_by_mxid(room_id)
@@ -117,7 +124,7 @@ class PortalEvents:
         if portal is None:
             await self._outside_portals(event)
             return
-        if await self._not_allowed(portal, event):
+        if await self._not_allowed(portal, event) or await self._unencrypted(portal, event):
             return
         name = await member_display_name(self._bot, str(event.room_id), str(event.sender))
         await self._run(portal, event, self._handler(portal).handle_message(portal, event, name))
@@ -130,17 +137,41 @@ class PortalEvents:
             await self._outside_portals(event)
             return
         if isinstance(event, StateEvent) and event.type == EventType.ROOM_ENCRYPTION:
-            await send_notice(
-                self._bot,
-                room_id,
-                "This room is now encrypted. The bridge cannot read encrypted rooms yet, so "
-                "messages here will no longer reach Session.",
-                txn_id=derived_txn_id("encrypted", str(event.event_id)),
-            )
+            await self._now_encrypted(room_id, str(event.event_id))
             return
-        if await self._not_allowed(portal, event):
+        if isinstance(event, StateEvent) and event.type == EventType.ROOM_MEMBER:
+            await self._watch_member(event)
+        if await self._not_allowed(portal, event) or await self._unencrypted(portal, event):
             return
         await self._run(portal, event, self._handler(portal).handle_event(portal, event))
+
+    async def _now_encrypted(self, room_id: str, event_id: str) -> None:
+        """A portal room became encrypted: with ``allow`` on, the bridge goes on there (the
+        state store has learned it, so the bridge's sends are encrypted from now on); with it
+        off, the bot says the room is no longer bridged."""
+        if self.encryption is not None and self.encryption.allowed:
+            self.encryption.became_encrypted(room_id)
+            return
+        txn = derived_txn_id("encrypted", event_id)
+        await send_notice(self._bot, room_id, NOW_ENCRYPTED_NOTICE, txn_id=txn)
+
+    async def _unencrypted(self, portal: PortalRecord, event: RoomEvent) -> bool:
+        """Refuse (with a notice) an unencrypted message under ``encryption.require``."""
+        if self.encryption is None:
+            return False
+        text = await self.encryption.refusal(str(portal.mxid), event)
+        if text is None:
+            return False
+        sender = str(getattr(event, "sender", ""))
+        await self._notices.tell_failure(str(portal.mxid), str(event.event_id), sender, text)
+        return True
+
+    async def _watch_member(self, event: StateEvent) -> None:
+        for watcher in self.member_watchers:
+            try:
+                await watcher(event)
+            except Exception:
+                log.exception("A member watcher failed on %s", event.event_id)
 
     def _handler(self, portal: PortalRecord) -> PortalHandler:
         handler = self._handlers.get(portal.kind)
