@@ -1,6 +1,8 @@
 """Running an existing Session group from its portal (README, Running a Session group from
-Matrix): ``invite <Session ID>``, ``promote <Session ID>`` and ``destroy-group`` (confirmed
-with ``destroy-group confirm`` within :data:`CONFIRM_WINDOW_S`). Each needs a room admin and an
+Matrix): ``invite <Session ID> [history|new-only]`` (whether the invitee reads the group's
+recent history; without a word, as ``groups.invite_with_history`` says), ``promote <Session
+ID>`` and ``destroy-group`` (confirmed with ``destroy-group confirm`` within
+:data:`CONFIRM_WINDOW_S`). Each needs a room admin and an
 acting identity that is a group admin (:mod:`bridge.core.group.admin_acting`); every refusal
 says why."""
 
@@ -27,6 +29,8 @@ T = TypeVar("T")
 UNREACHABLE = (
     "The Session network cannot be reached just now; nothing was changed. Try again later."
 )
+#: The last word of ``invite``: share the group's recent history with the invitee or not.
+HISTORY_WORDS = {"history": True, "new-only": False}
 
 
 class GroupAdminCommands:
@@ -70,10 +74,10 @@ class GroupAdminCommands:
         return acting.session_id
 
     async def _invite(
-        self, evt: CommandEvent, portal: PortalRecord, member: SessionID
+        self, evt: CommandEvent, portal: PortalRecord, member: SessionID, history: bool | None
     ) -> str | None:
         try:
-            return (await self._admin.invite(portal, evt.sender, member)).session_id
+            return (await self._admin.invite(portal, evt.sender, member, history)).session_id
         except AdminRefused as e:
             await evt.reply(str(e))
         except TemporaryFailure:
@@ -81,8 +85,11 @@ class GroupAdminCommands:
         return None
 
     async def _member_command(self, evt: CommandEvent, name: str) -> None:
-        if len(evt.args) != 1:
-            await evt.reply(f"Usage: `{name} <Session ID>`")
+        words = [w.strip().lower() for w in evt.args]
+        history = HISTORY_WORDS.get(words[-1]) if name == "invite" and len(words) == 2 else None
+        if len(words) != (1 if history is None else 2):
+            more = " [history|new-only]" if name == "invite" else ""
+            await evt.reply(f"Usage: `{name} <Session ID>{more}`")
             return
         portal = await self._portal(evt, name)
         if portal is None:
@@ -93,7 +100,7 @@ class GroupAdminCommands:
             await evt.reply(f"`{evt.args[0]}` is not a Session ID (66 hex digits, starting 05).")
             return
         if name == "invite":
-            acting = await self._invite(evt, portal, member)
+            acting = await self._invite(evt, portal, member, history)
             done = "Invited {sid} to this Session group; they are in once they accept."
         else:
             acting = await self._run(
@@ -144,10 +151,11 @@ def group_admin_commands(admin: GroupAdminEvents, portals: PortalRepo) -> list[C
         Command(
             "invite",
             SECTION,
-            "in a group's room: invite a Session account to the group (room admins)",
+            "in a group's room: invite a Session account to the group, with its recent history "
+            "or new messages only (room admins)",
             handlers.invite,
             Level.USER,
-            "<Session ID>",
+            "<Session ID> [history|new-only]",
         ),
         Command(
             "promote",

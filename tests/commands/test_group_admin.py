@@ -93,3 +93,41 @@ async def test_refusals_say_why() -> None:
     await run(commands, "@a:x")
     assert "not a group admin" in await run(commands, "@a:x", "confirm")
     assert acting.done == []
+
+
+class InvitingAdmin(FakeAdmin):
+    def __init__(self, acting: FakeActing) -> None:
+        super().__init__(acting)
+        self.invites: list[tuple[str, bool | None]] = []
+
+    async def invite(
+        self, portal: PortalRecord, sender: str, member: Any, history: bool | None = None
+    ) -> Acting:
+        self.invites.append((member.value, history))
+        return Acting("05" + "cd" * 32, None)  # type: ignore[arg-type]
+
+
+async def invite(commands: GroupAdminCommands, *args: str) -> str:
+    replies: list[str] = []
+
+    async def reply(text: str) -> None:
+        replies.append(text)
+
+    event = CommandEvent("@a:x", ROOM, "invite", args, " ".join(args), Level.USER, False, reply)
+    await commands.invite(event)
+    (text,) = replies
+    return text
+
+
+async def test_invite_shares_history_as_configured_unless_the_inviter_says() -> None:
+    admin = InvitingAdmin(FakeActing({"@a:x"}, True))
+    commands = GroupAdminCommands(admin, FakePortals())  # type: ignore[arg-type]
+    sid = "05" + "ef" * 32
+    assert "Invited" in await invite(commands, sid)
+    assert "Invited" in await invite(commands, sid, "history")
+    assert "Invited" in await invite(commands, sid, "New-Only")
+    assert admin.invites == [(sid, None), (sid, True), (sid, False)]
+    usage = "Usage: `invite <Session ID> [history|new-only]`"
+    assert await invite(commands, sid, "everything") == usage
+    assert await invite(commands) == usage
+    assert len(admin.invites) == 3

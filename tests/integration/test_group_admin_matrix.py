@@ -14,6 +14,7 @@ import pytest
 from mautrix.client import Client
 from mautrix.types import EventType, Membership, RoomID, UserID
 
+from bridge.app import BridgeApp
 from bridge.core.group.members import ADMIN_LEVEL
 from bridge.core.logins import Login
 from bridge.db.records import PortalKind
@@ -390,6 +391,24 @@ async def test_a_room_admin_without_a_group_admin_login_is_refused(
     await setup.owner.sync()
     assert not setup.owner.info.destroyed
 
+    # A Matrix user with a login who joins is told, once, why they are not added on Session.
+    erin = await matrix_users.new("erin")
+    erin_login = await dm_env.app.logins.create_new(str(erin.mxid))
+    not_added = f"{erin.mxid}'s Session account {erin_login.session_id[:10]}… could not be added"
+    await alice.invite_user(room, erin.mxid)
+    await _join(erin, room)
+    said = await bot_says(alice, room, bot, not_added, TIMEOUT)
+    assert "is an admin of the group" in said
+    await erin.leave_room(room)
+    await alice.invite_user(room, erin.mxid)
+    await _join(erin, room)
+    # Her message after the second join is refused (the portal handles a room's events in
+    # order, so the join before it was handled too), and the join was not explained again.
+    await erin.send_text(room, "anyone there?")
+    await bot_says(alice, room, bot, "your Session login is not a member", TIMEOUT)
+    said_all = await messages_from(alice, str(room), bot)
+    assert sum(not_added in b for b in said_all) == 1
+
 
 async def test_destroy_group_needs_confirmation(dm_env: DmEnv, matrix_users: MatrixUsers) -> None:
     setup = await admin_portal(dm_env, matrix_users, "Short-lived")
@@ -412,3 +431,127 @@ async def test_destroy_group_needs_confirmation(dm_env: DmEnv, matrix_users: Mat
         return portal is not None and portal.unbridged_at is not None
 
     await wait_for(unbridged, "the portal to become a plain room", TIMEOUT)
+
+
+async def _stored(env: DmEnv, setup: AdminPortal, storage_hash: str) -> bytes:
+    """The stored (encrypted) group message with ``storage_hash``, as the swarm holds it."""
+    group = setup.group
+    node, body = await env.world.snode.call(group, setup.owner._retrieve(NS_MESSAGES))
+    listed = parse_retrieve(node, NS_MESSAGES, body).messages
+    return next(m.data for m in listed if m.hash == storage_hash)
+
+
+def _can_read(member: Member, group: str, data: bytes) -> bool:
+    state = member.groups.poller.state(group)
+    assert state is not None
+    try:
+        decrypt_group_message(data, state.keyring.decryption_keys(), GroupID.parse(group).key)
+    except NoMatchingKey:
+        return False
+    return True
+
+
+async def test_invites_share_history_unless_configured_not_to(
+    dm_env: DmEnv, matrix_users: MatrixUsers
+) -> None:
+    setup = await admin_portal(dm_env, matrix_users, "Archive")
+    alice, room, group = setup.alice, setup.room, setup.group
+    groups_config = dm_env.app.config.groups
+    assert groups_config.invite_with_history  # the default, as the Session apps offer
+    early = await alice.send_text(room, "said before the invites")
+    data = await _stored(dm_env, setup, await _sent_hash(dm_env, str(early)))
+    bob = await new_member(dm_env.world, "Bob")
+    carol = await new_member(dm_env.world, "Carol")
+    try:
+        # Bob's ghost invited: the invite carries the group's kept keys (supplemental keys).
+        await alice.invite_user(
+            room, UserID(dm_env.app.ghosts.mxid_for(bob.identity.session_id.value))
+        )
+        await _session_member_joins(dm_env, bob, group)
+        # Carol's ghost invited with the option off: new messages only.
+        groups_config.invite_with_history = False
+        await alice.invite_user(
+            room, UserID(dm_env.app.ghosts.mxid_for(carol.identity.session_id.value))
+        )
+        await _session_member_joins(dm_env, carol, group)
+        assert _can_read(bob, group, data)
+        assert not _can_read(carol, group, data)
+        await wait_for(
+            lambda: _received(bob, "said before the invites"), "Bob to read the history", TIMEOUT
+        )
+        assert "said before the invites" not in carol.inbox.bodies()
+        # Both read what is sent after.
+        await alice.send_text(room, "after the invites")
+        for member in (bob, carol):
+            await wait_for(
+                lambda m=member: _received(m, "after the invites"), "both to read on", TIMEOUT
+            )
+    finally:
+        groups_config.invite_with_history = True
+        for member in (bob, carol):
+            await member.groups.stop()
+            await member.dm.stop()
+
+
+async def test_limits_and_group_admins_made_room_admins_at_start_and_sync(
+    dm_env: DmEnv, matrix_users: MatrixUsers
+) -> None:
+    setup = await admin_portal(dm_env, matrix_users, "Limits")
+    alice, room, owner = setup.alice, setup.room, setup.owner
+    bot = dm_env.app.config.bot_mxid
+
+    # A name over Session's 100 bytes is refused and put back, as the apps refuse it.
+    await _rename(alice, room, "n" * 101)
+    await bot_says(alice, room, bot, "name can be at most 100 bytes", TIMEOUT)
+
+    async def name_back() -> bool:
+        return bool((await alice.get_state_event(room, EventType.ROOM_NAME)).name == "Limits")
+
+    await wait_for(name_back, "the name put back", TIMEOUT)
+    # So is a topic over the description's 2000 bytes.
+    await alice.send_state_event(room, EventType.ROOM_TOPIC, {"topic": "t" * 2001})
+    await bot_says(alice, room, bot, "description can be at most 2000 bytes", TIMEOUT)
+
+    async def topic_back() -> bool:
+        topic = (await alice.get_state_event(room, EventType.ROOM_TOPIC)).topic
+        return bool(topic != "t" * 2001)
+
+    await wait_for(topic_back, "the topic put back", TIMEOUT)
+    # At the limit (100 bytes of UTF-8: 50 two-byte letters) it is the group's name.
+    await _rename(alice, room, "é" * 50)
+
+    async def renamed() -> bool:
+        await owner.sync()
+        return owner.info.name == "é" * 50
+
+    await wait_for(renamed, "the group renamed at the limit", TIMEOUT)
+    await owner.sync()
+    assert owner.info.description != "t" * 2001
+
+    # Alice, a group admin, is a room admin no longer (as before the bridge raised group
+    # admins); `sync` raises her again.
+    async def lower_alice() -> None:
+        levels = await alice.get_state_event(room, EventType.ROOM_POWER_LEVELS)
+        levels.set_user_level(alice.mxid, 0)
+        await alice.send_state_event(room, EventType.ROOM_POWER_LEVELS, levels)
+
+    async def alice_room_admin() -> bool:
+        return await _level(alice, room, str(alice.mxid)) >= ROOM_ADMIN
+
+    await lower_alice()
+    assert not await alice_room_admin()
+    await alice.send_text(room, "!session sync")
+    await bot_says(alice, room, bot, "Synced", TIMEOUT)
+    await wait_for(alice_room_admin, "Alice a room admin again after sync", TIMEOUT)
+
+    # Lowered while the bridge is down: the restarted bridge raises her when her login reads
+    # the group.
+    await lower_alice()
+    config = dm_env.app.config
+    await dm_env.app.stop()
+    restarted = BridgeApp(config)
+    await restarted.start()
+    try:
+        await wait_for(alice_room_admin, "Alice a room admin again after a start", TIMEOUT)
+    finally:
+        await restarted.stop()

@@ -18,6 +18,7 @@ from mautrix.client import Client
 from mautrix.types import EventType, RoomAvatarStateEventContent, RoomID, UserID
 
 from bridge.db.records import PortalKind
+from bridge.ids import SessionID
 from bridge.session.avatars import decrypt_avatar_from_url
 from bridge.session.groups.events import GroupInviteEvent, GroupMessageEvent
 from bridge.session.messages import VisibleMessage
@@ -128,8 +129,19 @@ async def test_create_group_from_a_room_then_a_session_member_joins_and_messages
         listed = {m.session_id.value for m in state.members}
         assert {ours, carol_login.session_id, bob.identity.session_id.value} <= listed
 
-        # The other Matrix user's login was in the room: it is a member at once.
+        # Bob's invite response is answered by the creator's login, a group admin since the
+        # group was made (its client polls the group with the seed): as the devnet holds
+        # Members, his invite is settled ("I" cleared, docs/groups-v2.md §7.3 4).
+        async def settled(session_id: str) -> bool:
+            members = bob.groups.poller.state(group)
+            entry = None if members is None else members.members.get(SessionID.parse(session_id))
+            return entry is not None and entry.invite is None and not entry.supplement
+
+        bob_sid = bob.identity.session_id.value
+        await wait_for(lambda: settled(bob_sid), "Bob's invite answered", TIMEOUT)
+        # The other Matrix user's login was in the room: it is a member at once, settled too.
         await _accepted(dm_env, carol_login.session_id, group)
+        await wait_for(lambda: settled(carol_login.session_id), "Carol's invite settled", TIMEOUT)
         # The creator's UserGroups holds the group with its admin seed (the phone shows it).
         configs = app._direct.accounts.configs  # type: ignore[union-attr]
 

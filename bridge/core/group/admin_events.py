@@ -2,8 +2,10 @@
 Running a Session group from Matrix): the portal's state events go to the part that handles
 them (:mod:`bridge.core.group.admin_members`, :mod:`bridge.core.group.admin_levels`,
 :mod:`bridge.core.group.admin_info`), and a login promoted on Session makes its owner a room
-admin. Everything is allowed only to a room admin, with an acting identity that is a group
-admin (:mod:`bridge.core.group.admin_acting`); a refusal raises
+admin. So does a login that holds the group's seed already (a group admin from before the
+bridge raised admins, or promoted while it was down): the first time it reads the group after
+a start, and at ``sync``. Everything is allowed only to a room admin, with an acting
+identity that is a group admin (:mod:`bridge.core.group.admin_acting`); a refusal raises
 :class:`~bridge.core.group.admin_acting.AdminRefused` after the room was put back, and the
 portal machinery tells the sender.
 """
@@ -11,8 +13,9 @@ portal machinery tells the sender.
 from __future__ import annotations
 
 from mautrix.appservice import IntentAPI
-from mautrix.types import EventType, StateEvent
+from mautrix.types import EventType, RoomID, StateEvent, UserID
 
+from bridge.config import GroupsConfig
 from bridge.core.ghosts import GhostManager
 from bridge.core.group.admin_acting import Acting, ActingAdmins
 from bridge.core.group.admin_duties import AdminDuties
@@ -25,10 +28,15 @@ from bridge.core.group.portals import GroupPortals
 from bridge.core.logins import LoginManager
 from bridge.core.portal.kind import PortalDeps
 from bridge.db.records import PortalRecord
+from bridge.db.repos.kv import KVRepo
 from bridge.db.repos.portals import PortalRepo
 from bridge.ids import SessionID
 from bridge.matrix.reads import media_download
-from bridge.session.groups.events import GroupMessageEvent, GroupPromotedEvent
+from bridge.session.groups.events import (
+    GroupMembersEvent,
+    GroupMessageEvent,
+    GroupPromotedEvent,
+)
 from bridge.session.snode.rpc import SnodeClient
 
 __all__ = ["GroupAdminEvents", "build_group_admin"]
@@ -47,10 +55,15 @@ class GroupAdminEvents:
         ghosts: GhostManager,
         logins: LoginManager,
         bot: IntentAPI,
+        config: GroupsConfig,
+        kv: KVRepo,
     ) -> None:
         self.acting = acting
         self._portals = portals
         self._logins = logins
+        self._bot = bot
+        # (group, Session id) of the logins whose owners were raised since the start
+        self._raised: set[tuple[str, str]] = set()
         self._levels = GroupLevelsFromMatrix(acting=acting, ghosts=ghosts, logins=logins, bot=bot)
         self._members = GroupMembersFromMatrix(
             acting=acting,
@@ -59,15 +72,20 @@ class GroupAdminEvents:
             ghosts=ghosts,
             logins=logins,
             bot=bot,
+            config=config,
+            kv=kv,
         )
         self._duties = AdminDuties(acting)
         self._info = GroupInfoFromMatrix(
             acting=acting, portals=portal_repo, bot=bot, download=media_download(bot)
         )
 
-    async def invite(self, portal: PortalRecord, sender: str, member: SessionID) -> Acting:
-        """``invite <Session ID>`` (:class:`AdminRefused` says why not)."""
-        return await self._members.invite_member(portal, sender, member)
+    async def invite(
+        self, portal: PortalRecord, sender: str, member: SessionID, history: bool | None = None
+    ) -> Acting:
+        """``invite <Session ID>`` (:class:`AdminRefused` says why not); ``history``: share
+        the group's recent history (None: as ``groups.invite_with_history`` says)."""
+        return await self._members.invite_member(portal, sender, member, history)
 
     async def on_state(self, portal: PortalRecord, event: StateEvent) -> bool:
         """A Matrix user's state event in a group portal; True if it was handled here."""
@@ -91,6 +109,37 @@ class GroupAdminEvents:
         for login in self._logins.cached_logins():
             if login.session_id == session_id and login.record.mxid is not None:
                 await self._levels.make_room_admin(portal, login.record.mxid)
+
+    async def on_members(self, session_id: str, event: GroupMembersEvent) -> None:
+        """``session_id`` (one of ours) read the group's Members: the first time since the
+        start, if it is a login holding the group's seed, its owner in the portal is made a
+        room admin (a group admin from before, or promoted while the bridge was down)."""
+        group = event.group.value
+        if (group, session_id) in self._raised:
+            return
+        owner = next(
+            (x.record.mxid for x in self._logins.cached_logins() if x.session_id == session_id),
+            None,
+        )
+        if owner is None or await self.acting.seed_of(session_id, group) is None:
+            self._raised.add((group, session_id))  # the bot, or a member: nothing to raise
+            return
+        portal = await self._portals.existing(group)
+        if portal is None:
+            return  # no room yet: its owner is raised when they join it
+        self._raised.add((group, session_id))
+        if UserID(owner) in await self._bot.get_joined_members(RoomID(str(portal.mxid))):
+            await self._levels.make_room_admin(portal, owner)
+
+    async def raise_room_admins(self, portal: PortalRecord) -> int:
+        """Make every Matrix user in the portal whose login holds the group's seed a room
+        admin (``sync``); how many were raised."""
+        joined = await self._bot.get_joined_members(RoomID(str(portal.mxid)))
+        owners = {str(x.record.mxid) for x in self._logins.cached_logins() if x.record.mxid}
+        raised = 0
+        for mxid in sorted(owners & {str(m) for m in joined}):
+            raised += await self._levels.make_room_admin(portal, mxid)
+        return raised
 
 
 def build_group_admin(
@@ -119,4 +168,6 @@ def build_group_admin(
         ghosts=deps.ghosts,
         logins=deps.logins,
         bot=deps.bot,
+        config=deps.config.groups,
+        kv=deps.repos.kv,
     )

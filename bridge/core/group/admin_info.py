@@ -7,6 +7,10 @@ A refused change is put back as the group has it (the portal record follows the 
 the portal record at once, so that the group's Info, when the bridge reads it back, is not sent
 to the room a second time. The bridge's own state events never reach here (the router drops
 the bot's and the ghosts' events), so nothing loops.
+
+A name or description longer than Session allows (docs/groups-v2.md §2.1: 100 and 2000 bytes of
+UTF-8) is refused and put back, with the limit, as the Session apps refuse it ("Please enter a
+shorter group name") rather than cut it as libsession's setter would.
 """
 
 from __future__ import annotations
@@ -31,13 +35,27 @@ from bridge.core.topic_counts import base_topic
 from bridge.db.records import PortalRecord
 from bridge.db.repos.portals import PortalRepo
 from bridge.matrix.reads import MediaDownload
-from bridge.session.groups.info import Info
+from bridge.session.groups.info import DESCRIPTION_MAX, NAME_MAX, Info
 
 log = logging.getLogger("bridge.core.group.admin_info")
 
-__all__ = ["GroupInfoFromMatrix", "description_of"]
+__all__ = ["GroupInfoFromMatrix", "description_of", "too_long"]
 
 INFO_TYPES = (EventType.ROOM_NAME, EventType.ROOM_TOPIC, EventType.ROOM_AVATAR)
+TOO_LONG = (
+    "A Session group's {what} can be at most {limit} bytes long (this one has {size}); "
+    "please enter a shorter {what}. {kept}"
+)
+
+
+def too_long(what: str, text: str, kept: str = "") -> str | None:
+    """Why ``text`` cannot be the group's ``what`` ("name" or "description"), if it is over
+    Session's limit (docs/groups-v2.md §2.1); ``kept`` ends the sentence."""
+    limit = NAME_MAX if what == "name" else DESCRIPTION_MAX
+    size = len(text.encode())
+    if size <= limit:
+        return None
+    return TOO_LONG.format(what=what, limit=limit, size=size, kept=kept).strip()
 
 
 def description_of(topic: str, info: Info | None) -> str:
@@ -89,6 +107,9 @@ class GroupInfoFromMatrix:
             return
         if not name:
             raise AdminRefused("A Session group needs a name; the room keeps the group's name.")
+        refusal = too_long("name", name, "The room keeps the group's name.")
+        if refusal is not None:
+            raise AdminRefused(refusal)
         await self._acting.run(portal, sender, "rename the group", lambda a: a.set_name(name))
         await self._portals.update(dataclasses.replace(portal, name=name))
         log.info("Group %s renamed from Matrix", portal.session_key[:12])
@@ -98,6 +119,9 @@ class GroupInfoFromMatrix:
             return
         view = self._acting.view(portal.session_key)
         description = description_of(topic, None if view is None else view.info)
+        refusal = too_long("description", description, "The room keeps the group's topic.")
+        if refusal is not None:
+            raise AdminRefused(refusal)
         await self._acting.run(
             portal,
             sender,

@@ -2,14 +2,18 @@
 §7.2, §7.5), made by the acting identity (:mod:`bridge.core.group.admin_acting`):
 
 * a room admin inviting a Session user's ghost invites that Session account to the group
-  (its ghost joins once the group lists it); refused, the invite is withdrawn;
+  (its ghost joins once the group lists it); refused, the invite is withdrawn. The invite
+  shares the group's recent history (supplemental keys, §3.5) as the Session apps' "Share
+  message history" does, unless ``groups.invite_with_history`` is off;
 * a room admin kicking or banning a ghost removes that member with a rekey; refused, the ghost
   is let back in while it is still a member;
 * a Matrix user who joins the portal with a login that is not in the group has it added at
   once when an admin identity is at hand (being in the portal is what accepting means,
   :mod:`bridge.core.group.members`): its membership is stored with its member auth data as a
-  group joined elsewhere, and the admin marks the invite answered (§7.3 4). A user whose login
-  holds the group seed is made a room admin (:mod:`bridge.core.group.admin_levels`).
+  group joined elsewhere, and the admin marks the invite answered (§7.3 4); without an admin
+  at hand the bot says so in the room, once per login (remembered in the kv table). A user
+  whose login holds the group seed is made a room admin (:mod:`bridge.core.group.admin_levels`).
+  A login shares no history: its owner reads it in the room.
 
 Memberships the bridge itself changes (its ghosts joining and leaving, the bot inviting) are
 sent by the bot or a ghost, which the router never passes here.
@@ -24,12 +28,14 @@ from mautrix.appservice import IntentAPI
 from mautrix.errors import IntentError, MatrixRequestError
 from mautrix.types import Membership, MemberStateEventContent, RoomID, StateEvent, UserID
 
+from bridge.config import GroupsConfig
 from bridge.core.ghosts import GhostManager
 from bridge.core.group.admin_acting import Acting, ActingAdmins, AdminRefused
 from bridge.core.group.admin_levels import GroupLevelsFromMatrix
 from bridge.core.group.members import GroupMembers
 from bridge.core.logins import Login, LoginManager
 from bridge.db.records import PortalRecord
+from bridge.db.repos.kv import KVRepo
 from bridge.ids import SessionID
 from bridge.matrix.reads import member_display_name
 from bridge.matrix.send import derived_txn_id, send_notice
@@ -42,6 +48,15 @@ log = logging.getLogger("bridge.core.group.admin_members")
 __all__ = ["GroupMembersFromMatrix"]
 
 NOT_A_SESSION_ACCOUNT = "Only Session accounts (IDs starting with 05) can be group members."
+NOT_ADDED = (
+    "{owner}'s Session account {sid}… could not be added to this Session group: neither a "
+    "Session login in this room nor the bridge's own Session account is an admin of the group. "
+    "A group admin on Session can invite {sid}… (or promote a login of someone in this room, "
+    "and the bridge adds it then). Until then, {owner}'s messages here do not reach Session "
+    "as their own."
+)
+#: kv key prefix: the join of this login was already explained in this portal.
+NOT_ADDED_KEY = "group-not-added:"
 #: (Session id, group id) once a login was added to a group (its phone's UserGroups).
 OnAccepted = Callable[[str, str], Awaitable[None]]
 
@@ -58,6 +73,8 @@ class GroupMembersFromMatrix:
         ghosts: GhostManager,
         logins: LoginManager,
         bot: IntentAPI,
+        config: GroupsConfig,
+        kv: KVRepo,
     ) -> None:
         self._acting = acting
         self._levels = levels
@@ -65,6 +82,8 @@ class GroupMembersFromMatrix:
         self._ghosts = ghosts
         self._logins = logins
         self._bot = bot
+        self._config = config  # read at each invite: ``groups.invite_with_history``
+        self._kv = kv
 
     async def on_member(self, portal: PortalRecord, event: StateEvent) -> bool:
         """A membership change by a Matrix user; True if it was about the group."""
@@ -111,9 +130,10 @@ class GroupMembersFromMatrix:
             return
         name = await member_display_name(self._bot, str(portal.mxid), ghost)
         name = "" if name == ghost else name
+        history = self._config.invite_with_history
         try:
             await self._acting.run(
-                portal, sender, "invite people", lambda a: a.invite(member, name)
+                portal, sender, "invite people", lambda a: a.invite(member, name, history=history)
             )
         except AdminRefused:
             await self._withdraw(portal, ghost)
@@ -157,8 +177,11 @@ class GroupMembersFromMatrix:
         except (IntentError, MatrixRequestError):
             log.exception("Could not let %s back into %s", sid[:10], portal.mxid)
 
-    async def invite_member(self, portal: PortalRecord, sender: str, member: SessionID) -> Acting:
-        """``invite <Session ID>`` by ``sender``: a group invite, or, for the login of a Matrix
+    async def invite_member(
+        self, portal: PortalRecord, sender: str, member: SessionID, history: bool | None = None
+    ) -> Acting:
+        """``invite <Session ID>`` by ``sender``: a group invite (sharing history per
+        ``history``, else per ``groups.invite_with_history``), or, for the login of a Matrix
         user already in the room, the login added at once (as when they join)."""
         login = next(
             (x for x in self._logins.cached_logins() if x.session_id == member.value), None
@@ -175,8 +198,9 @@ class GroupMembersFromMatrix:
             )
             await self._tell_added(portal, login, acting)
             return acting
+        shared = self._config.invite_with_history if history is None else history
         acting, _ = await self._acting.run(
-            portal, sender, "invite people", lambda a: a.invite(member)
+            portal, sender, "invite people", lambda a: a.invite(member, history=shared)
         )
         return acting
 
@@ -187,10 +211,11 @@ class GroupMembersFromMatrix:
         logins = await self._logins.logins_of(mxid)
         if not logins or await self._in_group(logins, portal.session_key):
             return
+        login = logins[0]
         acting = await self._acting.find(portal, None)
         if acting is None:
-            return  # no admin at hand: their messages say why when they write
-        login = logins[0]
+            await self._tell_not_added(portal, login)
+            return
         name = self._acting.profile_name(login.session_id) or (
             await member_display_name(self._bot, str(portal.mxid), mxid)
         )
@@ -224,6 +249,19 @@ class GroupMembersFromMatrix:
         response = GroupInviteResponse(is_approved=True, profile=Profile(display_name=name))
         await admin.handle_invite_response(member, response)
 
+    async def _tell_not_added(self, portal: PortalRecord, login: Login) -> None:
+        """No admin identity to add ``login``: said in the room once per portal and login."""
+        key = f"{NOT_ADDED_KEY}{portal.session_key}:{login.session_id}"
+        if await self._kv.get(key) is not None:
+            return
+        owner = str(login.record.mxid)
+        text = NOT_ADDED.format(owner=owner, sid=login.session_id[:10])
+        await send_notice(self._bot, str(portal.mxid), text, txn_id=derived_txn_id("group", key))
+        await self._kv.set(key, "1")
+        log.info(
+            "%s not added to group %s: no admin", login.session_id[:10], portal.session_key[:12]
+        )
+
     async def _tell_added(self, portal: PortalRecord, login: Login, acting: Acting) -> None:
         owner = login.record.mxid
         text = (
@@ -232,3 +270,4 @@ class GroupMembersFromMatrix:
         )
         key = f"group-added:{portal.session_key}:{login.session_id}"
         await send_notice(self._bot, str(portal.mxid), text, txn_id=derived_txn_id("group", key))
+        await self._kv.delete(f"{NOT_ADDED_KEY}{portal.session_key}:{login.session_id}")

@@ -12,7 +12,8 @@ room already holds are invited on Session: its ghosts (who accept in their apps)
 Matrix users' logins (accepted at once: their owners are in the portal already).
 
 Everything that can refuse (a portal already, not a room admin, no acting identity, an
-encrypted room, the bot without the power to mark the room) is checked before anything is
+encrypted room, the bot without the power to mark the room, a name or topic over Session's
+limits) is checked before anything is
 created on Session; a room that cannot be attached afterwards has its new group destroyed.
 """
 
@@ -35,6 +36,7 @@ from mautrix.types import (
 
 from bridge.config import GroupsConfig
 from bridge.core.ghosts import GhostManager
+from bridge.core.group.admin_info import too_long
 from bridge.core.group.clients import GroupClients, SessionClientOf
 from bridge.core.group.members import GroupMembers
 from bridge.core.group.phone import PhoneGroups
@@ -131,6 +133,7 @@ class GroupCreator:
                 raise GroupCreateError(
                     "This room has no name: give the group one (`create-group <name>`)."
                 )
+            _within_limits(name, look.topic)
             admin = await self._new_group(identity, room_id, sender, name, look.topic)
             picture_note = await self._set_picture(admin, look.avatar_mxc)
             portal = await self._attach(admin, room_id, name, look)
@@ -325,6 +328,16 @@ class GroupCreator:
                 name = await member_display_name(self._bot, room_id, user)
                 found.setdefault(login.session_id, (name, True))
         return [(sid, name, login) for sid, (name, login) in found.items() if sid not in skip]
+
+
+def _within_limits(name: str, topic: str) -> None:
+    """Session's limits on a group's name and description (docs/groups-v2.md §2.1), refused
+    as the apps refuse them, before anything is created."""
+    refusal = too_long("name", name, "Give a shorter one: `create-group <name>`.") or too_long(
+        "description", topic, "Shorten the room's topic, then run `create-group` again."
+    )
+    if refusal is not None:
+        raise GroupCreateError(refusal)
 
 
 async def _destroy_quietly(admin: GroupAdmin) -> None:

@@ -6,7 +6,8 @@ keys, and the admin-signed invite is sent 1:1 as a Session app sends it. The mad
 runs no 1:1 client, so the bridge hands it the same kind of invite directly (verified by the
 identity's group client like any received invite), accepts it (the group's keys are read, the
 InviteResponse posted) and the admin clears the member's invite status. From then on its
-group client polls the group like every identity the bridge runs.
+group client polls the group like every identity the bridge runs, until the room denies made
+identities again: then it leaves the group.
 """
 
 from __future__ import annotations
@@ -52,6 +53,17 @@ class MadeGroups:
 
     async def stop(self, made: MadeIdentity) -> None:
         await self._clients.stop_identity(made.session_id)
+
+    async def leave(self, made: MadeIdentity, group: str) -> bool:
+        """``made`` leaves ``group`` as a Session app leaves (MemberLeftNotification and
+        MemberLeft, docs/groups-v2.md §7.6; the group's admin then removes it): when the room
+        denies made identities again. False when it was no member."""
+        client = self._clients.client(made.session_id)
+        if client is None or not await is_member(client, group):
+            return False
+        await client.leave(group)
+        log.info("Bridge-made %s left group %s", made.session_id[:10], group[:12])
+        return True
 
     async def is_member(self, made: MadeIdentity, group: str) -> bool:
         client = self._clients.client(made.session_id)

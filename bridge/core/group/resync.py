@@ -3,7 +3,8 @@
 ``sync`` re-reads a group now: the group is polled at once, and its current Info and Members
 (as the reading identity holds them) are applied to the room even where the bridge thinks
 nothing changed: ghosts join with their group names and pictures, ghosts of non-members
-leave, admins get their level, and the room's name, topic and avatar are set again.
+leave, admins get their level (the Matrix users whose logins are group admins too: room admin,
+``room_admins``), and the room's name, topic and avatar are set again.
 
 ``unbridge`` (the generic command, bridge/commands/portals.py) ends the portal; this kind
 then stops polling the group for every identity, and does not poll it after a restart either
@@ -12,6 +13,7 @@ then stops polling the group for every identity, and does not poll it after a re
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
 from bridge.core.group.clients import GroupClients, SkipGroup
@@ -58,10 +60,12 @@ class GroupResync:
         clients: GroupClients,
         members: GroupMembers,
         portals: GroupPortals,
+        room_admins: Callable[[PortalRecord], Awaitable[int]] | None = None,
     ) -> None:
         self._clients = clients
         self._members = members
         self._portals = portals
+        self._room_admins = room_admins  # bridge/core/group/admin_events.py
 
     async def _reader(self, group: str) -> tuple[GroupsClient, GroupState] | None:
         """A running identity that is a member of ``group`` and holds its keys."""
@@ -90,6 +94,8 @@ class GroupResync:
         client.poll_now()
         portal = await self._portals.follow_info(portal, state.info, force=True)
         await self._members.on_members(GroupMembersEvent(state.group_id, state.members))
+        if self._room_admins is not None:
+            await self._room_admins(portal)
         listed = [m for m in state.members if m.removal is None]
         return Synced(
             name=portal.name or group[:12],

@@ -194,6 +194,8 @@ class GroupKind:
             await self.members.on_info(event)
         elif isinstance(event, GroupMembersEvent):
             await self.members.on_members(event)
+            if self.admin is not None:
+                await self.admin.on_members(session_id, event)  # group admins → room admins
         elif isinstance(event, GroupRemovedEvent):
             await self.members.on_removed(session_id, event)
         elif isinstance(event, GroupDestroyedEvent):
@@ -270,9 +272,15 @@ def build_group(
         messages=repos.messages,
         logins=deps.logins,
     )
+    admin = build_group_admin(deps, snode, session_client, clients, members, portals)
     return GroupKind(
-        admin=build_group_admin(deps, snode, session_client, clients, members, portals),
-        resync=GroupResync(clients=clients, members=members, portals=portals),
+        admin=admin,
+        resync=GroupResync(
+            clients=clients,
+            members=members,
+            portals=portals,
+            room_admins=admin.raise_room_admins,
+        ),
         phone=phone,
         clients=clients,
         inbound=inbound,

@@ -10,7 +10,13 @@ from types import SimpleNamespace
 from typing import Any, cast
 
 import pytest
-from mautrix.types import PowerLevelStateEventContent
+from mautrix.errors import MNotFound
+from mautrix.types import (
+    EventType,
+    PowerLevelStateEventContent,
+    RoomNameStateEventContent,
+    RoomTopicStateEventContent,
+)
 
 from bridge.config import GroupsConfig
 from bridge.core.group.create import GroupCreateError, GroupCreator
@@ -120,3 +126,33 @@ async def test_no_login_is_refused_unless_the_operator_allows_the_bot() -> None:
     # the next step is the Matrix room's state, which this fake bot does not have).
     with pytest.raises(AttributeError, match="get_state_event"):
         await creator(as_bot=True).create(ROOM, ALICE)
+
+
+class NamedRoomBot(Bot):
+    """A room with a name and a topic (and no avatar)."""
+
+    def __init__(self, name: str, topic: str = "") -> None:
+        super().__init__(50)
+        self.state = {
+            EventType.ROOM_NAME: RoomNameStateEventContent(name=name),
+            EventType.ROOM_TOPIC: RoomTopicStateEventContent(topic=topic),
+        }
+
+    async def get_state_event(self, room_id: str, event_type: EventType) -> object:
+        if event_type not in self.state:
+            raise MNotFound(404, "no such state")
+        return self.state[event_type]
+
+
+async def test_a_name_or_topic_over_sessions_limits_is_refused_as_the_apps_do() -> None:
+    login = SimpleNamespace(identity=Identity.generate())
+    made = creator(logins=[login])
+    made._bot = cast(Any, NamedRoomBot("n" * 101))
+    refused = await refusal(made)
+    assert "name can be at most 100 bytes" in refused and "create-group <name>" in refused
+    # A shorter name given with the command is taken instead (the next step needs the
+    # Session client, which the test does not have).
+    with pytest.raises(AssertionError, match="used"):
+        await made.create(ROOM, ALICE, "Book club")
+    made._bot = cast(Any, NamedRoomBot("Book club", topic="t" * 2001))
+    assert "description can be at most 2000 bytes" in await refusal(made)
