@@ -24,6 +24,9 @@ class IdentityCommandDeps:
     portals: PortalRepo
     publish: Callable[[MadeIdentity], Awaitable[object]]
     is_room_admin: Callable[[str, str], Awaitable[bool]]
+    # `identities deny`: the made identities that were members leave the portal's group;
+    # how many left.
+    on_denied: Callable[[PortalRecord], Awaitable[int]] | None = None
 
 
 def identity_commands(deps: IdentityCommandDeps) -> list[Command]:
@@ -61,13 +64,17 @@ def identity_commands(deps: IdentityCommandDeps) -> list[Command]:
             return
         allow = evt.args[0] == "allow"
         await made.set_allowed(portal, allow)
+        if allow:
+            await evt.reply(
+                "Bridge-made Session identities are allowed here: the messages of users who "
+                "turned theirs on (`session-identity on`) go to Session as those identities."
+                + ("" if made.settings.enabled else " (They are turned off on this bridge now.)")
+            )
+            return
+        left = await _leave(deps, portal)
         await evt.reply(
-            "Bridge-made Session identities are allowed here: the messages of users who "
-            "turned theirs on (`session-identity on`) go to Session as those identities."
-            + ("" if made.settings.enabled else " (They are turned off on this bridge now.)")
-            if allow
-            else "Bridge-made Session identities are no longer used here: those users are "
-            "relayed again."
+            "Bridge-made Session identities are no longer used here: those users are "
+            "relayed again." + (f" {left} of them left the group on Session." if left else "")
         )
 
     return [
@@ -88,6 +95,16 @@ def identity_commands(deps: IdentityCommandDeps) -> list[Command]:
             "[allow|deny]",
         ),
     ]
+
+
+async def _leave(deps: IdentityCommandDeps, portal: PortalRecord) -> int:
+    if deps.on_denied is None:
+        return 0
+    try:
+        return await deps.on_denied(portal)
+    except Exception as e:  # denied all the same: they are no longer used here
+        log.warning("Bridge-made identities did not leave portal %d: %s", portal.id, e)
+        return 0
 
 
 async def _status(made: MadeIdentities, mxid: str) -> str:

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from bridge.commands.permissions import Level
 from bridge.commands.registry import Command, CommandEvent
-from bridge.core.links import LinkService
+from bridge.core.links import DIRECT_CHATS, LinkService
+from bridge.db.repos.links import IdentityKind
 
 SECTION = "Migration"
 
@@ -57,6 +58,8 @@ async def _listing(links: LinkService, mxid: str, prefix: str) -> str:
     known = await links.links_of(mxid)
     mine = "\n".join(f"* `{r.session_id}` ({r.kind.value})" for r in known)
     head = f"Your Session IDs:\n{mine}" if known else "You have no Session ID linked yet."
+    if any(r.kind is IdentityKind.LINK for r in known):
+        head += f"\n\n{DIRECT_CHATS}"
     return (
         f"{head}\n\nLink one with `{prefix} link <Session ID>`: I give you a code to send "
         "from that Session account to my Session ID. Or, from Session, send "

@@ -51,6 +51,13 @@ HOUR_MS = 3_600_000
 
 Clock = Callable[[], int]
 
+#: Told on Matrix with every link made (docs/migration.md §2): a link holds no key.
+DIRECT_CHATS = (
+    "A link holds no key of that Session account, so its direct chats cannot be read without "
+    "its recovery phrase and are not bridged. To bridge them too, send `login` in your "
+    "management room with the bridge bot."
+)
+
 
 # --- pure checks ---------------------------------------------------------------------------
 
@@ -315,12 +322,12 @@ class LinkService:
         made = IdentityRecord(record.session_id, record.mxid, IdentityKind.LINK, self._clock())
         done = f"Linked: Session ID `{record.session_id}` now belongs to {record.mxid}."
         if not on_matrix and record.room_id is not None:
-            await self._notify(record.room_id, f"✅ {done}")
+            await self._notify(record.room_id, f"✅ {done}\n\n{DIRECT_CHATS}")
         try:
             await self._on_linked(made)
         except Exception:
             log.exception("The effects of linking %s failed", record.session_id[:10])
-        return done if on_matrix else done.replace("`", "")
+        return f"{done}\n\n{DIRECT_CHATS}" if on_matrix else done.replace("`", "")
 
 
 def _refusal_text(verdict: Verdict) -> str:

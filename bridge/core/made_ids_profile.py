@@ -5,11 +5,13 @@ and the same profile carried on every message it sends.
 
 The name is the Matrix display name through ``migration.made_identity_name``; the picture is
 the Matrix avatar, uploaded again only when it changed (what was uploaded is kept in the kv
-table, as for the bot's picture).
+table, as for the bot's picture). A later change of the Matrix name or avatar (a member event
+of the user) is published again (:meth:`MadeProfiles.refresh`).
 """
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 import time
@@ -57,6 +59,7 @@ class MadeProfiles:
         self._download = download
         self._template = name_template
         self._cache: dict[str, Profile] = {}
+        self._locks: dict[str, asyncio.Lock] = {}  # one publish per identity at a time
 
     async def profile(self, made: MadeIdentity, name: str | None = None) -> Profile:
         """What ``made``'s messages carry: ``name`` (the Session name of the message's
@@ -72,10 +75,37 @@ class MadeProfiles:
     async def publish(self, made: MadeIdentity) -> Profile:
         """Read the Matrix name and avatar, upload the picture if it changed, write the
         UserProfile config; the profile now shown."""
-        displayname, avatar = await self._read_profile(made.mxid)
-        name = session_name(self._template, displayname or "", made.mxid)
+        async with self._lock(made.session_id):
+            displayname, avatar = await self._read_profile(made.mxid)
+            name = session_name(self._template, displayname or "", made.mxid)
+            return await self._publish(made, name, avatar, await self._stored(made))
+
+    async def refresh(self, made: MadeIdentity) -> Profile | None:
+        """Publish again if the Matrix name or avatar differs from the published ones (a
+        member event of the user said something changed); the new profile, or None."""
+        async with self._lock(made.session_id):
+            displayname, avatar = await self._read_profile(made.mxid)
+            name = session_name(self._template, displayname or "", made.mxid)
+            old = await self._stored(made)
+            if old and old.get("name") == name and old.get("mxc") == avatar:
+                return None
+            log.info("The Matrix profile of bridge-made %s changed", made.session_id[:10])
+            return await self._publish(made, name, avatar, old)
+
+    def _lock(self, session_id: str) -> asyncio.Lock:
+        return self._locks.setdefault(session_id, asyncio.Lock())
+
+    async def _stored(self, made: MadeIdentity) -> dict[str, Any]:
         raw = await self._kv.get(profile_key(made.session_id))
-        old = json.loads(raw) if raw else {}
+        try:
+            old = json.loads(raw) if raw else {}
+        except ValueError:
+            return {}
+        return old if isinstance(old, dict) else {}
+
+    async def _publish(
+        self, made: MadeIdentity, name: str, avatar: str | None, old: dict[str, Any]
+    ) -> Profile:
         url, key = old.get("url"), bytes.fromhex(old["key"]) if old.get("key") else None
         if avatar != old.get("mxc"):
             url, key = None, None

@@ -201,6 +201,9 @@ async def test_matrix_to_session_link(world: World) -> None:
     owner = await world.repo.owner_of(ALICE_SID)
     assert owner is not None and (owner.mxid, owner.kind) == (ALICE, IdentityKind.LINK)
     assert world.notices and world.notices[0][0] == "!room:hs" and ALICE_SID in world.notices[0][1]
+    # The Matrix user is told that the link bridges no direct chat, and offered `login`.
+    assert "cannot be read without its recovery phrase" in world.notices[0][1]
+    assert "`login`" in world.notices[0][1]
     assert [r.session_id for r in world.linked] == [ALICE_SID]
     again = await world.service.on_bot_message(ALICE_SID, code)
     assert again is not None and "already used" in again
@@ -214,6 +217,7 @@ async def test_session_to_matrix_link(world: World) -> None:
     assert "wrong" in await world.service.confirm_on_matrix(BOB, code)
     done = await world.service.confirm_on_matrix(ALICE, code)
     assert "Linked" in done
+    assert "cannot be read without its recovery phrase" in done and "`login`" in done
     owner = await world.repo.owner_of(ALICE_SID)
     assert owner is not None and owner.mxid == ALICE
     assert "already used" in await world.service.confirm_on_matrix(ALICE, code)

@@ -262,6 +262,29 @@ async def test_profile_published_once_per_avatar_and_written_to_user_profile(env
     assert (await published.publish(made)).avatar_url is None
 
 
+async def test_a_changed_matrix_profile_is_published_again(env: Env) -> None:
+    made, _ = await env.service().turn_on(ALICE)
+    assert made is not None
+    snode, files, avatar = FakeSnode(), FakeFiles(), ["mxc://hs.example/a"]
+    published = profiles(env, snode, files, avatar)
+    first = await published.publish(made)
+    pushes = len(snode.stored)
+    # Nothing changed (a member event of another kind): nothing published.
+    assert await published.refresh(made) is None
+    assert len(snode.stored) == pushes and len(files.uploads) == 1
+    # A new avatar: uploaded and published, and what messages carry follows.
+    avatar[0] = "mxc://hs.example/b"
+    second = await published.refresh(made)
+    assert second is not None and second.avatar_url != first.avatar_url
+    assert len(files.uploads) == 2 and len(snode.stored) > pushes
+    carried = await published.profile(made)
+    assert (carried.avatar_url, carried.avatar_key) == (second.avatar_url, second.avatar_key)
+    configs = UserConfigs(made.identity, snode, _KvConfigs(env.kv), MemoryPollState())  # type: ignore[arg-type]
+    await configs.load()
+    assert configs.profile().picture_url == second.avatar_url
+    assert await published.refresh(made) is None
+
+
 async def test_group_portal_joins_first_and_tells_once_when_it_cannot(env: Env) -> None:
     service = env.service()
     made, _ = await service.turn_on(ALICE)
@@ -345,6 +368,38 @@ async def test_commands_say_why_they_refuse(env: Env) -> None:
     assert await service.allowed(portal(1))
     assert "relayed again" in await run("identities", BOB, "!room1:hs.example", "deny")
     assert "off" in await run("session-identity", ALICE, "!m", "off")
+
+
+async def test_deny_makes_the_made_identities_leave_the_group(env: Env) -> None:
+    service = env.service()
+    left: list[int] = []
+
+    async def publish(made: MadeIdentity) -> None:
+        return None
+
+    async def is_room_admin(room: str, mxid: str) -> bool:
+        return True
+
+    async def on_denied(denied: PortalRecord) -> int:
+        left.append(denied.id)
+        return 1
+
+    group = portal(2, PortalKind.GROUP)
+    deps = IdentityCommandDeps(
+        service,
+        Portals(group),  # type: ignore[arg-type]
+        publish,
+        is_room_admin,
+        on_denied,
+    )
+    [_, identities] = identity_commands(deps)
+    replies = Replies()
+    args = ("deny",)
+    event = CommandEvent(
+        BOB, str(group.mxid), "identities", args, "deny", Level.USER, False, replies
+    )
+    await identities.handler(event)
+    assert left == [2] and "1 of them left the group on Session" in replies.texts[-1]
 
 
 def test_finalize_report_names_the_made_identities() -> None:

@@ -6,6 +6,7 @@ import asyncio
 
 import pytest
 
+from bridge.db.records import PortalKind
 from bridge.db.repos import Repositories
 from bridge.db.repos.links import CodeOrigin, IdentityKind, LinkRepo, Redeemed
 from tests.db.conftest import START_MS, FakeClock
@@ -104,3 +105,16 @@ async def test_code_counts_and_pruning(links: LinkRepo, clock: FakeClock) -> Non
     assert await links.prune_codes(START_MS + TTL) == 0
     assert await links.prune_codes(START_MS + TTL + 1) == 3
     assert await links.codes_for(CodeOrigin.MATRIX, mxid=ALICE) == []
+
+
+async def test_last_written_counts_only_messages_from_session(
+    repos: Repositories, links: LinkRepo
+) -> None:
+    portal = await repos.portals.get_or_create(PortalKind.GROUP, "03" + "ee" * 32)
+    add = repos.messages.add_message
+    await add(portal.id, "$a1", "h1", timestamp=10, sender_session_id=ALICE_SID)
+    await add(portal.id, "$a2", "h2", timestamp=30, sender_session_id=ALICE_SID)
+    # From Matrix: Bob's message went out as his login (or relayed by the bot's identity).
+    await add(portal.id, "$b1", "h3", timestamp=40, sender_session_id=LOGIN_SID, sender_mxid=BOB)
+    await add(portal.id, "$a3", "h4", timestamp=50, sender_session_id=ALICE_SID, sender_mxid=BOB)
+    assert await links.last_written(portal.id) == {ALICE_SID: 30}

@@ -57,7 +57,9 @@ async def test_link_from_matrix_with_the_code_sent_from_session(
     await sam.send_text(bot_sid, code)
     done = await session_answer(inbox, "^Linked")
     assert str(alice.mxid) in done
-    await bot_says(alice, room, bot, f"Linked: Session ID `{sid}`")
+    told = await bot_says(alice, room, bot, f"Linked: Session ID `{sid}`")
+    # A link holds no key: the direct chats of that account need the phrase; `login` offered.
+    assert "cannot be read without its recovery phrase" in told and "`login`" in told
     owner = await repo.owner_of(sid)
     assert owner is not None and (owner.mxid, owner.kind) == (str(alice.mxid), IdentityKind.LINK)
     # The same code again: refused, it works once.
@@ -86,7 +88,8 @@ async def test_link_from_session_confirmed_on_matrix(
     await alice.send_text(room, "link confirm ZZZZ-ZZZZ")
     await bot_says(alice, room, bot, "That code is wrong")
     await alice.send_text(room, f"link confirm {code}")
-    await bot_says(alice, room, bot, f"Linked: Session ID `{sam.session_id.value}`")
+    told = await bot_says(alice, room, bot, f"Linked: Session ID `{sam.session_id.value}`")
+    assert "cannot be read without its recovery phrase" in told and "`login`" in told
     owner = await LinkRepo(app.db).owner_of(sam.session_id.value)
     assert owner is not None and owner.mxid == str(alice.mxid)
     await alice.send_text(room, f"!session link confirm {code}")

@@ -5,13 +5,16 @@ the real Synapse and PostgreSQL, the devnet's storage nodes, community server an
   allow made identities she is relayed by the bot ("Eve: text"); once a room admin allowed
   them, an independent Session user of the community (the project's community client under
   another identity) sees her post under her identity's own blinded id, with the template name
-  and a picture; its UserProfile config holds the same; her edit and deletion follow. The
+  and a picture; its UserProfile config holds the same; her reaction (and its removal), edit
+  and deletion are her identity's too; a new Matrix name and avatar are published again. The
   global finalize deletes the identity and tells the bridge admins.
 * A group portal whose admin key a login holds: Eve is refused while the room does not allow
   made identities (relay off); once it does, the login's admin identity invites her identity,
   which accepts and posts; another member of the group (the project's group client) sees the
   message from her identity, with the template name, and lists it as a member; after a
-  restart her identity still posts.
+  restart her identity still posts; once the room denies made identities again, it leaves the
+  group (Bob's app no longer lists it) and Eve is refused (relay off); allowed again, it is
+  invited again and posts.
 * A group where the bridge holds no admin key: Eve is told why her identity cannot join, and
   her message takes the usual way (refused, relay being off).
 """
@@ -38,8 +41,14 @@ from bridge.session.poller import MemoryPollState
 from bridge.session.sogs.client import CommunityClient
 from bridge.session.userconfig.sync import MemoryUserConfigStore, UserConfigs
 from tests.images import tiny_png
-from tests.integration.conftest import CommunityDevnet, DmEnv, MatrixUsers, wait_for
-from tests.integration.helpers import bot_says, bridged_room
+from tests.integration.conftest import (
+    CommunityDevnet,
+    DmEnv,
+    MatrixUsers,
+    messages_from,
+    wait_for,
+)
+from tests.integration.helpers import bot_says, bridged_room, matrix_sees
 from tests.sessionnet.group_world import new_admin, new_member
 
 pytestmark = pytest.mark.filterwarnings("ignore::urllib3.exceptions.InsecureRequestWarning")
@@ -134,6 +143,50 @@ async def test_a_made_identity_posts_in_a_community_and_is_deleted_by_finalize(
     assert device.profile().name == "Eve (Matrix)"
     assert device.profile().picture_url == mine.profile.avatar_url
 
+    # Her reaction to Tom's post is made by her identity, not relayed by the bot; taking it
+    # back removes it the same way.
+    posted = await tom.post(devnet.room, VisibleMessage(body="react to me", profile=None))
+    seen = await matrix_sees(eve, room_id, "^react to me$")
+    relates = {"rel_type": "m.annotation", "event_id": str(seen.event_id), "key": "👍"}
+    reaction = await eve.send_message_event(room_id, EventType.REACTION, {"m.relates_to": relates})
+
+    thumbs: dict[str, set[str]] = {}  # the 👍 reactors of the post, as Tom's polls see them
+
+    async def reactors() -> set[str]:
+        for item in (await tom.poll()).rooms[devnet.room].items:
+            if item.id == posted.id:
+                found = [r for r in item.reactions if r.emoji == "👍"]
+                thumbs["now"] = {sid.lower() for r in found for sid in r.reactors}
+        return thumbs.get("now", set())
+
+    async def reacted() -> set[str] | None:
+        return await reactors() or None
+
+    who = await wait_for(reacted, "Eve's reaction, made by her identity", TIMEOUT)
+    assert who == {eve_blinded.lower()} and bot_blinded.lower() not in who
+    await eve.redact(room_id, reaction)
+
+    async def unreacted() -> bool:
+        return not await reactors()
+
+    await wait_for(unreacted, "Eve's reaction taken back by her identity", TIMEOUT)
+
+    # A new Matrix name and avatar are published again, without `session-identity on`.
+    await eve.set_displayname("Evelyn")
+    avatar = await eve.upload_media(tiny_png(), mime_type="image/png", filename="new.png")
+    await eve.set_avatar_url(avatar)
+
+    async def republished() -> Any:
+        device = UserConfigs(
+            made.identity, dm_env.world.snode, MemoryUserConfigStore(), MemoryPollState()
+        )
+        await device.poll_once()
+        shown = device.profile()
+        fresh = shown.name == "Evelyn (Matrix)" and shown.picture_url != mine.profile.avatar_url
+        return shown if fresh and shown.picture_url else None
+
+    await wait_for(republished, "her identity's UserProfile to follow her Matrix profile", TIMEOUT)
+
     # Her edit and her deletion are made by her identity too.
     new = {"msgtype": "m.text", "body": "hello, edited"}
     edit = {
@@ -154,7 +207,7 @@ async def test_a_made_identity_posts_in_a_community_and_is_deleted_by_finalize(
         ]
 
     [original] = await wait_for(edited, "the edit made by Eve's identity", TIMEOUT)
-    assert original.content.profile.display_name == "Eve (Matrix)"
+    assert original.content.profile.display_name == "Evelyn (Matrix)"  # her name now
     await eve.redact(room_id, own_event)
 
     async def deleted() -> bool:
@@ -259,6 +312,45 @@ async def test_a_made_identity_joins_a_group_through_its_admin_and_posts(
                 return [e for e in await from_eve() if e.content.body == "after a restart"]
 
             await wait_for(again, "Bob to see Eve's message after a restart", TIMEOUT)
+
+            # The room denies made identities again: Eve's identity leaves the group (the
+            # login's admin identity removes it), and she is no longer posted as.
+            await alice.send_text(room_id, "!session identities deny")
+            await bot_says(alice, room_id, bot, "1 of them left the group on Session")
+
+            async def gone() -> bool:
+                state = bob.groups.poller.state(group)
+                return state is not None and made.identity.session_id not in state.members
+
+            await wait_for(gone, "Bob's app to no longer list Eve's identity", TIMEOUT)
+            assert restarted._group is not None
+            left = restarted._group.clients.client(made.session_id)
+            assert left is not None
+            membership = await left.membership(group)
+            assert membership is not None and membership.removed
+            await eve.send_text(room_id, "after the deny")
+
+            async def refused_twice() -> bool:
+                bodies = await messages_from(eve, str(room_id), bot)
+                return len([b for b in bodies if "relay is off" in b]) >= 2
+
+            await wait_for(refused_twice, "Eve's message refused (relay off)", TIMEOUT)
+            assert "after the deny" not in bob.inbox.bodies()
+
+            # Allowed again: her identity is invited again at her next message.
+            await alice.send_text(room_id, "!session identities allow")
+
+            async def allowed_twice() -> bool:
+                bodies = await messages_from(alice, str(room_id), bot)
+                return len([b for b in bodies if "are allowed here" in b]) >= 2
+
+            await wait_for(allowed_twice, "the room to allow made identities again", TIMEOUT)
+            await eve.send_text(room_id, "back again")
+
+            async def back() -> list[Any]:
+                return [e for e in await from_eve() if e.content.body == "back again"]
+
+            await wait_for(back, "Bob to see Eve's identity back in the group", TIMEOUT)
         finally:
             await restarted.stop()
     finally:

@@ -167,10 +167,14 @@ class CommunityActors:
     async def login_identity(
         self, mxid: str, author: str, portal: PortalRecord
     ) -> Identity | None:
-        """``mxid``'s login whose id on the portal's server is ``author``, if any."""
+        """``mxid``'s login (or bridge-made identity, docs/migration.md §7) whose id on the
+        portal's server is ``author``, if any."""
         for login in await self._logins.logins_of(mxid):
             if self.blinded(login.identity, portal) == author:
                 return login.identity
+        made = self.made.identity_of(mxid) if self.made is not None else None
+        if made is not None and self.blinded(made, portal) == author:
+            return made
         return None
 
 

@@ -11,7 +11,8 @@
   that (docs/architecture.md §5): a moderator redacting someone else's message is told it was
   removed on
   Matrix only.
-* An ``m.reaction`` becomes a community reaction (§5.7) of the user's login. Relayed users
+* An ``m.reaction`` becomes a community reaction (§5.7) of the user's login, or of their
+  bridge-made identity where it posts for them (docs/migration.md §7). Relayed users
   (no login, relay on) react through the bot's identity: the bot holds one reaction per emoji
   and message, kept while at least one relayed Matrix user still has that reaction, and removed
   when the last of them takes theirs back. Redacting a reaction removes it the same way.
@@ -160,6 +161,9 @@ class CommunityRelations:
             )
         sender = str(event.sender)
         login_id = await self._actors.login_id_of(sender)
+        if login_id is None:  # the user's bridge-made identity reacts, if it posts here
+            made = await self._actors.made_choice(portal, sender, "")
+            login_id = made.made.login_id if made is not None else None
         if login_id is None and not (portal.relay_enabled and self._may_relay(sender)):
             raise NoLogin("reaction")
         payload = ReactPayload(target, key, sender)

@@ -201,10 +201,17 @@ class LinkRepo:
     async def last_written(
         self, portal_id: int, *, tx: AsyncSession | None = None
     ) -> dict[str, int]:
-        """Each Session author of the portal's bridged messages → when they last wrote."""
+        """Each Session author of the portal's bridged messages → when they last wrote. Only
+        messages that came from Session count: a Matrix user's message (relayed by the bot, or
+        sent as their login or bridge-made identity) names its Session sender too, but that
+        person is on Matrix."""
         stmt = (
             select(Message.sender_session_id, func.max(Message.timestamp))
-            .where(Message.portal_id == portal_id, Message.sender_session_id.is_not(None))
+            .where(
+                Message.portal_id == portal_id,
+                Message.sender_session_id.is_not(None),
+                Message.sender_mxid.is_(None),
+            )
             .group_by(Message.sender_session_id)
         )
         async with self._db.use(tx) as s:
