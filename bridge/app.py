@@ -5,60 +5,49 @@ from __future__ import annotations
 import asyncio
 import logging
 import re
-import time
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-import aiohttp
 import mautrix
-from mautrix.types import ContentURI, MessageEvent, UserID
+from mautrix.types import ContentURI, UserID
 
 import bridge
 from bridge import logredact
-from bridge.app_made_ids import MadeIdsWiring, build_made_ids
-from bridge.app_reminders import Reminders, build_reminders
-from bridge.commands.account import PHRASE_PROMPT, account_commands, finish_phrase_login
+from bridge.app_failures import Parking, build_outbox, requeue_event, requeue_row
+from bridge.app_kinds import Kinds, build_kinds, portal_rooms
+from bridge.app_made_ids import MadeIdsWiring
+from bridge.app_migration import MigrationWiring
+from bridge.app_reminders import Reminders
+from bridge.app_rooms import UserManagementRooms
+from bridge.app_router import build_router
+from bridge.app_session import OpenClients, SessionHttp, community_servers, status_checks
+from bridge.commands.account import account_commands
 from bridge.commands.admin import AdminDeps, admin_commands
-from bridge.commands.bot import BotController
 from bridge.commands.builtin import builtin_commands
-from bridge.commands.contacts import ContactsDeps, export_contacts
 from bridge.commands.deadletters import dead_letter_commands
 from bridge.commands.direct import direct_commands
-from bridge.commands.group_admin import group_admin_commands
-from bridge.commands.group_create import group_create_commands
-from bridge.commands.groups import group_commands
-from bridge.commands.links import link_commands
-from bridge.commands.migration import migration_commands
 from bridge.commands.permissions import Level, level_for, no_login_refusal
 from bridge.commands.portals import PortalCommandDeps, portal_commands
 from bridge.commands.registry import CommandRegistry
 from bridge.config import Config
-from bridge.core.community.health import community_checks
-from bridge.core.community.service import Communities, parse_community_key
-from bridge.core.community.wiring import CommunityKind, admin_users, build_community
+from bridge.core.community.service import Communities
+from bridge.core.community.wiring import CommunityKind, admin_users
 from bridge.core.convert.mentions import ghost_mxid_pattern
-from bridge.core.counts_refresh import CountsRefresher
-from bridge.core.direct.health import network_checks
-from bridge.core.direct.legacy_groups import LegacyGroupNotices
-from bridge.core.direct.user_configs import LoginConfigs
-from bridge.core.direct.wiring import DirectKind, build_direct
-from bridge.core.downloads import AllowedDownloads, GuardedFiles
+from bridge.core.direct.wiring import DirectKind
+from bridge.core.downloads import AllowedDownloads
 from bridge.core.expiring import ExpiringMessages
-from bridge.core.export import Exporter
 from bridge.core.ghosts import GhostManager
-from bridge.core.group.phone import AccountGroups
-from bridge.core.group.wiring import GroupKind, build_group
+from bridge.core.group.wiring import GroupKind
 from bridge.core.link_effects import LinkEffects
-from bridge.core.links import LinkService, LinkSettings
 from bridge.core.logins import Login, LoginManager
-from bridge.core.moved import MigrationStatus
 from bridge.core.own_ids import OwnSessionIds
 from bridge.core.pills import LinkedIds
-from bridge.core.portal.deadletters import DeadLetters, payload_of
+from bridge.core.portal.deadletters import DeadLetters
+from bridge.core.portal.encryption_policy import EncryptionPolicy
 from bridge.core.portal.events import PortalEvents
-from bridge.core.portal.health import Check, database_check, homeserver_check
-from bridge.core.portal.inbox import MatrixInbox, describe_event
+from bridge.core.portal.health import Check
+from bridge.core.portal.inbox import MatrixInbox
 from bridge.core.portal.kind import ConversationKind, PortalDeps, PortalLocks
 from bridge.core.portal.notices import FailureNotices
 from bridge.core.portal.outbox import OutboxSender
@@ -69,26 +58,16 @@ from bridge.core.prompts import Prompts
 from bridge.core.secrets import SeedVault, parse_secrets_key
 from bridge.db import migrate
 from bridge.db.engine import Database
-from bridge.db.records import (
-    DeadLetterPath,
-    DeadLetterRecord,
-    OutboxRecord,
-    PortalKind,
-    PortalRecord,
-)
+from bridge.db.records import DeadLetterPath
 from bridge.db.repos import Repositories
 from bridge.db.repos.groups import GroupRepo
 from bridge.db.repos.links import LinkRepo
 from bridge.db.repos.stats import StatsRepo
-from bridge.db.repos.users import UserRepo
 from bridge.matrix.appservice import BridgeAppService
-from bridge.matrix.send import send_notice
 from bridge.matrix.startup import check_bot, ping_homeserver, wait_for_homeserver
 from bridge.metrics_server import MetricsServer
-from bridge.metrics_wiring import count_delivered, metrics_server, scrape_hook
+from bridge.metrics_wiring import metrics_server, scrape_hook
 from bridge.registration import ghost_user_regex
-from bridge.session.files import DEFAULT_FILE_SERVER, FileServerClient
-from bridge.session.netguard import NamedServers, guarded_session
 from bridge.session.sogs.urls import CommunityServerRef
 from bridge.stopping import StopSteps
 
@@ -107,52 +86,6 @@ VERSION_TEXT = f"session-matrix-bridge {bridge.__version__} (mautrix-python {mau
 
 class ListenFailed(Exception):
     """The appservice port could not be opened."""
-
-
-class UserManagementRooms:
-    """Management rooms as :class:`BotController` needs them, stored in the user table.
-
-    One instance per bridge (``BridgeApp.management_rooms``), write-through: every Matrix
-    message asks, so a room is read once per user. That a user has *no* room is remembered
-    for :attr:`NO_ROOM_TTL_S` only, so a room made later is found (by the reminders and
-    ``finalize``, which ask for admins' rooms, too)."""
-
-    NO_ROOM_TTL_S = 60.0
-
-    def __init__(self, users: UserRepo, *, clock: Callable[[], float] = time.monotonic) -> None:
-        self._users = users
-        self._clock = clock
-        self._known: dict[str, str] = {}
-        self._missing: dict[str, float] = {}  # user → when they were found without a room
-
-    async def get_management_room(self, mxid: str) -> str | None:
-        if mxid in self._known:
-            return self._known[mxid]
-        since = self._missing.get(mxid)
-        if since is not None and self._clock() - since < self.NO_ROOM_TTL_S:
-            return None
-        user = await self._users.get_user(mxid)
-        room = user.management_room if user else None
-        self._remember(mxid, room)
-        return room
-
-    async def set_management_room(self, mxid: str, room_id: str | None) -> None:
-        self._known.pop(mxid, None)  # unknown until the write is committed
-        self._missing.pop(mxid, None)
-        await self._users.set_management_room(mxid, room_id)
-        self._remember(mxid, room_id)
-
-    def _remember(self, mxid: str, room: str | None) -> None:
-        if room is not None:
-            self._missing.pop(mxid, None)
-            self._known[mxid] = room
-            return
-        now = self._clock()
-        if len(self._missing) >= 10_000:  # many users without a room: forget the expired
-            self._missing = {
-                k: t for k, t in self._missing.items() if now - t < self.NO_ROOM_TTL_S
-            }
-        self._missing[mxid] = now
 
 
 class BridgeApp:
@@ -189,6 +122,7 @@ class BridgeApp:
         self.supervisor = self.readiness.supervisor
         # Items that failed for good, and taking them back (docs/architecture.md §4.7).
         self.dead_letters = DeadLetters(self.repos.dead_letters)
+        self._parking = Parking(self.dead_letters)
         self.registry = CommandRegistry()
         prefix = config.bridge.command_prefix
         admin = AdminDeps(self.repos.portals, self.repos.users, self._status)
@@ -204,9 +138,12 @@ class BridgeApp:
         # Events and ephemeral events go to the router and the direct-chat kind, which exist
         # only after start(); the inbox calls these two methods, which delegate to them.
         self.inbox = MatrixInbox(
-            self.repos.inbox, self._route_event, self._route_ephemeral, park=self._park_event
+            self.repos.inbox,
+            self._route_event,
+            self._route_ephemeral,
+            park=self._parking.park_event,
         )
-        self.dead_letters.register(DeadLetterPath.MATRIX, self._requeue_event)
+        self.dead_letters.register(DeadLetterPath.MATRIX, requeue_event(self.inbox))
         self.appservice = BridgeAppService(
             server=config.homeserver.address,
             domain=config.homeserver.domain,
@@ -218,8 +155,12 @@ class BridgeApp:
             max_body_size=config.appservice.max_body_size,
             verify_ssl=config.homeserver.verify_ssl,
         )
+        # The HTTP clients toward Session, opened in start() (bridge/app_session.py).
+        self._session_http = SessionHttp(config.session)
         self.downloads = AllowedDownloads(
-            self._download, [config.session.file_server], config.session.internal_hosts
+            self._session_http.download,
+            [config.session.file_server],
+            config.session.internal_hosts,
         )
         appservice = self.appservice
         # Session IDs linked to Matrix accounts: pills, ghost names (docs/migration.md §2).
@@ -243,21 +184,12 @@ class BridgeApp:
             ghost_user_regex(config.bridge.username_template, config.homeserver.domain)
         )
         self.portal_lock = PortalLocks()
-        self._http: aiohttp.ClientSession | None = None
-        self._files: FileServerClient | None = None
-        # Downloads for Session users: their own client, which connects only where
-        # self.downloads allows (no SSRF, bridge/core/downloads.py).
-        self._download_http: aiohttp.ClientSession | None = None
-        self._download_files: FileServerClient | None = None
-        # Community servers are named by users (`bridge`, `open`): their client reaches
-        # internal addresses only on hosts the operator listed (no SSRF, README, Security).
-        self._community_http: aiohttp.ClientSession | None = None
         self._community: CommunityKind | None = None
         self._direct: DirectKind | None = None
         self._group: GroupKind | None = None
         self._kinds: list[ConversationKind] = []
         self._router: MatrixEventRouter | None = None
-        self._notices: FailureNotices | None = None
+        self._outbox: OutboxSender | None = None
         self._listening = False
         self._metrics: MetricsServer | None = None
         self._link_effects: LinkEffects | None = None
@@ -303,14 +235,8 @@ class BridgeApp:
         bot_login = await self.logins.bot_login()
         log.info("The bot's Session ID is %s", bot_login.session_id)
         await self.logins.load_all()
-        self._http = aiohttp.ClientSession()
-        self._files = self._upload_files(self._http)
-        self._download_http = guarded_session(self.downloads)
-        self._download_files = FileServerClient(
-            self._download_http, self.config.session.file_server
-        )
-        self._community_http = guarded_session(NamedServers(self.config.session.internal_hosts))
-        self._build_kinds(self._http, self._files, bot_login)
+        clients = self._session_http.start(self.downloads)
+        self._build_kinds(clients, bot_login)
         if self._link_effects is not None:
             await self._link_effects.load()
         # The homeserver's checks before the kinds start: their background work (resuming
@@ -318,14 +244,23 @@ class BridgeApp:
         await ping_homeserver(intent, self.config.appservice.id, self.config.appservice.address)
         await self._set_bot_profile()
         await self.expiring.start()
-        for kind in self._kinds:
-            await kind.start()
-        if self._made_ids is not None:  # their group clients: after the group kind's
-            await self._made_ids.start()
+        await self._start_session_side()
         self._spawn(self.inbox.run, "matrix-inbox")
         self._spawn(self.readiness.watch_database, "database-watch")
         self.readiness.set_started(True)
         log.info("Bridge ready as %s", self.config.bot_mxid)
+
+    async def _start_session_side(self) -> None:
+        """Start the kinds and the bridge-made identities' group clients, then drain the
+        outbox: its rows go out through those clients, and one tried before them would fail
+        as "not running" and wait out a backoff after every restart (docs/architecture.md
+        §3.4, step 8). The kinds were awaited anyway: this adds no wait on Session."""
+        for kind in self._kinds:
+            await kind.start()
+        if self._made_ids is not None:  # their group clients: after the group kind's
+            await self._made_ids.start()
+        if self._outbox is not None:
+            self._spawn(self._outbox.run, "outbox")
 
     async def _listen(self) -> None:
         hostname, port = self.config.appservice.hostname, self.config.appservice.port
@@ -373,12 +308,8 @@ class BridgeApp:
         for kind in self._kinds:
             await steps.step(f"the {kind.portal_kind} portals", kind.stop())
         await steps.step("the loops started while stopping", self.supervisor.stop())
-        if self._http is not None:
-            await steps.step("the HTTP client", self._http.close())
-        if self._download_http is not None:
-            await steps.step("the download client", self._download_http.close())
-        if self._community_http is not None:
-            await steps.step("the community client", self._community_http.close())
+        for what, close in self._session_http.closing():
+            await steps.step(what, close())
         if self._listening:
             await steps.step("the listener", self.appservice.stop())
             self._listening = False
@@ -390,41 +321,8 @@ class BridgeApp:
             self._encryption = None
         await steps.step("the database", self.db.close())
 
-    async def _park_event(self, event: dict[str, object], error: str, tries: int) -> None:
-        what = describe_event(event)
-        await self.dead_letters.park(
-            DeadLetterPath.MATRIX, what, {"event": event}, error, attempts=tries
-        )
-        if self._notices is not None:
-            try:  # parked already: a notice that cannot be sent must not park it again
-                await self._notices.on_event_parked(event)
-            except Exception:
-                log.warning("Could not tell the sender of %s that it failed", what, exc_info=True)
-
-    async def _park_row(self, row: OutboxRecord, error: str, tries: int) -> None:
-        what = f"outbox row {row.id} ({row.kind}) of Matrix event {row.matrix_event_id}"
-        await self.dead_letters.park(
-            DeadLetterPath.OUTBOX,
-            what,
-            {"outbox_id": row.id},
-            error,
-            attempts=tries,
-            portal_id=row.portal_id,
-        )
-
-    async def _requeue_event(self, record: DeadLetterRecord) -> None:
-        event = payload_of(record).get("event")
-        if not isinstance(event, dict):
-            raise ValueError("the parked item holds no Matrix event")
-        await self.inbox.requeue(event, f"retry:{record.id}")
-
     async def _community_servers(self) -> list[CommunityServerRef]:
-        """The servers of the bridged community rooms, each once."""
-        servers: dict[CommunityServerRef, None] = {}  # a server is its URL and its key
-        for portal in await self.repos.portals.list_active(PortalKind.COMMUNITY):
-            server, _ = parse_community_key(portal.session_key)
-            servers.setdefault(server)
-        return list(servers)
+        return await community_servers(self.repos.portals)
 
     async def _community_server_keys(self) -> list[bytes]:
         return [server.pubkey for server in await self._community_servers()]
@@ -437,56 +335,29 @@ class BridgeApp:
         return no_login_refusal(level, what, self.config.bot_mxid)
 
     async def _status(self) -> list[Check]:
-        """The admin's ``status``: the homeserver, the database, then the Session side."""
-
-        async def ours() -> list[Check]:
-            intent, address = self.appservice.intent, self.config.homeserver.address
-            return [await homeserver_check(intent, address), await database_check(self.db)]
-
-        groups = [ours()]  # every group is bounded in time; they run side by side
-        if self._community is not None:
-            groups.append(community_checks(self._community.communities, self.repos.portals))
-        if self._direct is not None:
-            direct = self._direct
-            groups.append(network_checks(direct.accounts.snode, direct.bot_login.session_id))
-        return [check for group in await asyncio.gather(*groups) for check in group]
+        """The admin's ``status`` (bridge/app_session.py)."""
+        direct = self._direct
+        return await status_checks(
+            intent=self.appservice.intent,
+            homeserver=self.config.homeserver.address,
+            db=self.db,
+            portals=self.repos.portals,
+            communities=self.communities,
+            network=(direct.accounts.snode, direct.bot_login.session_id) if direct else None,
+        )
 
     @property
     def communities(self) -> Communities | None:
         """The community servers the bridge reads (after :meth:`start`)."""
         return self._community.communities if self._community is not None else None
 
-    def _upload_files(self, http: aiohttp.ClientSession) -> FileServerClient:
-        """The file server the bridge uploads to; its URLs carry #p=<Ed25519 key> unless it
-        is the default server (docs/session-protocol.md §7.1)."""
-        session = self.config.session
-        key = session.file_server_ed25519_pubkey or None
-        files = FileServerClient(http, session.file_server, server_pubkey=key)
-        if files.server_pubkey is None and files.base_url != DEFAULT_FILE_SERVER:
-            log.warning(
-                "session.file_server_ed25519_pubkey is empty: Android does not fetch the files "
-                "and avatars the bridge uploads to %s without it",
-                files.base_url,
-            )
-        return files
-
-    async def _download(self, url: str) -> bytes:
-        if self._download_files is None:
-            raise RuntimeError("download before start")
-        return await self._download_files.download(url)
-
-    def _build_kinds(
-        self, http: aiohttp.ClientSession, files: FileServerClient, bot_login: Login
-    ) -> None:
+    def _build_kinds(self, clients: OpenClients, bot_login: Login) -> None:
         """The conversation kinds, the portal machinery shared by them, and the router."""
-        bot = self.appservice.intent
-        rooms = PortalRooms(bot, self.repos.portals, self.config.bot_mxid)
-        rooms.allow_encrypted = self.config.encryption.allow
-        rooms.encrypt_new = self.config.encryption.default
-        rooms.require_encrypted = self.config.encryption.require
+        bot, files = self.appservice.intent, clients.files
+        rooms = portal_rooms(self.config, bot, self.repos.portals)
         deps = PortalDeps(
             config=self.config,
-            http=http,
+            http=clients.http,
             bot=bot,
             bot_login=bot_login,
             repos=self.repos,
@@ -501,79 +372,37 @@ class BridgeApp:
             portal_lock=self.portal_lock,
             own_ids=self.own_ids,
             may_relay=self._may_relay,
-            community_http=self._community_http,
+            community_http=clients.community_http,
             no_login_text=self._no_login_text,
             dead_letters=self.dead_letters,
             supervisor=self.supervisor,
         )
-        # Received attachments name any URL: they are fetched through the allow-list.
-        direct = self._direct = build_direct(
-            deps, GuardedFiles(files, self.downloads), renew=files.extend
-        )
-        # Community posts take their sent timestamps from the clock of the direct chats'
-        # storage client, which every identity shares (docs/session-protocol.md §2.11).
-        sent_clock = direct.accounts.snode.sent_clock
-        community = self._community = build_community(deps, sent_clock)
-        # Group clients ride on the identities' 1:1 clients, which the direct kind runs
-        # (started before the group kind: the order of ``_kinds``).
-        group = self._group = build_group(
-            deps, direct.accounts.snode, lambda sid: (direct.accounts.get(sid) or (None, None))[1]
-        )
-        direct.accounts.before_start(group.before_client_start)  # subscribed before polling
-        if (configs := direct.accounts.configs) is not None:  # the phone's groups and reads
-            group.bind_account(account_groups(configs))
-            configs.on_groups_changed(group.phone.on_groups_changed)
-        direct.inbound.on_legacy_group = LegacyGroupNotices(
-            bot=bot,
-            logins=self.logins,
-            bot_session_id=bot_login.session_id,
-            admins=admin_users(self.config),
-            users=self.repos.users,
-        ).on_invite
-        self._kinds = [community, direct, group]
-        self._made_ids = build_made_ids(
+        kinds = build_kinds(deps, files, admin_users(self.config))
+        community, direct = kinds.community, kinds.direct
+        self._community, self._direct, self._group = community, direct, kinds.group
+        self._kinds = kinds.all
+        self._made_ids = kinds.made_ids(
             config=self.config,
             bot=bot,
-            users=self.repos.users,
+            repos=self.repos,
             links=LinkRepo(self.db),
-            kv=self.repos.kv,
-            portals=self.repos.portals,
             rooms=rooms,
             logins=self.logins,
-            snode=direct.accounts.snode,
             files=files,
-            community_actors=community.outbound.actors,
-            group_actors=group.outbound.actors,
-            group_clients=group.clients,
-            group_members=group.members,
-            session_client=lambda sid: (direct.accounts.get(sid) or (None, None))[1],
             linked=self.linked,
         )
         for command in self._made_ids.commands:
             self.registry.register(command)
 
-        notices = self._notices = FailureNotices(portals=self.repos.portals, bot=bot)
-        sender = OutboxSender(
+        notices = self._parking.notices = FailureNotices(portals=self.repos.portals, bot=bot)
+        sender = build_outbox(
             self.repos.outbox,
-            {row_kind: deliver for k in self._kinds for row_kind, deliver in k.deliverers.items()},
-            on_failed=notices.on_outbox_failed,
-            on_delayed=notices.on_outbox_delayed,
-            on_recovered=notices.on_outbox_recovered,
-            # Matrix → Session events, counted under the kind that delivers the row.
-            on_delivered=count_delivered(
-                {row_kind: k.portal_kind.value for k in self._kinds for row_kind in k.deliverers}
-            ),
-            park=self._park_row,
-            delay_notice_after=self.config.bridge.outage_notice_after,
+            self._kinds,
+            notices,
+            self._parking.park_row,
+            self.config.bridge.outage_notice_after,
         )
-
-        async def requeue_row(record: DeadLetterRecord) -> None:
-            outbox_id = int(payload_of(record)["outbox_id"])
-            if not await self.repos.outbox.requeue_failed(outbox_id):
-                raise ValueError(f"outbox row {outbox_id} is gone or no longer failed")
-            sender.wake()
-
-        self.dead_letters.register(DeadLetterPath.OUTBOX, requeue_row)
+        self.dead_letters.register(DeadLetterPath.OUTBOX, requeue_row(self.repos.outbox, sender))
         portal_events = PortalEvents(
             portals=self.repos.portals,
             bot=bot,
@@ -584,173 +413,84 @@ class BridgeApp:
             outside_portals=direct.outside_portals,
             no_login_text=self._no_login_text,
         )
-        self._register_portal_commands(rooms, community, direct)
-        for command in group_commands(
-            group.bot_invites,
-            GroupRepo(self.db),
-            self.repos.portals,
-            self.logins,
-            self.config.bridge.command_prefix,
-            sync=group.sync,
+        # A made identity's Session profile follows its user's Matrix profile (§7).
+        portal_events.member_watchers.append(self._made_ids.on_member)
+        portal_events.encryption = EncryptionPolicy(rooms)  # allow/require in portals
+        self._register_portal_commands(rooms, kinds)
+        prefix = self.config.bridge.command_prefix
+        for command in kinds.group_commands(
+            GroupRepo(self.db), self.repos.portals, self.logins, prefix
         ):
             self.registry.register(command)
-        for command in group_create_commands(group.creator) if group.creator else []:
-            self.registry.register(command)
-        if group.admin is not None:  # invite, promote, destroy-group in group portals
-            for command in group_admin_commands(group.admin, self.repos.portals):
-                self.registry.register(command)
-        self._build_router(portal_events)
-        self._spawn(sender.run, "outbox")
-
-    def _register_portal_commands(
-        self, rooms: PortalRooms, community: CommunityKind, direct: DirectKind
-    ) -> None:
-        bot = self.appservice.intent
-        deps = PortalCommandDeps(
-            rooms=rooms,
-            portals=self.repos.portals,
-            communities=community.communities,
-            community_portals=community.portals,
+        self._router = build_router(
+            config=self.config,
             bot=bot,
+            rooms=self.management_rooms,
+            registry=self.registry,
+            prompts=self.prompts,
+            logins=self.logins,
+            portal_events=portal_events,
+            ghost_regex=self.ghost_pattern.pattern,
+            on_state=self.appservice.state_store.update_state,
+        )
+        self._outbox = sender  # drained once the Session clients run (_start)
+
+    def _register_portal_commands(self, rooms: PortalRooms, kinds: Kinds) -> None:
+        community, direct = kinds.community, kinds.direct
+        deps = kinds.portal_command_deps(
+            rooms,
+            self.repos.portals,
+            self.appservice.intent,
             is_ghost=lambda mxid: bool(self.ghost_pattern.match(mxid)),
-            intent_for=lambda mxid: bot.user(UserID(mxid)),
-            # A group portal unbridged (or finalized): its group is no longer polled.
-            on_unbridged={PortalKind.GROUP: self._group.unbridged} if self._group else {},
         )
         prefix = self.config.bridge.command_prefix
+        migration = self._migration()
+        links = migration.links(direct.bot_login.session_id, direct.accounts.configs)
+        self._link_effects = links.effects
+        direct.chats.set_bot_message_hook(links.service.on_bot_message)  # link codes
         for command in [
             *portal_commands(deps),
             *direct_commands(direct.chats, self.logins, direct.accounts, prefix),
-            *link_commands(self._link_service(direct), prefix),
-            *migration_commands(
-                self._migration_status(),
-                Exporter(
-                    links=LinkRepo(self.db),
-                    bot=bot,
-                    ghost_names=self.ghosts.pill_names,
-                    owners=self.own_ids.owners,
-                    server_key_of=_community_server_key,
-                ),
-                self.repos.portals,
-                export_contacts(self._contacts_deps(direct)),
-            ),
-            *self._reminders(deps, direct).commands,
+            *links.commands,
+            *self._reminders(migration, deps, direct).commands,
         ]:
             self.registry.register(command)
         # Joining a portal's alias (#session_<room>.<server>.<key>) reaches it (README).
         self.appservice.bind_query_alias(community.portals.query_alias)
 
-    def _contacts_deps(self, direct: DirectKind) -> ContactsDeps:
-        """`export contacts` (docs/migration.md §4)."""
-        configs, own_ids = direct.accounts.configs, self.own_ids
-        return ContactsDeps(
-            logins=self.logins,
-            configs_of=lambda sid: configs.get(sid) if configs is not None else None,
-            owner_of=lambda sid: own_ids.owners([sid], None).get(sid.lower()),
-            management_room=self.management_rooms.get_management_room,
-            bot=self.appservice.intent,
-        )
-
-    def _reminders(self, deps: PortalCommandDeps, direct: DirectKind) -> Reminders:
-        """Deadline reminders, `remind`, `finalize` (docs/migration.md §5, §6)."""
-        assert self._community_http is not None
-        found = self.migration_reminders = build_reminders(
-            config=self.config,
-            kv=self.repos.kv,
-            status=self._migration_status(),
+    def _reminders(
+        self, migration: MigrationWiring, deps: PortalCommandDeps, direct: DirectKind
+    ) -> Reminders:
+        """Deadline reminders, `remind`, `finalize` (docs/migration.md §5, §6), and the
+        hourly counts (§3): their loops run under the supervisor."""
+        clients = self._session_http.open
+        assert clients is not None
+        found = self.migration_reminders = migration.reminders(
             portal_deps=deps,
-            bot_identity=direct.bot_login.identity,
-            sent_ms=direct.accounts.snode.sent_clock.next_ms,
-            send_direct=bot_direct_sender(direct),
+            accounts=direct.accounts,
+            bot_login=direct.bot_login,
             admins=admin_users(self.config),
-            logins=self.logins,
-            community_http=self._community_http,
-            management_room=self.management_rooms.get_management_room,
-            is_linked=self.linked.is_linked,
+            community_http=clients.community_http,
             delete_made=self._made_ids.made.delete_all if self._made_ids is not None else None,
+            group=self._group,
         )
-        if self._group is not None:  # the bot posts group reminders itself
-            found.announcers[PortalKind.GROUP] = self._group
         if self.config.migration.deadline:
             self._spawn(found.service.run, "migration-reminders")
-        # Every portal counted hourly: state event, topic, weekly trend (docs/migration.md §3).
-        counts = CountsRefresher(self._migration_status(), self.repos.portals)
-        self._spawn(counts.run, "migration-counts")
+        self._spawn(migration.counts().run, "migration-counts")
         return found
 
-    def _link_service(self, direct: DirectKind) -> LinkService:
-        """`link`/`unlink`, fed also by the texts sent to the bot's Session ID (link codes)."""
-        bot, migration = self.appservice.intent, self.config.migration
-
-        async def notify(room_id: str, markdown: str) -> None:
-            await send_notice(bot, room_id, markdown)
-
-        settings = LinkSettings(
-            bot_session_id=direct.bot_login.session_id,
-            bot_mxid=self.config.bot_mxid,
-            command_prefix=self.config.bridge.command_prefix,
-            code_ttl_ms=int(migration.link_code_ttl * 1000),
-            codes_per_hour=migration.link_codes_per_hour,
-        )
-        repo = LinkRepo(self.db)
-        effects = self._link_effects = LinkEffects(
-            links=repo,
-            portals=self.repos.portals,
+    def _migration(self) -> MigrationWiring:
+        """The migration tools' view of the app (bridge/app_migration.py)."""
+        return MigrationWiring(
+            config=self.config,
+            db=self.db,
+            repos=self.repos,
             ghosts=self.ghosts,
             linked=self.linked,
-            bot=bot,
-            server_key_of=lambda portal: parse_community_key(portal.session_key)[0].pubkey,
-        )
-        service = LinkService(
-            repo,
-            settings,
-            notify=notify,
-            on_linked=effects.on_linked,
-            on_unlinked=effects.on_unlinked,
-        )
-        direct.chats.set_bot_message_hook(service.on_bot_message)
-        return service
-
-    def _migration_status(self) -> MigrationStatus:
-        """`who` and `migration` (docs/migration.md §3)."""
-        return MigrationStatus(
-            links=LinkRepo(self.db),
-            portals=self.repos.portals,
-            ghosts=self.ghosts,
-            linked=self.linked,
+            own_ids=self.own_ids,
             bot=self.appservice.intent,
-            server_key_of=_community_server_key,
-            deadline=self.config.migration.deadline,
-            kv=self.repos.kv,
-            topic_counts=self.config.migration.topic_counts,
-        )
-
-    def _build_router(self, portal_events: PortalEvents) -> None:
-        bot = BotController(
-            intent=self.appservice.intent,
-            rooms=self.management_rooms,
-            registry=self.registry,
-            permissions=self.config.bridge.permissions,
-            prefix=self.config.bridge.command_prefix,
-            prompts=self.prompts,
-            prompt_handlers={
-                PHRASE_PROMPT: lambda evt, text: finish_phrase_login(self.logins, evt, text)
-            },
-        )
-
-        async def on_message(event: MessageEvent) -> None:
-            if not await bot.handle_message(event):
-                await portal_events.handle_message(event)
-
-        self._router = MatrixEventRouter(
-            bot_mxid=self.config.bot_mxid,
-            ghost_regex=self.ghost_pattern.pattern,
-            on_bot_invite=bot.handle_invite,
-            on_bot_left=bot.handle_bot_left,
-            on_message=on_message,
-            on_room_event=portal_events.handle_event,
-            # Member names and memberships as the intents read them (router docstring).
-            on_state=self.appservice.state_store.update_state,
+            logins=self.logins,
+            management_room=self.management_rooms.get_management_room,
         )
 
     async def _route_event(self, raw: dict[str, object]) -> None:
@@ -786,35 +526,6 @@ class BridgeApp:
         await intent.set_displayname(self.config.appservice.bot_displayname)
         if self.config.appservice.bot_avatar:
             await intent.set_avatar_url(ContentURI(self.config.appservice.bot_avatar))
-
-
-def account_groups(configs: LoginConfigs) -> AccountGroups:
-    """The user-config calls the group kind needs (docs/user-configs.md)."""
-
-    async def joined(
-        sid: str, gid: str, name: str | None, seed: bytes | None, auth: bytes | None
-    ) -> bool:
-        return await configs.group_joined(sid, gid, name=name, secret_key=seed, auth_data=auth)
-
-    return AccountGroups(configs.groups_joined, joined, configs.mark_read)
-
-
-def bot_direct_sender(direct: DirectKind) -> Callable[[str, str], Awaitable[None]]:
-    """A 1:1 text from the bot's Session identity (`remind`, docs/migration.md §5)."""
-
-    async def send(peer: str, text: str) -> None:
-        found = direct.accounts.get(direct.bot_login.session_id)
-        if found is None:
-            raise RuntimeError("the bot's Session identity is not running")
-        await found[1].send_text(peer, text)
-
-    return send
-
-
-def _community_server_key(portal: PortalRecord) -> bytes | None:
-    if portal.kind is not PortalKind.COMMUNITY:
-        return None
-    return parse_community_key(portal.session_key)[0].pubkey
 
 
 async def run_until_stopped(app: BridgeApp, stop: asyncio.Event) -> None:

@@ -9,7 +9,7 @@ import logging
 from dataclasses import dataclass
 
 from mautrix.appservice import IntentAPI
-from mautrix.types import UserID
+from mautrix.types import Membership, MemberStateEventContent, StateEvent, UserID
 
 from bridge.commands.identities import IdentityCommandDeps, identity_commands
 from bridge.commands.registry import Command
@@ -26,6 +26,7 @@ from bridge.core.made_ids_send import MadeSender
 from bridge.core.pills import LinkedIds
 from bridge.core.portal.rooms import PortalRooms
 from bridge.core.secrets import SeedVault, parse_secrets_key
+from bridge.db.records import PortalKind, PortalRecord
 from bridge.db.repos.kv import KVRepo
 from bridge.db.repos.links import LinkRepo
 from bridge.db.repos.portals import PortalRepo
@@ -54,6 +55,20 @@ class MadeIdsWiring:
                 await self.groups.start(made)
             except Exception:
                 log.exception("The group client of bridge-made %s did not start", made.mxid)
+
+    async def on_member(self, event: StateEvent) -> None:
+        """A member event in a portal: when it is a user with a made identity changing their
+        own profile, their identity's Session profile is published again if it changed."""
+        content = event.content
+        if str(event.state_key) != str(event.sender) or not isinstance(
+            content, MemberStateEventContent
+        ):
+            return
+        if content.membership != Membership.JOIN:
+            return
+        made = self.made.of(str(event.sender))
+        if made is not None:
+            await self.profiles.refresh(made)
 
 
 def build_made_ids(
@@ -123,10 +138,26 @@ def build_made_ids(
         await groups.stop(identity)
         await profiles.forget(identity)
 
+    async def denied(portal: PortalRecord) -> int:
+        """`identities deny` in a group portal: its made identities leave the group."""
+        if portal.kind is not PortalKind.GROUP:
+            return 0
+        left = 0
+        for identity in made.all():
+            try:
+                left += await groups.leave(identity, portal.session_key)
+            except Exception as e:  # it stays a member, unused here: logged
+                log.warning("Bridge-made %s did not leave: %s", identity.session_id[:10], e)
+        return left
+
     made.on_created, made.on_deleted = created, deleted
     commands = identity_commands(
         IdentityCommandDeps(
-            made=made, portals=portals, publish=profiles.publish, is_room_admin=rooms.is_room_admin
+            made=made,
+            portals=portals,
+            publish=profiles.publish,
+            is_room_admin=rooms.is_room_admin,
+            on_denied=denied,
         )
     )
     return MadeIdsWiring(made, profiles, groups, commands, linked)

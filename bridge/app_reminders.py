@@ -16,6 +16,7 @@ from bridge.commands.registry import Command
 from bridge.commands.reminders import ReminderCommandDeps, reminder_commands
 from bridge.config import Config
 from bridge.core.community.service import parse_community_key
+from bridge.core.direct.accounts import SessionAccounts
 from bridge.core.finalize import Finalizer
 from bridge.core.logins import LoginManager
 from bridge.core.moved import MigrationStatus
@@ -177,3 +178,17 @@ def build_reminders(
         )
     )
     return Reminders(commands, service, finalizer, announcers)
+
+
+def bot_direct_sender(
+    accounts: SessionAccounts, bot_session_id: str
+) -> Callable[[str, str], Awaitable[None]]:
+    """A 1:1 text from the bot's Session identity (`remind`, docs/migration.md §5)."""
+
+    async def send(peer: str, text: str) -> None:
+        found = accounts.get(bot_session_id)
+        if found is None:
+            raise RuntimeError("the bot's Session identity is not running")
+        await found[1].send_text(peer, text)
+
+    return send

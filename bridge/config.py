@@ -220,6 +220,9 @@ class GroupsConfig:
     # `create-group` by a Matrix user without a Session login acts as the bridge's own
     # Session identity (the bot), which becomes the new group's admin; off: refused.
     create_as_bot: bool = False
+    # Session users invited to a group from Matrix can read its recent history (the group's
+    # kept keys, "Share message history" in the Session apps); off: only what is sent after.
+    invite_with_history: bool = True
 
 
 @dataclass

@@ -6,7 +6,8 @@ Layers: ``__main__ → app → commands → core → {matrix, session, db} → {
 ``core``: each conversation kind (``core/community``, ``core/direct``, later ``core/group``) is
 a package of its own that may use the portal machinery (``core/portal``) and the shared pieces
 (``core/ghosts``, ``core/logins``, ``core/convert``, ...), but never another kind; the portal
-machinery and the shared pieces know no kind; only ``bridge.app`` builds kinds (``wiring``).
+machinery and the shared pieces know no kind; only ``bridge.app`` (with ``bridge.app_kinds``)
+builds kinds (``wiring``).
 """
 
 from __future__ import annotations
@@ -177,7 +178,7 @@ def test_every_conversation_kind_has_the_same_shape(kind: str) -> None:
 def test_only_the_composition_root_builds_kinds() -> None:
     wiring = tuple(f"{kind}.wiring" for kind in KINDS)
     builders = {m for m, imported in MODULES if any(i.startswith(wiring) for i in imported)}
-    assert builders == {"bridge.app"}
+    assert builders == {"bridge.app", "bridge.app_kinds"}  # the root and its kinds' wiring
 
 
 def test_core_top_level_holds_only_shared_pieces() -> None:
