@@ -10,7 +10,6 @@ so that a restarted poller goes back to that node instead of re-reading the swar
 
 from __future__ import annotations
 
-import itertools
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Protocol
@@ -81,17 +80,7 @@ class MemoryGroupStore(MemoryPollState):
         super().__init__()
         self.raw: dict[str, dict[str, RawGroupMessage]] = {}
         self.groups: dict[str, Membership] = {}
-        self.moved: dict[str, dict[str, int]] = {}  # group -> node -> order of its last move
-        self._moves = itertools.count(1)
-
-    async def set_last_hash(self, node: str, account: str, namespace: int, value: str) -> None:
-        """See :class:`GroupStore`."""
-        await super().set_last_hash(node, account, namespace, value)
-        self.moved.setdefault(account, {})[node] = next(self._moves)
-
-    async def cursor_nodes(self, group: str) -> dict[str, int]:
-        """See :class:`GroupStore`."""
-        return dict(self.moved.get(group, {}))
+        # cursor_nodes comes from MemoryPollState (the group id is the account).
 
     async def add_raw(self, group: str, message: RawGroupMessage) -> None:
         """See :class:`GroupStore`."""
@@ -114,4 +103,4 @@ class MemoryGroupStore(MemoryPollState):
         for group in groups:
             self.raw.pop(group, None)
             self.groups.pop(group, None)
-            self.moved.pop(group, None)
+            self.node_moves.pop(group, None)
