@@ -1,6 +1,6 @@
 """A harness for fault tests: the bridge as its own process, with neighbours of its own that a
-test may take away, and a two-way burst in a community portal and a direct-chat portal that
-counts what arrived (docs/architecture.md §4.7, the failure policy these tests check).
+test may take away, and a two-way burst in a community portal, a direct-chat portal and a group
+portal that counts what arrived (docs/architecture.md §4.7, the failure policy these tests check).
 
 Usage::
 
@@ -28,15 +28,19 @@ What :func:`running_kit` starts, each only for this test, so stopping it hurts n
 
 :meth:`FaultKit.open_portals` makes the two portals: a community room bridged by ``alice``
 (whose Session login posts her messages) with a Session member ``kit.sam_c`` posting, and a
-direct chat between ``alice``'s login (``kit.ours``) and a Session user ``kit.sam_dm``.
+direct chat between ``alice``'s login (``kit.ours``) and a Session user ``kit.sam_dm``, and a
+devnet group (admin ``kit.group_admin``) with a member ``kit.bob`` (a groups client of his own,
+the independent reader of the group's swarm) that invites ``alice``'s login: the group portal
+``kit.group_room``.
 
-:meth:`FaultKit.run_burst` sends ``count`` numbered messages in each of the four streams
-(portal and direction) as fast as the sending side accepts them, runs the fault once every
-stream has sent ``fault_at`` of its messages, waits (``timeout`` after the fault is cleared
-and the senders are done) until every stream has every number and an end marker after it,
-and returns a :class:`Tally`. A fault is ``async def fault(kit) -> None`` that returns once
-the fault is cleared (the neighbour back); the time it returns is the start of "time to
-recover".
+:meth:`FaultKit.run_burst` sends ``count`` numbered messages in each of the six streams (portal
+and direction; ``group_count``, by default ``count // 2``, in the group portal's two: Bob posts
+/ ``alice`` sends, so a burst under a fault takes not much longer) as fast as the sending side
+accepts them, runs the fault once every stream has sent ``fault_at`` of its messages, waits
+(``timeout`` after the fault is cleared and the senders are done) until every stream has every
+number and an end marker after it, and returns a :class:`Tally`. A fault is ``async def
+fault(kit) -> None`` that returns once the fault is cleared (the neighbour back); the time it
+returns is the start of "time to recover".
 ``$SMB_FAULT_TIMEOUT`` overrides ``timeout``; with ``$SMB_FAULT_LOGS`` set to a directory the
 bridge's log is copied there at the end. Senders retry what the sending side refused (a
 Matrix client with the same transaction id, a Session client as soon as the network
@@ -73,10 +77,14 @@ from mautrix.types import (
 )
 
 from bridge.config_file import update_values
+from bridge.ids import SessionID
 from bridge.session.client import SessionClient
 from bridge.session.dm_events import ClientEvent, DirectMessageEvent
+from bridge.session.groups.events import GroupEvent, GroupInviteEvent, GroupMessageEvent
+from bridge.session.groups.member import GroupsClient
+from bridge.session.groups.store import MemoryGroupStore
 from bridge.session.keys import Identity
-from bridge.session.messages import VisibleMessage
+from bridge.session.messages import GroupInviteResponse, Profile, VisibleMessage
 from bridge.session.sogs.client import CommunityClient
 from bridge.session.sogs.decode import decode_message
 from tests.integration.conftest import MatrixUsers, devnet_settings, require_env, wait_for
@@ -91,6 +99,8 @@ from tests.integration.synapse_server import SynapseServer, free_port, process_c
 from tests.sessionnet.community_state import message_json
 from tests.sessionnet.dm_setup import DmWorld, dm_world
 from tests.sessionnet.extras import CommunityAndFiles
+from tests.sessionnet.group_admin import DevnetGroupAdmin
+from tests.sessionnet.group_world import GroupInbox, Member, new_admin
 from tests.sessionnet.net import Devnet
 
 BOT = "@sessionbot:localhost"
@@ -103,13 +113,16 @@ SETUP_TIMEOUT = 90.0  # the machines the tests run on may be slow and shared
 
 Fault = Callable[["FaultKit"], Awaitable[None]]
 
-#: The four streams: (key, portal, direction, body prefix).
+#: The six streams: (key, portal, direction, body prefix).
 STREAMS = (
     ("community_to_matrix", "community", "Session→Matrix", "cs"),
     ("community_to_session", "community", "Matrix→Session", "cm"),
     ("dm_to_matrix", "DM", "Session→Matrix", "ds"),
     ("dm_to_session", "DM", "Matrix→Session", "dm"),
+    ("group_to_matrix", "group", "Session→Matrix", "gs"),
+    ("group_to_session", "group", "Matrix→Session", "gm"),
 )
+GROUP_POLL = 0.25  # Bob's group client: polls the swarm 4 times a second (a busy machine)
 
 
 def now() -> float:
@@ -127,6 +140,7 @@ class Stream:
     portal: str
     direction: str
     prefix: str
+    count: int = COUNT  # how many numbered messages this stream sends
     sent: int = 0
     source_retries: int = 0  # sends the sending side refused and the sender made again
     arrivals: list[tuple[int, float]] = field(default_factory=list)  # (number, first seen)
@@ -145,8 +159,8 @@ class Stream:
         self.end_seen = any(n == -1 for n, _ in numbers)
         self.arrivals = [(n, t) for n, t in numbers if n is not None and n >= 0]
 
-    def complete(self, count: int) -> bool:
-        return self.end_seen and len({n for n, _ in self.arrivals}) >= count
+    def complete(self) -> bool:
+        return self.end_seen and len({n for n, _ in self.arrivals}) >= self.count
 
 
 @dataclass(frozen=True)
@@ -312,6 +326,23 @@ class RecordingInbox:
             self.bodies.append((event.content.body or "", now()))
 
 
+class GroupRecorder:
+    """A group member's subscriber keeping (body, time first seen) of the visible messages
+    one sender (``alice``'s login, once known) wrote in the group, in the order read."""
+
+    def __init__(self) -> None:
+        self.sender = ""
+        self.bodies: list[tuple[str, float]] = []
+
+    async def __call__(self, event: GroupEvent) -> None:
+        if (
+            isinstance(event, GroupMessageEvent)
+            and event.sender.value == self.sender
+            and isinstance(event.content, VisibleMessage)
+        ):
+            self.bodies.append((event.content.body or "", now()))
+
+
 class FaultKit:
     """The running pieces of one fault test (see the module docstring)."""
 
@@ -340,6 +371,10 @@ class FaultKit:
         self.sam_c: CommunityClient | None = None
         self.sam_dm: SessionClient | None = None
         self.dm_inbox = RecordingInbox()
+        self.group_room = RoomID("")
+        self.group_admin: DevnetGroupAdmin | None = None
+        self.bob: Member | None = None  # the group's other member, on the devnet
+        self.group_inbox = GroupRecorder()  # what Bob read from alice's login
         self._monitor: asyncio.Task[None] | None = None
         self._decoded: dict[tuple[int, int], tuple[str | None, float]] = {}
         self._bridge_cpu_before = 0.0
@@ -467,25 +502,64 @@ class FaultKit:
             self.http, Identity.generate(), self.community_url
         )
         await self.sam_c.join(self.community_token)
+        known = {str(room_id), str(self.dm_room), str(self.community_room)}
+        await self._open_group_portal(known)
+        bob, group = self.bob, self.group_admin
+        assert bob is not None and group is not None
 
         await self.sam_c.post(self.community_token, VisibleMessage(body="warm-cs"))
         await alice.send_text(self.community_room, "warm-cm")
         await self.sam_dm.send_text(self.ours, "warm-ds")
         await alice.send_text(self.dm_room, "warm-dm")
+        await bob.groups.send_text(group.group_id, "warm-gs")
+        await alice.send_text(self.group_room, "warm-gm")
 
         async def warm() -> bool:
             community = [b for b, _ in self.community_bodies()]
             in_dm = [b for b, _ in self.dm_inbox.bodies]
+            in_group = [b for b, _ in self.group_inbox.bodies]
             matrix_c = await _ghost_bodies(alice, self.community_room)
             matrix_dm = await _ghost_bodies(alice, self.dm_room)
+            matrix_g = await _ghost_bodies(alice, self.group_room)
             return (
                 any(b.endswith("warm-cm") for b in community)
                 and "warm-dm" in in_dm
+                and "warm-gm" in in_group
                 and "warm-cs" in matrix_c
                 and "warm-ds" in matrix_dm
+                and "warm-gs" in matrix_g
             )
 
         await wait_for(warm, "one message each way in each portal", SETUP_TIMEOUT)
+
+    async def _open_group_portal(self, known: set[str]) -> None:
+        """A devnet group (its admin, and Bob, a member with a groups client of his own) that
+        invites ``alice``'s login: the invite becomes a portal that ``alice`` joins, and the
+        login accepts on Session (Bob reads the acceptance)."""
+        alice = self.alice
+        assert alice is not None
+        admin = await new_admin(self.world, "Faults")
+        self.group_admin = admin
+        self.bob = bob = await _new_member(self.world, "Bob", self.group_inbox)
+        await admin.invite(bob.identity.session_id, "Bob")
+        await bob.inbox.wait(GroupInviteEvent, timeout=SETUP_TIMEOUT)
+        await bob.groups.accept(admin.group_id, timeout=SETUP_TIMEOUT)
+        self.group_inbox.sender = self.ours
+        await admin.invite(SessionID.parse(self.ours), "alice")
+        self.group_room = await _join_invited_room(alice, known)
+
+        async def accepted() -> bool:
+            return any(
+                isinstance(e.content, GroupInviteResponse) and e.sender.value == self.ours
+                for e in bob.inbox.of(GroupMessageEvent)
+            )
+
+        await wait_for(accepted, "the login's acceptance on Session", SETUP_TIMEOUT)
+
+    async def stop_members(self) -> None:
+        """Stop Bob's clients (the devnet world stops the rest)."""
+        if self.bob is not None:
+            await self.bob.groups.stop()
 
     def community_bodies(self) -> list[tuple[str, float]]:
         """Bodies of the community room's live posts, in server order, read from the devnet
@@ -516,21 +590,27 @@ class FaultKit:
         fault: Fault,
         *,
         count: int = COUNT,
+        group_count: int | None = None,
         fault_at: float = 0.3,
         timeout: float = RECOVERY_TIMEOUT,
     ) -> Tally:
-        """Send ``count`` messages each way in each portal, run ``fault`` once each stream has
-        sent ``fault_at`` of them, and count what arrived (see the module docstring)."""
-        streams = {key: Stream(key, portal, d, prefix) for key, portal, d, prefix in STREAMS}
+        """Send ``count`` messages each way in each portal (``group_count`` in the group
+        portal, ``count // 2`` unless given), run ``fault`` once each stream has sent
+        ``fault_at`` of them, and count what arrived (see the module docstring)."""
+        in_group = count // 2 if group_count is None else group_count
+        streams = {
+            key: Stream(key, portal, d, prefix, in_group if portal == "group" else count)
+            for key, portal, d, prefix in STREAMS
+        }
         cpu_start, wall_start = self.cpu_seconds(), now()
         self.streams = streams
         observer = _Observer(self, streams)
-        senders = [asyncio.create_task(self._send(s, count)) for s in streams.values()]
+        senders = [asyncio.create_task(self._send(s, s.count)) for s in streams.values()]
         watch = asyncio.create_task(observer.run())
         try:
 
             async def far_enough() -> bool:
-                return all(s.sent >= fault_at * count for s in streams.values())
+                return all(s.sent >= fault_at * s.count for s in streams.values())
 
             await wait_for(far_enough, f"{fault_at:.0%} of the burst to be sent", 120)
             started = now()
@@ -543,7 +623,7 @@ class FaultKit:
                         await self._send_one(stream, f"{stream.prefix}-end", "end")
 
                     async def done() -> bool:
-                        return all(s.complete(count) for s in streams.values())
+                        return all(s.complete() for s in streams.values())
 
                     while not await done():
                         await asyncio.sleep(0.2)
@@ -573,8 +653,9 @@ class FaultKit:
 
     async def _send_one(self, stream: Stream, body: str, txn: str) -> None:
         """Send one message of ``stream``; retry while the sending side refuses it."""
-        alice, sam_c, sam_dm = self.alice, self.sam_c, self.sam_dm
+        alice, sam_c, sam_dm, bob = self.alice, self.sam_c, self.sam_dm, self.bob
         assert alice is not None and sam_c is not None and sam_dm is not None
+        assert bob is not None and self.group_admin is not None
         txn_id = f"burst-{stream.key}-{txn}-{id(stream)}"
         while True:
             try:
@@ -582,6 +663,8 @@ class FaultKit:
                     await sam_c.post(self.community_token, VisibleMessage(body=body))
                 elif stream.key == "dm_to_matrix":
                     await sam_dm.send_text(self.ours, body)
+                elif stream.key == "group_to_matrix":
+                    await bob.groups.send_text(self.group_admin.group_id, body)
                 else:
                     await self._matrix_send(stream, body, txn_id)
                 return
@@ -593,7 +676,8 @@ class FaultKit:
         alice = self.alice
         assert alice is not None
         await self._matrix_gate.wait()
-        room = self.community_room if stream.prefix == "cm" else self.dm_room
+        rooms = {"cm": self.community_room, "dm": self.dm_room, "gm": self.group_room}
+        room = rooms[stream.prefix]
         content = TextMessageEventContent(msgtype=MessageType.TEXT, body=body)
         self._matrix_sending += 1
         try:
@@ -603,14 +687,17 @@ class FaultKit:
 
 
 class _Observer:
-    """Watches the four streams arrive: Matrix through ``alice``'s /sync, the community room
-    in the devnet server's storage, the DM in ``sam_dm``'s inbox."""
+    """Watches the six streams arrive: Matrix through ``alice``'s /sync, the community room
+    in the devnet server's storage, the DM in ``sam_dm``'s inbox, the group in Bob's groups
+    client."""
 
     def __init__(self, kit: FaultKit, streams: dict[str, Stream]) -> None:
         self.kit, self.streams = kit, streams
-        self.matrix: dict[RoomID, list[tuple[str, float]]] = {kit.community_room: [],
-                                                               kit.dm_room: []}  # fmt: skip
+        self.matrix: dict[RoomID, list[tuple[str, float]]] = {
+            kit.community_room: [], kit.dm_room: [], kit.group_room: []
+        }  # fmt: skip
         self.dm_start = len(kit.dm_inbox.bodies)
+        self.group_start = len(kit.group_inbox.bodies)
         self.started = now()
         self.duplicates: list[str] = []  # Matrix events of a body seen more than once
 
@@ -664,10 +751,13 @@ class _Observer:
     def _update_session_side(self) -> None:
         self.streams["community_to_session"].set_arrivals(self.kit.community_bodies())
         self.streams["dm_to_session"].set_arrivals(self.kit.dm_inbox.bodies[self.dm_start :])
+        group = self.kit.group_inbox.bodies[self.group_start :]
+        self.streams["group_to_session"].set_arrivals(group)
 
     def _update_matrix_side(self) -> None:
         self.streams["community_to_matrix"].set_arrivals(self.matrix[self.kit.community_room])
         self.streams["dm_to_matrix"].set_arrivals(self.matrix[self.kit.dm_room])
+        self.streams["group_to_matrix"].set_arrivals(self.matrix[self.kit.group_room])
 
     async def final(self) -> None:
         """Take the Matrix side's order and copies from the room history (authoritative; the
@@ -676,7 +766,8 @@ class _Observer:
         assert alice is not None
         self._update_session_side()
         for room_id, key in ((self.kit.community_room, "community_to_matrix"),
-                             (self.kit.dm_room, "dm_to_matrix")):  # fmt: skip
+                             (self.kit.dm_room, "dm_to_matrix"),
+                             (self.kit.group_room, "group_to_matrix")):  # fmt: skip
             first_seen: dict[str, float] = {}
             for body, t in self.matrix[room_id]:
                 first_seen.setdefault(body, t)
@@ -690,17 +781,19 @@ class _Observer:
 # --- Matrix helpers ------------------------------------------------------------------------------
 
 
-async def _join_invited_room(user: Client) -> RoomID:
-    """Join the first room ``user`` is invited to (the new direct-chat portal)."""
+async def _join_invited_room(user: Client, known: set[str] | None = None) -> RoomID:
+    """Join the first room ``user`` is invited to that is not in ``known`` (the new
+    portal)."""
     attempts = 0
 
     async def invited() -> RoomID | None:
         nonlocal attempts
         attempts += 1  # Synapse caches the answer to an identical /sync for a while
         rooms = (await user.sync(timeout=attempts)).get("rooms", {}).get("invite", {})
-        return RoomID(next(iter(rooms))) if rooms else None
+        fresh = [r for r in rooms if r not in (known or set())]
+        return RoomID(fresh[0]) if fresh else None
 
-    room_id = await wait_for(invited, "the invite to the direct chat", SETUP_TIMEOUT)
+    room_id = await wait_for(invited, "the invite to the new portal", SETUP_TIMEOUT)
     await user.join_room(room_id)
     return room_id
 
@@ -713,6 +806,20 @@ async def _bridged_room(user: Client, url: str) -> RoomID:
     await user.send_text(room_id, f"!session bridge {url}")
     await bot_says(user, room_id, BOT, "now bridged", SETUP_TIMEOUT)
     return room_id
+
+
+async def _new_member(world: DmWorld, name: str, recorder: GroupRecorder) -> Member:
+    """A started group member (as tests/sessionnet/group_world.py makes them, polling more
+    slowly) whose groups client also feeds ``recorder``."""
+    identity = Identity.generate()
+    dm = await world.client(identity, profile=Profile(name))
+    store = MemoryGroupStore()
+    groups = GroupsClient(identity, world.snode, store, dm=dm, poll_interval=GROUP_POLL)
+    inbox = GroupInbox()
+    groups.subscribe(inbox)
+    groups.subscribe(recorder)
+    await groups.start()
+    return Member(identity, dm, groups, inbox, store)
 
 
 async def _ghost_bodies(user: Client, room_id: RoomID) -> list[str]:
@@ -822,6 +929,7 @@ async def running_kit(tmp_path: Path) -> AsyncIterator[FaultKit]:
         bridge = BridgeProcess(config, address, tmp_path / "bridge.log")
         kit = FaultKit(tmp_path, postgres, synapse, world, servers, bridge, users, http)
         kit.alice = alice
+        stack.push_async_callback(kit.stop_members)
         stack.push_async_callback(_stop_bridge, bridge)
         await kit.restart_bridge()
         kit._monitor = asyncio.create_task(kit._watch_readiness())

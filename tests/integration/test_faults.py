@@ -1,6 +1,8 @@
 """Neighbour outages during a two-way burst (issue #10; docs/architecture.md §4.7): the bridge
 runs as its own process on PostgreSQL, with Synapse and the devnet, and 200 messages go each
-way in a community portal and a direct-chat portal while one fault happens. After each:
+way in a community portal and a direct-chat portal, and 100 (``COUNT // 2``, so the test takes
+not much longer) each way in a group portal (a devnet group whose member Bob posts, and reads
+what the Matrix user sent from the group's swarm), while one fault happens. After each:
 nothing lost, nothing duplicated, order kept in every portal, and (except kill -9) the same
 bridge process carried on. The tally table is printed (``pytest -s``) and written to
 ``tally.txt`` in the test's tmp dir and to ``$SMB_FAULT_TALLY`` when set.

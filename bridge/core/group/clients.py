@@ -7,7 +7,9 @@ messages, and attachments are uploaded through its file transfer. This kind neve
 the direct side; :mod:`bridge.app` passes ``session_client``, which finds the running 1:1
 client of a Session id (docs/architecture.md §3.3).
 
-Every client's events go to one handler together with the Session id they arrived on.
+Every client's events go to one handler together with the Session id they arrived on. A
+transient failure of the handler (the database away) makes the client wait and deliver the
+event again, without limit, as for direct chats (docs/architecture.md §4.7).
 """
 
 from __future__ import annotations
@@ -16,12 +18,14 @@ import asyncio
 import logging
 from collections.abc import Awaitable, Callable
 
+from bridge.core.portal.failures import is_transient
 from bridge.session.client import SessionClient
 from bridge.session.groups.events import GroupEvent
 from bridge.session.groups.member import GroupsClient
 from bridge.session.groups.store import GroupStore
 from bridge.session.keys import Identity
 from bridge.session.snode.rpc import SnodeClient
+from bridge.session.subscribers import RetryLater
 
 log = logging.getLogger("bridge.core.group.clients")
 
@@ -106,7 +110,12 @@ class GroupClients:
         )
 
         async def deliver(event: GroupEvent) -> None:
-            await handler(session_id, event)
+            try:
+                await handler(session_id, event)
+            except Exception as e:
+                if is_transient(e):  # not counted as a failed try: waited for
+                    raise RetryLater(f"{type(e).__name__}: {e}") from e
+                raise
 
         self._unsubscribe[session_id] = client.subscribe(deliver)
         self._clients[session_id] = client
