@@ -336,3 +336,35 @@ async def test_storage_node_namespace_and_subaccount_rules(world: DmWorld) -> No
     await admin.push(extra=[admin._tokens("unrevoke_subaccount", [sid])])
     code, _ = await _member_call(world, member, auth_data, gid, "retrieve", 11, last_hash="")
     assert code == 200
+
+
+class _AckFails(MemoryGroupStore):
+    """A store whose ``mark_seen`` fails while ``down`` (a database outage)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.down = False
+        self.failures = 0
+
+    async def mark_seen(self, account: str, hash_: str, expiry: int) -> None:
+        if self.down:
+            self.failures += 1
+            raise ConnectionError("database unreachable")
+        await super().mark_seen(account, hash_, expiry)
+
+
+async def test_messages_of_a_failed_cycle_are_handed_out_again(world: DmWorld) -> None:
+    admin = await new_admin(world)
+    store = _AckFails()
+    alice = await new_member(world, "Alice", store=store)
+    await _join(admin, alice, "Alice")
+    store.down = True
+    burst = [(await admin.post(VisibleMessage(body=f"m{i}"))).hash for i in range(5)]
+    try:
+        await wait_for(lambda: store.failures >= 2)  # two cycles failed on their first ack
+        store.down = False
+        # Before release_unacked the messages after the failed ack stayed "in flight": never
+        # handed out again, and the cursor stuck behind them.
+        await wait_for(lambda: set(burst) <= set(_hashes(alice.inbox, burst)))
+    finally:
+        await alice.groups.stop(2)

@@ -434,10 +434,15 @@ class GroupsClient:
 
     async def _poll_cycle(self) -> None:
         async with self._cycle:
-            for event in await self._poller.poll_once():
-                if self._stopping:
-                    return  # not acknowledged: a restarted client gets it again
-                await self._on_event(event)
+            try:
+                for event in await self._poller.poll_once():
+                    if self._stopping:
+                        return  # not acknowledged: a restarted client gets it again
+                    await self._on_event(event)
+            finally:
+                # A cycle that failed or stopped part-way: the rest of its messages are handed
+                # out again by the next poll (the consumer dedupes what it had handled).
+                self._poller.release_unacked()
 
     async def _on_event(self, event: GroupEvent) -> None:
         if isinstance(event, GroupRemovedEvent | GroupDestroyedEvent):

@@ -218,6 +218,16 @@ class GroupPoller:
         self._done.setdefault(group, set()).add(event.hash)
         await self._advance()
 
+    def release_unacked(self) -> None:
+        """Hand out again, at the next poll, the messages handed out and not acknowledged.
+
+        For a consumer whose cycle failed or stopped part-way (e.g. the database went away
+        while it recorded them): without this they stayed "in flight", the next polls skipped
+        them, and the cursors could never move past them. The consumer must tolerate seeing a
+        message again whose handling succeeded but whose :meth:`ack` did not.
+        """
+        self._in_flight.clear()
+
     # --- internals --------------------------------------------------------------------------
 
     async def _poll_batch(
