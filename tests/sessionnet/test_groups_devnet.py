@@ -353,7 +353,9 @@ class _AckFails(MemoryGroupStore):
         await super().mark_seen(account, hash_, expiry)
 
 
-async def test_messages_of_a_failed_cycle_are_handed_out_again(world: DmWorld) -> None:
+async def test_messages_of_a_failed_cycle_are_handed_out_again(
+    world: DmWorld, caplog: pytest.LogCaptureFixture
+) -> None:
     admin = await new_admin(world)
     store = _AckFails()
     alice = await new_member(world, "Alice", store=store)
@@ -368,3 +370,6 @@ async def test_messages_of_a_failed_cycle_are_handed_out_again(world: DmWorld) -
         await wait_for(lambda: set(burst) <= set(_hashes(alice.inbox, burst)))
     finally:
         await alice.groups.stop(2)
+    failed = [r for r in caplog.records if "group poll cycle failed" in r.getMessage()]
+    assert len(failed) >= 2
+    assert [r.exc_info is not None for r in failed][:2] == [True, False]  # one traceback

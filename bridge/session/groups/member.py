@@ -420,14 +420,20 @@ class GroupsClient:
         return state
 
     async def _run(self) -> None:
+        failing = False
         while not self._stopping:
             try:
                 await self._poll_cycle()
+                failing = False
             except asyncio.CancelledError:
                 raise
-            except Exception:
-                log.exception("%s: group poll cycle failed", self)
-            if not self._poller.more and not self._stopping:
+            except Exception as e:
+                if failing:  # one traceback per outage, then one line per cycle
+                    log.warning("%s: group poll cycle failed again: %s", self, e)
+                else:
+                    log.exception("%s: group poll cycle failed", self)
+                failing = True
+            if (failing or not self._poller.more) and not self._stopping:
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(self._wake.wait(), self.poll_interval)
                 self._wake.clear()
