@@ -19,7 +19,9 @@ from sqlalchemy.pool import ConnectionPoolEntry
 
 log = logging.getLogger("bridge.db.engine")
 
-SQLITE_BUSY_TIMEOUT_MS = 10_000
+SQLITE_BUSY_TIMEOUT_MS = 30_000
+#: How long a transaction may wait for the bridge's one SQLite connection.
+SQLITE_CONNECTION_WAIT_S = 120
 PG_POOL_SIZE = 10
 PG_MAX_OVERFLOW = 10
 PG_POOL_RECYCLE_S = 1800
@@ -63,7 +65,20 @@ def make_engine(url: str, *, foreign_keys: bool = True, echo: bool = False) -> A
     """
     parsed = make_url(url)
     if parsed.get_backend_name() == "sqlite":
-        engine = create_async_engine(parsed, echo=echo)
+        # One connection: SQLite has one writer at a time, and with BEGIN IMMEDIATE every
+        # transaction is a writer, so more connections bring no concurrency, only contention.
+        # Several connections polled the lock in SQLite's busy handler, which is not fair: on
+        # a loaded machine one of them lost every turn for the whole busy_timeout and failed
+        # with "database is locked". With one connection, transactions wait their turn in the
+        # pool's queue, in order. busy_timeout still covers other processes (alembic, admin
+        # scripts) writing the same file.
+        in_memory = parsed.database in (None, "", ":memory:")  # one shared connection already
+        one_connection: dict[str, Any] = (
+            {}
+            if in_memory
+            else {"pool_size": 1, "max_overflow": 0, "pool_timeout": SQLITE_CONNECTION_WAIT_S}
+        )
+        engine = create_async_engine(parsed, echo=echo, **one_connection)
         event.listen(engine.sync_engine, "connect", _sqlite_on_connect(foreign_keys))
         event.listen(engine.sync_engine, "begin", _sqlite_on_begin)
         return engine

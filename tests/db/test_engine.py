@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import asyncio
+
 import pytest
 from sqlalchemy import text
 from sqlalchemy.exc import IntegrityError
 
-from bridge.db.engine import Database
+from bridge.db.engine import SQLITE_BUSY_TIMEOUT_MS, Database
 from bridge.db.records import PortalKind
 from bridge.db.repos import Repositories
 
@@ -55,7 +57,9 @@ async def test_sqlite_pragmas(db: Database) -> None:
         if db.dialect == "sqlite":
             assert (await tx.execute(text("PRAGMA foreign_keys"))).scalar_one() == 1
             assert (await tx.execute(text("PRAGMA journal_mode"))).scalar_one() == "wal"
-            assert (await tx.execute(text("PRAGMA busy_timeout"))).scalar_one() == 10_000
+            assert (
+                await tx.execute(text("PRAGMA busy_timeout"))
+            ).scalar_one() == SQLITE_BUSY_TIMEOUT_MS
         else:
             assert db.dialect == "postgresql"
             assert (await tx.execute(text("SELECT 1"))).scalar_one() == 1
@@ -64,3 +68,39 @@ async def test_sqlite_pragmas(db: Database) -> None:
 async def test_foreign_keys_are_enforced(repos: Repositories) -> None:
     with pytest.raises(IntegrityError):
         await repos.outbox.enqueue(12345, "text", "{}")
+
+
+async def test_sqlite_transactions_queue_for_one_connection(db: Database) -> None:
+    """While one transaction is held open, twenty more wait their turn and then all commit, in
+    the order they asked (with a pool of connections they raced for SQLite's file lock and
+    the losers failed with "database is locked", docs/architecture.md §3.5)."""
+    if db.dialect != "sqlite":
+        assert db.dialect == "postgresql"  # a pool of connections, row locks: not this case
+        return
+    held_open, release = asyncio.Event(), asyncio.Event()
+    committed: list[int] = []
+
+    async def first() -> None:
+        async with db.transaction() as tx:
+            await tx.execute(text("CREATE TABLE queue_probe (n INTEGER)"))
+            held_open.set()
+            await release.wait()
+
+    async def write(n: int) -> None:
+        async with db.transaction() as tx:
+            await tx.execute(text("INSERT INTO queue_probe VALUES (:n)"), {"n": n})
+        committed.append(n)
+
+    holder = asyncio.create_task(first())
+    await asyncio.wait_for(held_open.wait(), 10)
+    writers = []
+    for n in range(20):
+        writers.append(asyncio.create_task(write(n)))
+        await asyncio.sleep(0)  # let it ask for the connection before the next one does
+    assert committed == []  # all of them wait behind the open transaction
+    release.set()
+    await asyncio.wait_for(asyncio.gather(holder, *writers), 30)
+    assert committed == list(range(20))
+    async with db.transaction() as tx:
+        rows = (await tx.execute(text("SELECT n FROM queue_probe ORDER BY rowid"))).scalars()
+        assert list(rows) == list(range(20))
