@@ -260,7 +260,7 @@ async def test_direct_chat_typing_receipts_and_disappearing_settings_reach_matri
 
     # A disappearing-messages setting change -> an m.notice of Sam's ghost.
     setting = DisappearingSettings(mode=ExpiryMode.DELETE_AFTER_SEND, timer_seconds=3600)
-    await sam._send(ours, setting)  # the client has no public call for it
+    await sam.send_message(ours, setting)
 
     def notice(event: Any) -> bool:
         content = raw(event)
