@@ -11,11 +11,19 @@ result as a plain function.
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable, Iterable, Mapping
+from typing import Any
+
+from mautrix.appservice import IntentAPI
 
 from bridge.core.convert.mentions import mentioned_session_ids
-from bridge.core.convert.text_to_matrix import MentionResolver, MentionTarget
+from bridge.core.convert.text_to_matrix import (
+    MentionResolver,
+    MentionTarget,
+    session_text_to_content,
+)
 from bridge.core.ghosts import GhostManager
 from bridge.ids import InvalidId, SessionID
+from bridge.matrix.reads import member_display_name
 from bridge.session.blinding import blind15_candidates, blind25_id
 
 MemberName = Callable[[str], Awaitable[str]]
@@ -42,6 +50,29 @@ async def mention_resolver(
         return MentionTarget(ghosts.mxid_for(session_id), names.get(session_id) or session_id)
 
     return resolve
+
+
+async def session_text_in_room(
+    body: str,
+    *,
+    room_id: str,
+    sender_mxid: str,
+    reader: IntentAPI,
+    ghosts: GhostManager,
+    owners: Callable[[Iterable[str]], Mapping[str, str]],
+) -> dict[str, Any]:
+    """Matrix content for Session ``body`` sent into ``room_id`` by ``sender_mxid``: each
+    mention a pill (``owners`` maps the mentioned ids to the Matrix users who own them, as
+    :func:`mention_resolver` takes them), owners shown with their name in that room (read by
+    ``reader``, a member of the room)."""
+
+    async def name(mxid: str) -> str:
+        return await member_display_name(reader, room_id, mxid)
+
+    resolve = await mention_resolver(
+        body, ghosts=ghosts, owners=owners(mentioned_session_ids(body)), member_name=name
+    )
+    return session_text_to_content(body, resolve, sender_mxid=sender_mxid)
 
 
 class LinkedIds:

@@ -32,16 +32,14 @@ from bridge.core.community.media import CommunityMediaIn
 from bridge.core.community.reactions import CommunityReactionsIn
 from bridge.core.community.service import parse_community_key
 from bridge.core.convert.media import caption_parts, with_caption
-from bridge.core.convert.mentions import mentioned_session_ids
-from bridge.core.convert.text_to_matrix import as_edit, session_text_to_content, with_reply
+from bridge.core.convert.text_to_matrix import as_edit, with_reply
 from bridge.core.ghosts import GhostHandle, GhostManager, GhostProfile
 from bridge.core.own_ids import OwnSessionIds
-from bridge.core.pills import mention_resolver
+from bridge.core.pills import session_text_in_room
 from bridge.core.portal.rooms import send_to_portal
 from bridge.db.records import MessageRecord, PortalRecord
 from bridge.db.repos.cursors import CursorRepo
 from bridge.db.repos.messages import MessageRepo
-from bridge.matrix.reads import member_display_name
 from bridge.matrix.send import redact_quietly
 from bridge.session.messages import VisibleMessage
 from bridge.session.sogs.models import CommunityMessage, ReactionUpdate
@@ -107,18 +105,14 @@ class CommunityInbound:
         """Matrix content for Session ``body``: a mentioned login (its ``05…`` id or its blinded
         id on this server) becomes a pill of its Matrix owner, any other id its ghost's pill."""
         server, _ = parse_community_key(portal.session_key)
-        room_id = str(portal.mxid)
-
-        async def name(mxid: str) -> str:
-            return await member_display_name(self._bot, room_id, mxid)
-
-        resolve = await mention_resolver(
+        return await session_text_in_room(
             body,
+            room_id=str(portal.mxid),
+            sender_mxid=sender_mxid,
+            reader=self._bot,
             ghosts=self._ghosts,
-            owners=self._own_ids.owners(mentioned_session_ids(body), server.pubkey),
-            member_name=name,
+            owners=lambda ids: self._own_ids.owners(ids, server.pubkey),
         )
-        return session_text_to_content(body, resolve, sender_mxid=sender_mxid)
 
     def _is_own(self, portal: PortalRecord, author: str) -> bool:
         server, _ = parse_community_key(portal.session_key)

@@ -24,11 +24,9 @@ from mautrix.errors import MatrixRequestError
 from mautrix.types import EventID, EventType, RoomID
 
 from bridge.core.convert.media import MAX_SESSION_FILE_BYTES, caption_parts
-from bridge.core.convert.mentions import mentioned_session_ids
 from bridge.core.convert.text_to_matrix import (
     disappearing_notice,
     disappearing_notice_text,
-    session_text_to_content,
     with_reply,
 )
 from bridge.core.direct.accounts import Account
@@ -44,13 +42,12 @@ from bridge.core.direct.timers import ConversationTimers, shorten_after_read
 from bridge.core.direct.user_configs import LoginConfigs
 from bridge.core.ghosts import GhostHandle, GhostManager, GhostProfile
 from bridge.core.own_ids import OwnSessionIds
-from bridge.core.pills import mention_resolver
+from bridge.core.pills import session_text_in_room
 from bridge.core.portal.rooms import send_to_portal
 from bridge.db.records import PortalRecord
 from bridge.db.repos.cursors import CursorRepo
 from bridge.db.repos.messages import MessageRepo
 from bridge.matrix.media import upload_file
-from bridge.matrix.reads import member_display_name
 from bridge.matrix.send import (
     notice_content,
     reaction_content,
@@ -320,18 +317,14 @@ class DirectInbound:
     ) -> dict[str, Any]:
         """Matrix content for Session ``body``: a mentioned login becomes a pill of its Matrix
         owner with their name in the chat, any other Session id a pill of its ghost."""
-        room_id = str(portal.mxid)
-
-        async def name(mxid: str) -> str:
-            return await member_display_name(ghost.intent, room_id, mxid)
-
-        resolve = await mention_resolver(
+        return await session_text_in_room(
             body,
+            room_id=str(portal.mxid),
+            sender_mxid=ghost.mxid,
+            reader=ghost.intent,
             ghosts=self._ghosts,
-            owners=self._own_ids.owners(mentioned_session_ids(body), None),
-            member_name=name,
+            owners=lambda ids: self._own_ids.owners(ids, None),
         )
-        return session_text_to_content(body, resolve, sender_mxid=ghost.mxid)
 
     async def _with_quote(
         self,

@@ -80,16 +80,7 @@ def media_payload(content: Mapping[str, Any]) -> MediaOp:
         raise MediaRefused("Only files, images, videos and audio can be sent.")
     if file.size is not None and file.size > MAX_SESSION_FILE_BYTES:
         raise MediaRefused(too_large_text(file.size))
-    return MediaOp(
-        url=file.mxc,
-        filename=file.filename,
-        mimetype=file.mimetype,
-        caption=file.caption or None,
-        voice=file.voice,
-        width=file.width,
-        height=file.height,
-        file=dict(file.file) if file.file is not None else None,
-    )
+    return MediaOp.of(file)
 
 
 def too_large_text(size: int) -> str:

@@ -33,19 +33,17 @@ from mautrix.types import EventType
 
 from bridge.config import GroupsConfig
 from bridge.core.convert.media import caption_parts
-from bridge.core.convert.mentions import mentioned_session_ids
-from bridge.core.convert.text_to_matrix import session_text_to_content, with_reply
+from bridge.core.convert.text_to_matrix import with_reply
 from bridge.core.ghosts import GhostHandle, GhostManager, GhostProfile
 from bridge.core.group.attachments import attachment_part
 from bridge.core.group.portals import GroupPortals
 from bridge.core.own_ids import OwnSessionIds
-from bridge.core.pills import mention_resolver
+from bridge.core.pills import session_text_in_room
 from bridge.core.portal.rooms import send_to_portal
 from bridge.db.records import PortalRecord
 from bridge.db.repos.cursors import CursorRepo
 from bridge.db.repos.kv import KVRepo
 from bridge.db.repos.messages import MessageRepo
-from bridge.matrix.reads import member_display_name
 from bridge.matrix.send import notice_content, reaction_content, redact_quietly
 from bridge.session.client import SessionClient
 from bridge.session.groups.events import (
@@ -246,18 +244,14 @@ class GroupInbound:
         return parts
 
     async def _text(self, portal: PortalRecord, body: str, ghost: GhostHandle) -> dict[str, Any]:
-        room_id = str(portal.mxid)
-
-        async def name(mxid: str) -> str:
-            return await member_display_name(ghost.intent, room_id, mxid)
-
-        resolve = await mention_resolver(
+        return await session_text_in_room(
             body,
+            room_id=str(portal.mxid),
+            sender_mxid=ghost.mxid,
+            reader=ghost.intent,
             ghosts=self._ghosts,
-            owners=self._own_ids.owners(mentioned_session_ids(body), None),
-            member_name=name,
+            owners=lambda ids: self._own_ids.owners(ids, None),
         )
-        return session_text_to_content(body, resolve, sender_mxid=ghost.mxid)
 
     # --- reactions and deletions --------------------------------------------------------------
 

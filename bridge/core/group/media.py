@@ -47,17 +47,7 @@ def media_op(content: Mapping[str, Any], quote: Quote | None = None) -> MediaOp:
         )
     if file.size is not None and file.size > MAX_SESSION_FILE_BYTES:
         raise Refused(too_large_text(file.size))
-    return MediaOp(
-        url=file.mxc,
-        filename=file.filename,
-        mimetype=file.mimetype,
-        caption=file.caption or None,
-        voice=file.voice,
-        width=file.width,
-        height=file.height,
-        quote=quote,
-        file=dict(file.file) if file.file is not None else None,
-    )
+    return MediaOp.of(file, quote)
 
 
 async def fetch_media(download: MediaDownload, media: MediaOp) -> bytes:

@@ -15,6 +15,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, TypeAlias
 
+from bridge.core.convert.media import MatrixMedia
 from bridge.core.portal.payloads import BadPayload, JsonObject, quote_from_json, quote_to_json
 from bridge.session.messages import Quote
 
@@ -59,6 +60,21 @@ class MediaOp:
     quote: Quote | None = None
     #: The EncryptedFile JSON of a file from an encrypted room (its key, to decrypt it).
     file: dict[str, Any] | None = None
+
+    @classmethod
+    def of(cls, media: MatrixMedia, quote: Quote | None = None) -> MediaOp:
+        """The operation that sends the file of a Matrix media message."""
+        return cls(
+            url=media.mxc,
+            filename=media.filename,
+            mimetype=media.mimetype,
+            caption=media.caption or None,
+            voice=media.voice,
+            width=media.width,
+            height=media.height,
+            quote=quote,
+            file=dict(media.file) if media.file is not None else None,
+        )
 
     def to_json(self) -> dict[str, Any]:
         fields: dict[str, Any] = {
