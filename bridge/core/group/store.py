@@ -6,11 +6,10 @@ Memberships and the received keys/config messages live in ``group_membership`` a
 (:class:`~bridge.db.repos.cursors.CursorRepo`). Everything is keyed by the identity too: the
 bot and a login in the same group poll it independently, each with its own cursors, so one
 acknowledging a message never hides it from the other. Cursors are cached write-through (the
-database first), as the 1:1 poll state does: a group's cursors are read in one query at its
-first poll, and a failed write drops them from memory so that the next poll reads them again.
-The rows' ``updated_at`` tells which node's cursors moved last
-(:meth:`DbGroupStore.cursor_nodes`): a restarted poller goes back to that node
-(docs/groups-v2.md §6.2).
+database first) as the 1:1 poll state's are (``bridge/core/portal/swarm_cursors.py``): a group's
+cursors are read in one query at its first poll, and a failed write drops them from memory so
+that the next poll reads them again; a restarted poller goes back to the node whose cursors
+moved last (docs/groups-v2.md §6.2).
 
 A membership's invite auth data and admin seed are secrets: :class:`SealedGroupRepo` encrypts
 them with the bridge's secrets key before every write and decrypts them on read, as login seeds
@@ -19,11 +18,10 @@ are (bridge/core/secrets.py), so a database dump alone reveals neither.
 
 from __future__ import annotations
 
-import asyncio
 import dataclasses
 from collections.abc import Sequence
-from dataclasses import dataclass, field
 
+from bridge.core.portal.swarm_cursors import SwarmCursors
 from bridge.core.secrets import SeedVault
 from bridge.db.engine import Database
 from bridge.db.repos.cursors import CursorRepo
@@ -31,14 +29,6 @@ from bridge.db.repos.groups import GroupMembershipRecord, GroupRawRecord, GroupR
 from bridge.session.groups.store import Membership, RawGroupMessage
 
 __all__ = ["DbGroupStore", "SealedGroupRepo"]
-
-
-@dataclass
-class _GroupCursors:
-    """One group's cursors as loaded: (node, namespace) -> last hash, node -> last move (ms)."""
-
-    last: dict[tuple[str, int], str] = field(default_factory=dict)
-    moved: dict[str, int] = field(default_factory=dict)
 
 
 class SealedGroupRepo(GroupRepo):
@@ -87,71 +77,33 @@ class DbGroupStore:
     def __init__(self, session_id: str, groups: GroupRepo, cursors: CursorRepo) -> None:
         self._session_id = session_id
         self._groups = groups
-        self._cursors = cursors
-        self._cache: dict[str, _GroupCursors] = {}
-        self._locks: dict[str, asyncio.Lock] = {}
-
-    def _poller(self, group: str) -> str:
-        return f"group:{self._session_id}:{group}"
-
-    def _seen_key(self, group: str, hash_: str) -> str:
-        return f"gseen:{self._session_id}:{group}:{hash_}"
+        self._cursors = SwarmCursors(
+            cursors,
+            poller=lambda group: f"group:{session_id}:{group}",
+            seen_key=lambda group, hash_: f"gseen:{session_id}:{group}:{hash_}",
+        )
 
     # --- PollStateStore (account = group id) ---------------------------------------------
 
     async def get_last_hash(self, node: str, account: str, namespace: int) -> str | None:
         """The cursor of (node, group, namespace)."""
-        return (await self._loaded(account)).last.get((node, namespace))
+        return await self._cursors.cursor(node, account, namespace)
 
     async def set_last_hash(self, node: str, account: str, namespace: int, value: str) -> None:
         """Move the cursor: the database first, then memory."""
-        async with self._lock(account):
-            try:
-                record = await self._cursors.set_cursor(
-                    self._poller(account), node, str(namespace), last_hash=value
-                )
-            except BaseException:
-                # The write may or may not have landed: read the database again next time.
-                self._cache.pop(account, None)
-                raise
-            cached = self._cache.get(account)
-            if cached is not None:
-                cached.last[(node, namespace)] = value
-                cached.moved[node] = max(cached.moved.get(node, 0), record.updated_at)
+        await self._cursors.move(node, account, namespace, value)
 
     async def cursor_nodes(self, group: str) -> dict[str, int]:
         """Nodes holding a cursor of ``group``, each with the time its cursors last moved."""
-        return dict((await self._loaded(group)).moved)
-
-    def _lock(self, group: str) -> asyncio.Lock:
-        return self._locks.setdefault(group, asyncio.Lock())
-
-    async def _loaded(self, group: str) -> _GroupCursors:
-        """``group``'s cursors, read in one query unless cached."""
-        cached = self._cache.get(group)
-        if cached is not None:
-            return cached
-        async with self._lock(group):
-            cached = self._cache.get(group)
-            if cached is None:
-                cached = _GroupCursors()
-                for record in await self._cursors.list_cursors(self._poller(group)):
-                    ns = record.namespace_or_room
-                    if record.last_hash and ns.lstrip("-").isdigit():
-                        cached.last[(record.node, int(ns))] = record.last_hash
-                        moved = cached.moved.get(record.node, 0)
-                        cached.moved[record.node] = max(moved, record.updated_at)
-                self._cache[group] = cached
-            return cached
+        return await self._cursors.nodes(group)
 
     async def seen(self, account: str, hashes: Sequence[str]) -> set[str]:
         """Which of ``hashes`` were already committed for the group."""
-        keys = {self._seen_key(account, h): h for h in hashes}
-        return {keys[k] for k in await self._cursors.processed_among(list(keys))}
+        return await self._cursors.seen(account, hashes)
 
     async def mark_seen(self, account: str, hash_: str, expiry: int) -> None:
         """Record a committed hash (pruned with the other dedup markers)."""
-        await self._cursors.claim_inbound(self._seen_key(account, hash_))
+        await self._cursors.mark_seen(account, hash_)
 
     # --- group bytes and memberships -------------------------------------------------------
 
