@@ -74,17 +74,20 @@ async def reply_lines(evt: CommandEvent, title: str, lines: Sequence[str]) -> No
         await evt.reply("\n".join([title if start == 0 else f"{title} (continued)", *chunk]))
 
 
+async def only_in_management_room(evt: CommandEvent) -> bool:
+    """True in the admin's management room; elsewhere the admin is told where to ask."""
+    if evt.in_management_room:
+        return True
+    await evt.reply(
+        f"`{evt.name}` answers only in your management room (a direct chat with me): "
+        "its answer is for bridge admins."
+    )
+    return False
+
+
 def admin_commands(deps: AdminDeps) -> list[Command]:
     """The bridge-admin section."""
-
-    async def only_here(evt: CommandEvent) -> bool:
-        if evt.in_management_room:
-            return True
-        await evt.reply(
-            f"`{evt.name}` answers only in your management room (a direct chat with me): "
-            "its answer is for bridge admins."
-        )
-        return False
+    only_here = only_in_management_room
 
     async def portals_cmd(evt: CommandEvent) -> None:
         if not await only_here(evt):

@@ -9,7 +9,7 @@ once. Like the other admin lists, they answer only in the admin's management roo
 
 from __future__ import annotations
 
-from bridge.commands.admin import SECTION, reply_lines, since
+from bridge.commands.admin import SECTION, only_in_management_room, reply_lines, since
 from bridge.commands.permissions import Level
 from bridge.commands.registry import Command, CommandEvent
 from bridge.core.portal.deadletters import DeadLetters, RetryFailed
@@ -34,14 +34,7 @@ def dead_letter_line(record: DeadLetterRecord) -> str:
 def dead_letter_commands(dead_letters: DeadLetters) -> list[Command]:
     """``deadletters`` and ``retry``, in the bridge-admin section."""
 
-    async def only_here(evt: CommandEvent) -> bool:
-        if evt.in_management_room:
-            return True
-        await evt.reply(
-            f"`{evt.name}` answers only in your management room (a direct chat with me): "
-            "its answer is for bridge admins."
-        )
-        return False
+    only_here = only_in_management_room
 
     async def list_cmd(evt: CommandEvent) -> None:
         if not await only_here(evt):
