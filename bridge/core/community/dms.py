@@ -36,14 +36,13 @@ from mautrix.types import MessageEvent, RoomID
 
 from bridge.core.community.actors import CommunityActors, call_server
 from bridge.core.community.dm_keys import dm_portal_key, parse_dm_token
-from bridge.core.community.relations import EDIT_MARK
 from bridge.core.community.service import parse_community_key
-from bridge.core.convert.matrix_to_text import matrix_to_session_text
 from bridge.core.convert.text_to_matrix import session_text_to_content
 from bridge.core.ghosts import GhostManager, GhostProfile
 from bridge.core.logins import LoginManager
 from bridge.core.portal.events import Refused
 from bridge.core.portal.outbox import Deliver, PermanentFailure
+from bridge.core.portal.outgoing_text import owner_text
 from bridge.core.portal.rooms import PortalRooms, send_to_portal
 from bridge.db.records import MessageRecord, OutboxRecord, PortalKind, PortalRecord
 from bridge.db.repos.messages import MessageRepo
@@ -242,23 +241,11 @@ class CommunityDMs:
         sender = str(event.sender)
         if sender not in owners:
             raise Refused("Only the owner of this chat's Session account can write here.")
-        content = event.content.serialize()
-        text = matrix_to_session_text(
-            content, ghost_pattern=self._ghost_pattern, sender_name=name
-        ).text
-        if not text.strip():
-            raise Refused("An empty message cannot be sent to Session.")
-        relates = content.get("m.relates_to")
-        relates = relates if isinstance(relates, Mapping) else {}
-        if relates.get("rel_type") == "m.replace":
-            text = EDIT_MARK + text
-            quoted = await self._mapped(relates.get("event_id"))
-        else:
-            reply = relates.get("m.in_reply_to")
-            quoted = await self._mapped(
-                reply.get("event_id") if isinstance(reply, Mapping) else None
-            )
-        payload = DmPayload(text, sender, name)
+        out = owner_text(
+            event.content.serialize(), ghost_pattern=self._ghost_pattern, sender_name=name
+        )
+        quoted = await self._mapped(out.quoted_event)
+        payload = DmPayload(out.text, sender, name)
         if quoted is not None and quoted.sender_session_id:
             payload = dataclasses.replace(
                 payload, quote_ts=quoted.timestamp, quote_author=quoted.sender_session_id

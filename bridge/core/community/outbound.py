@@ -36,6 +36,7 @@ from bridge.core.convert.media import MAX_SESSION_FILE_BYTES, human_size, matrix
 from bridge.core.convert.names import clean_name
 from bridge.core.portal.events import NoLogin, Refused
 from bridge.core.portal.outbox import Deliver, PermanentFailure, TemporaryFailure
+from bridge.core.portal.outgoing_text import nonempty
 from bridge.core.portal.router import RoomEvent
 from bridge.db.records import OutboxRecord, PortalRecord
 from bridge.db.repos.messages import MessageRepo
@@ -127,9 +128,7 @@ class CommunityOutbound:
             text = self._text(content, name)
             await self._relations.handle_edit(portal, event, text, clean_name(name))
             return
-        text = self._text(content, name)
-        if not text.strip():
-            raise Refused("Empty messages cannot be sent to Session.")
+        text = nonempty(self._text(content, name))
         await self._enqueue_post(portal, event, name, text, content, media=None)
 
     def _text(self, content: dict[str, Any], name: str) -> str:

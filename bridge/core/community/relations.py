@@ -35,6 +35,7 @@ from bridge.core.community.payloads import EditPayload, ReactPayload, RedactPayl
 from bridge.core.convert.matrix_to_text import strip_unsafe
 from bridge.core.portal.events import NoLogin, Refused
 from bridge.core.portal.outbox import Deliver, PermanentFailure, TemporaryFailure
+from bridge.core.portal.outgoing_text import EDIT_MARK
 from bridge.db.records import MessageRecord, OutboxRecord, PortalRecord, ReactionRecord
 from bridge.db.repos.messages import MessageRepo
 from bridge.db.repos.outbox import OutboxRepo
@@ -46,9 +47,6 @@ from bridge.session.sogs.errors import CommunityNotFound
 log = logging.getLogger("bridge.core.community.relations")
 
 EDIT_KIND = "sogs_edit"
-# The mark of a Matrix edit posted anew: the same as direct chats' (bridge/core/direct/
-# outbound.py; a test keeps them equal).
-EDIT_MARK = "✏️ "
 MARK_CHECK = 100  # how many recent posts a retry searches for its marked post
 REACT_KIND = "sogs_react"
 REDACT_KIND = "sogs_redact"

@@ -34,7 +34,7 @@ from mautrix.types import (
     StateEvent,
 )
 
-from bridge.core.convert.matrix_to_text import matrix_to_session_text, strip_unsafe
+from bridge.core.convert.matrix_to_text import strip_unsafe
 from bridge.core.convert.media import MAX_SESSION_FILE_BYTES, MEDIA_MSGTYPES
 from bridge.core.direct.accounts import Account, SessionAccounts
 from bridge.core.direct.chats import parse_direct_key
@@ -45,6 +45,7 @@ from bridge.core.direct.timers import shorten_after_read
 from bridge.core.portal.events import Refused
 from bridge.core.portal.ops import MediaOp, MessageOp, ReactionOp, RedactionOp, TextOp
 from bridge.core.portal.outbox import PermanentFailure, TemporaryFailure
+from bridge.core.portal.outgoing_text import owner_text
 from bridge.core.portal.router import RoomEvent
 from bridge.db.records import MessageRecord, OutboxRecord, PortalKind, PortalRecord
 from bridge.db.repos.messages import MessageRepo
@@ -62,7 +63,6 @@ from bridge.session.outgoing import OutgoingMessage
 log = logging.getLogger("bridge.core.direct.outbound")
 
 DM_KIND = "dm_send"
-EDIT_MARK = "✏️ "
 EXPIRY_MARGIN_MS = 60_000  # a kept message is stored again only while nodes still accept it
 
 
@@ -112,27 +112,14 @@ class DirectOutbound:
     async def handle_message(self, portal: PortalRecord, event: MessageEvent, name: str) -> None:
         """A text or emote message (or an edit of one) from the chat's owner."""
         account = self._owner_account(portal, str(event.sender))
-        content = event.content.serialize()
-        text = matrix_to_session_text(
-            content, ghost_pattern=self._ghost_pattern, sender_name=name
-        ).text
-        if not text.strip():
-            raise Refused("An empty message cannot be sent to Session.")
-        relates = content.get("m.relates_to")
-        relates = relates if isinstance(relates, Mapping) else {}
-        quote: MessageRecord | None
-        if relates.get("rel_type") == "m.replace":
-            text = EDIT_MARK + text
-            quote = await self._mapped(relates.get("event_id"))
-        else:
-            reply = relates.get("m.in_reply_to")
-            quote = await self._mapped(
-                reply.get("event_id") if isinstance(reply, Mapping) else None
-            )
+        out = owner_text(
+            event.content.serialize(), ghost_pattern=self._ghost_pattern, sender_name=name
+        )
+        quote = await self._mapped(out.quoted_event)
         quoted = None
         if quote is not None and quote.sender_session_id:
             quoted = Quote(quote.timestamp, quote.sender_session_id)
-        op = TextOp(text, quoted)
+        op = TextOp(out.text, quoted)
         await self._enqueue(portal, account, str(event.event_id), str(event.sender), op)
 
     async def handle_event(self, portal: PortalRecord, event: RoomEvent) -> None:

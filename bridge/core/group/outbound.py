@@ -41,6 +41,7 @@ from bridge.core.portal.events import Refused
 from bridge.core.portal.kind import PortalDeps
 from bridge.core.portal.ops import MediaOp, MessageOp, TextOp
 from bridge.core.portal.outbox import Deliver, PermanentFailure
+from bridge.core.portal.outgoing_text import nonempty
 from bridge.core.portal.router import RoomEvent
 from bridge.db.records import OutboxRecord, PortalRecord
 from bridge.db.repos.messages import MessageRepo
@@ -109,14 +110,14 @@ class GroupOutbound:
         actor = await self._actors.actor_for(
             portal, str(event.sender), "edit" if edit else "message", name
         )
-        text = matrix_to_session_text(
-            content,
-            ghost_pattern=self._ghost_pattern,
-            lookup_user=self._actors.lookup_user,
-            sender_name=name,
-        ).text
-        if not text.strip():
-            raise Refused("An empty message cannot be sent to Session.")
+        text = nonempty(
+            matrix_to_session_text(
+                content,
+                ghost_pattern=self._ghost_pattern,
+                lookup_user=self._actors.lookup_user,
+                sender_name=name,
+            ).text
+        )
         if edit:
             op = await self._relations.edit(event, text)
         else:

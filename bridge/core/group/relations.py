@@ -27,6 +27,7 @@ from bridge.core.group.payloads import GroupPayload
 from bridge.core.portal.events import Refused
 from bridge.core.portal.ops import ReactionOp, RedactionOp, TextOp
 from bridge.core.portal.outbox import PermanentFailure
+from bridge.core.portal.outgoing_text import EDIT_MARK
 from bridge.db.records import MessageRecord, OutboxRecord, PortalRecord, ReactionRecord
 from bridge.db.repos.messages import MessageRepo
 from bridge.session.messages import (
@@ -40,7 +41,6 @@ from bridge.session.messages import (
 
 log = logging.getLogger("bridge.core.group.relations")
 
-EDIT_MARK = "✏️ "
 RELAY_PREFIX = "@"  # reactions of relayed users are recorded under their mxid
 
 

@@ -14,9 +14,7 @@ from bridge.core.community import boxes as boxes_module
 from bridge.core.community.backfill import BackfillPolicy, backfill_room
 from bridge.core.community.boxes import CommunityBoxes
 from bridge.core.community.dm_keys import dm_portal_key, is_dm_portal, parse_dm_token
-from bridge.core.community.relations import EDIT_MARK
 from bridge.core.community.service import community_key, parse_community_key
-from bridge.core.direct.outbound import EDIT_MARK as DIRECT_EDIT_MARK
 from bridge.core.portal import failures
 from bridge.db.records import PortalKind, PortalRecord
 from bridge.ids import BlindedID
@@ -44,10 +42,6 @@ def test_dm_keys_are_community_keys_that_no_room_token_can_be() -> None:
     assert parse_dm_token(token) == ("05" + "cd" * 32, PEER)
     assert is_dm_portal(portal(key))
     assert not is_dm_portal(portal(community_key(SERVER, "lobby")))
-
-
-def test_community_edits_carry_the_direct_chats_mark() -> None:
-    assert EDIT_MARK == DIRECT_EDIT_MARK
 
 
 @pytest.mark.parametrize("flag", [True, False])

@@ -14,9 +14,10 @@ import pytest
 
 from bridge.core.direct.accounts import Account, DbPollState
 from bridge.core.direct.chats import direct_key
-from bridge.core.direct.outbound import DM_KIND, EDIT_MARK, DirectOutbound
+from bridge.core.direct.outbound import DM_KIND, DirectOutbound
 from bridge.core.portal.events import Refused
 from bridge.core.portal.outbox import PermanentFailure
+from bridge.core.portal.outgoing_text import EDIT_MARK
 from bridge.core.portal.router import parse_event
 from bridge.db import migrate
 from bridge.db.engine import Database

@@ -18,10 +18,11 @@ from bridge.core.group.actors import GroupActors, call_group, not_member_text
 from bridge.core.group.inbound import item_key
 from bridge.core.group.outbound import REACT_KIND, SEND_KIND, UNSEND_KIND, GroupOutbound
 from bridge.core.group.payloads import GroupPayload
-from bridge.core.group.relations import EDIT_MARK, GroupRelations
+from bridge.core.group.relations import GroupRelations
 from bridge.core.logins import Login, LoginManager
 from bridge.core.portal.events import NoLogin, Refused
 from bridge.core.portal.outbox import PermanentFailure, TemporaryFailure
+from bridge.core.portal.outgoing_text import EDIT_MARK
 from bridge.core.portal.router import parse_event
 from bridge.core.secrets import SeedVault
 from bridge.db import migrate
