@@ -21,7 +21,7 @@ from typing import Any
 
 from mautrix.appservice import IntentAPI
 from mautrix.errors import MatrixRequestError
-from mautrix.types import EventID, EventType, RoomID
+from mautrix.types import EventID, RoomID
 
 from bridge.core.convert.media import MAX_SESSION_FILE_BYTES, caption_parts
 from bridge.core.convert.text_to_matrix import (
@@ -43,6 +43,7 @@ from bridge.core.direct.user_configs import LoginConfigs
 from bridge.core.ghosts import GhostHandle, GhostManager, GhostProfile
 from bridge.core.own_ids import OwnSessionIds
 from bridge.core.pills import session_text_in_room
+from bridge.core.portal.reactions_in import mirror_reaction
 from bridge.core.portal.rooms import send_to_portal
 from bridge.db.records import PortalRecord
 from bridge.db.repos.cursors import CursorRepo
@@ -50,7 +51,6 @@ from bridge.db.repos.messages import MessageRepo
 from bridge.matrix.media import upload_file
 from bridge.matrix.send import (
     notice_content,
-    reaction_content,
     redact_quietly,
 )
 from bridge.session.client import SessionClient
@@ -64,7 +64,6 @@ from bridge.session.messages import (
     LegacyGroupInvite,
     MessageRequestResponse,
     Reaction,
-    ReactionAction,
     ReadReceipt,
     Typing,
     Unsend,
@@ -383,31 +382,14 @@ class DirectInbound:
     async def _handle_reaction(
         self, portal: PortalRecord, peer: str, hash_: str, reaction: Reaction
     ) -> None:
-        target = await self._messages.find_by_author_time(
-            portal.id, reaction.target_author, reaction.target_timestamp
-        )
-        if target is None:
-            log.info("Reaction from %s to a message that is not bridged", peer[:10])
-            return
-        ghost = await self._ghosts.ensure(peer)
-        existing = await self._messages.find_reaction(target.id, peer, reaction.emoji)
-        if reaction.action == ReactionAction.REMOVE:
-            if existing is not None:
-                await self._redact(ghost.intent, portal, existing.mxid)
-                await self._messages.remove_reaction(existing.id)
-            return
-        if existing is not None:
-            return
-        event_id = await send_to_portal(
-            ghost.intent,
-            portal,
-            reaction_content(target.mxid, reaction.emoji),
+        await mirror_reaction(
+            messages=self._messages,
+            ghosts=self._ghosts,
+            portal=portal,
+            peer=peer,
+            reaction=reaction,
             origin="dm",
             key=f"{hash_}:react",
-            event_type=EventType.REACTION,
-        )
-        await self._messages.add_reaction(
-            portal.id, str(event_id), target.id, peer, reaction.emoji
         )
 
     async def _handle_unsend(self, portal: PortalRecord, peer: str, unsend: Unsend) -> None:

@@ -29,7 +29,6 @@ from collections.abc import Callable
 from typing import Any
 
 from mautrix.appservice import IntentAPI
-from mautrix.types import EventType
 
 from bridge.config import GroupsConfig
 from bridge.core.convert.media import caption_parts
@@ -39,12 +38,13 @@ from bridge.core.group.attachments import attachment_part
 from bridge.core.group.portals import GroupPortals
 from bridge.core.own_ids import OwnSessionIds
 from bridge.core.pills import session_text_in_room
+from bridge.core.portal.reactions_in import mirror_reaction
 from bridge.core.portal.rooms import send_to_portal
 from bridge.db.records import PortalRecord
 from bridge.db.repos.cursors import CursorRepo
 from bridge.db.repos.kv import KVRepo
 from bridge.db.repos.messages import MessageRepo
-from bridge.matrix.send import notice_content, reaction_content, redact_quietly
+from bridge.matrix.send import notice_content, redact_quietly
 from bridge.session.client import SessionClient
 from bridge.session.groups.events import (
     GroupContentDeletedEvent,
@@ -60,7 +60,6 @@ from bridge.session.messages import (
     GroupMemberChangeType,
     GroupMemberLeft,
     GroupMemberLeftNotification,
-    ReactionAction,
     VisibleMessage,
 )
 
@@ -260,31 +259,14 @@ class GroupInbound:
         if peer == self._bot_session_id:
             log.debug("Group reaction %s is the bot's own (an echo): not shown", event.hash)
             return
-        target = await self._messages.find_by_author_time(
-            portal.id, reaction.target_author, reaction.target_timestamp
-        )
-        if target is None:
-            log.info("Group reaction from %s to a message that is not bridged", peer[:10])
-            return
-        existing = await self._messages.find_reaction(target.id, peer, reaction.emoji)
-        ghost = await self._ghosts.ensure(peer)
-        if reaction.action == ReactionAction.REMOVE:
-            if existing is not None:
-                await redact_quietly(ghost.intent, str(portal.mxid), existing.mxid, "unreacted")
-                await self._messages.remove_reaction(existing.id)
-            return
-        if existing is not None:
-            return
-        event_id = await send_to_portal(
-            ghost.intent,
-            portal,
-            reaction_content(target.mxid, reaction.emoji),
+        await mirror_reaction(
+            messages=self._messages,
+            ghosts=self._ghosts,
+            portal=portal,
+            peer=peer,
+            reaction=reaction,
             origin=ORIGIN,
             key=f"{event.hash}:react",
-            event_type=EventType.REACTION,
-        )
-        await self._messages.add_reaction(
-            portal.id, str(event_id), target.id, peer, reaction.emoji
         )
 
     async def _unsend(self, portal: PortalRecord, author: str, target_timestamp: int) -> None:
