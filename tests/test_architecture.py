@@ -63,9 +63,10 @@ FORBIDDEN = {
         *KINDS,
     ),
 }
-# pure helpers at the bottom, usable by every layer (bridge.stopping: bounded shutdown steps):
+# pure helpers at the bottom, usable by every layer (bridge.stopping: bounded shutdown steps;
+# bridge.keyed_locks: a lock per room or account):
 # they depend on no other bridge module
-for _helper in ("bridge.ids", "bridge.backoff", "bridge.stopping"):
+for _helper in ("bridge.ids", "bridge.backoff", "bridge.stopping", "bridge.keyed_locks"):
     FORBIDDEN[_helper] = ("bridge.",)
 # the metrics' definitions (docs/operations.md §5.4): every layer records into them, so they
 # import no other bridge module; their HTTP endpoint uses only them

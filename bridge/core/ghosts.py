@@ -23,7 +23,6 @@ import asyncio
 import hashlib
 import logging
 import re
-import weakref
 from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass, field, replace
 from typing import Any
@@ -42,6 +41,7 @@ from bridge.core.convert.names import (
 from bridge.db.records import GhostRecord
 from bridge.db.repos.ghosts import GhostRepo
 from bridge.ids import BlindedID, InvalidId, SessionID, parse_any_id
+from bridge.keyed_locks import KeyedLocks
 from bridge.session.avatars import decrypt_avatar_from_url
 from bridge.session.errors import SessionError
 from bridge.session.files import FileServerError, FileServerUnreachable
@@ -182,7 +182,7 @@ class GhostManager:
         self._downloader = downloader
         # One lock per ghost while someone uses it, so that concurrent messages from a new
         # Session account register and name its ghost once.
-        self._locks: weakref.WeakValueDictionary[str, asyncio.Lock] = weakref.WeakValueDictionary()
+        self._locks = KeyedLocks()
         self._naming = asyncio.Lock()
         # The rows as last read or written here (the only writer of ghost rows): a known
         # ghost's message costs no database read.
@@ -197,10 +197,7 @@ class GhostManager:
         return ghost_session_id(self._username_template, self._domain, mxid)
 
     def _lock(self, session_id: str) -> asyncio.Lock:
-        lock = self._locks.get(session_id)
-        if lock is None:
-            lock = self._locks[session_id] = asyncio.Lock()
-        return lock
+        return self._locks.of(session_id)
 
     async def pill_names(self, session_ids: Iterable[str]) -> dict[str, str]:
         """The display names pills should show for ``session_ids`` (known ghosts' names, else

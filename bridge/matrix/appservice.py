@@ -9,7 +9,8 @@ What mautrix gets wrong for a bridge, and what this subclass changes (docs/matri
 - the body limit is raised from aiohttp's 1 MiB, which would wedge delivery with a 413;
 - bodies are read once, large ones a few at a time (:mod:`bridge.matrix.bodies`), and hostile
   content is dropped or cleaned rather than answered 500 forever
-  (:mod:`bridge.matrix.transactions`).
+  (:mod:`bridge.matrix.transactions`);
+- the bot's state events of one room are sent one at a time (:mod:`bridge.matrix.room_levels`).
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ from mautrix.appservice import AppService
 
 from bridge.matrix.auth import token_middleware
 from bridge.matrix.bodies import Body, BodyReader, BodyTooLarge
+from bridge.matrix.room_levels import one_state_send_per_room
 from bridge.matrix.state_store import MemoryBridgeStateStore
 from bridge.matrix.transactions import (
     BadTransaction,
@@ -128,6 +130,12 @@ class BridgeAppService(AppService):
             },
             ephemeral_events=True,
         )
+
+    async def start(self, host: str = "127.0.0.1", port: int = 8080) -> None:
+        """mautrix's start (the bot's intent is made here), then the bot's state events of a
+        room go one at a time (:func:`~bridge.matrix.room_levels.one_state_send_per_room`)."""
+        await super().start(host, port)
+        one_state_send_per_room(self.intent)
 
     def bind_query_user(self, query_user: QueryUser) -> None:
         """Answer user queries with ``query_user`` (bound after construction: the ghost

@@ -349,7 +349,15 @@ async def test_a_room_admin_without_a_group_admin_login_is_refused(
     setup = await admin_portal(dm_env, matrix_users, "Members only", promote=False)
     alice, room = setup.alice, setup.room
     bot = dm_env.app.config.bot_mxid
-    # The bot makes Alice a room admin, as in a room she made; her login is only a member.
+    owner_ghost = UserID(dm_env.app.ghosts.mxid_for(setup.owner.identity.session_id.value))
+
+    async def levels_in_step() -> bool:
+        return await _level(alice, room, str(owner_ghost)) == ADMIN_LEVEL
+
+    # Once the bridge has set the room's levels from the group (the owner's ghost an admin),
+    # the bot makes Alice a room admin, as in a room she made; her login is only a member.
+    # (Earlier, the bridge's own change of the levels, read before this one, would undo it.)
+    await wait_for(levels_in_step, "the group admin's ghost at the admin level", TIMEOUT)
     intent = dm_env.app.appservice.intent
     levels = await intent.get_power_levels(room, ignore_cache=True)
     levels.set_user_level(alice.mxid, ROOM_ADMIN)
@@ -368,7 +376,6 @@ async def test_a_room_admin_without_a_group_admin_login_is_refused(
 
     await wait_for(put_back, "the name put back", TIMEOUT)
     # Kicking a member's ghost is refused too, and the ghost is let back in.
-    owner_ghost = UserID(dm_env.app.ghosts.mxid_for(setup.owner.identity.session_id.value))
     await alice.kick_user(room, owner_ghost, "out")
     await bot_says(alice, room, bot, "cannot remove people from here", TIMEOUT)
 

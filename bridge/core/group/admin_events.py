@@ -32,6 +32,7 @@ from bridge.db.repos.kv import KVRepo
 from bridge.db.repos.portals import PortalRepo
 from bridge.ids import SessionID
 from bridge.matrix.reads import media_download
+from bridge.matrix.room_levels import RoomLevels
 from bridge.session.groups.events import (
     GroupMembersEvent,
     GroupMessageEvent,
@@ -55,6 +56,7 @@ class GroupAdminEvents:
         ghosts: GhostManager,
         logins: LoginManager,
         bot: IntentAPI,
+        levels: RoomLevels,
         config: GroupsConfig,
         kv: KVRepo,
     ) -> None:
@@ -64,7 +66,9 @@ class GroupAdminEvents:
         self._bot = bot
         # (group, Session id) of the logins whose owners were raised since the start
         self._raised: set[tuple[str, str]] = set()
-        self._levels = GroupLevelsFromMatrix(acting=acting, ghosts=ghosts, logins=logins, bot=bot)
+        self._levels = GroupLevelsFromMatrix(
+            acting=acting, ghosts=ghosts, logins=logins, levels=levels
+        )
         self._members = GroupMembersFromMatrix(
             acting=acting,
             levels=self._levels,
@@ -168,6 +172,7 @@ def build_group_admin(
         ghosts=deps.ghosts,
         logins=deps.logins,
         bot=deps.bot,
+        levels=deps.rooms.levels,
         config=deps.config.groups,
         kv=deps.repos.kv,
     )

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import logging
 
-from mautrix.appservice import IntentAPI
 from mautrix.errors import IntentError, MatrixRequestError
 from mautrix.types import EventType, PowerLevelStateEventContent, RoomID, StateEvent, UserID
 
@@ -23,6 +22,7 @@ from bridge.core.group.members import ADMIN_LEVEL
 from bridge.core.logins import LoginManager
 from bridge.db.records import PortalRecord
 from bridge.ids import SessionID
+from bridge.matrix.room_levels import RoomLevels
 
 log = logging.getLogger("bridge.core.group.admin_levels")
 
@@ -39,12 +39,17 @@ class GroupLevelsFromMatrix:
     """Power levels ↔ group admins (see the module docstring)."""
 
     def __init__(
-        self, *, acting: ActingAdmins, ghosts: GhostManager, logins: LoginManager, bot: IntentAPI
+        self,
+        *,
+        acting: ActingAdmins,
+        ghosts: GhostManager,
+        logins: LoginManager,
+        levels: RoomLevels,
     ) -> None:
         self._acting = acting
         self._ghosts = ghosts
         self._logins = logins
-        self._bot = bot
+        self._levels = levels
 
     async def on_levels(self, portal: PortalRecord, event: StateEvent) -> bool:
         """A power-levels change by a Matrix user; True if it was one."""
@@ -108,12 +113,13 @@ class GroupLevelsFromMatrix:
         return raised, lowered
 
     async def _put_back(self, portal: PortalRecord, levels_of: dict[str, int]) -> None:
-        room = RoomID(str(portal.mxid))
-        try:
-            levels = await self._bot.get_power_levels(room, ignore_cache=True)
+        def put_back(levels: PowerLevelStateEventContent) -> bool:
             for mxid, level in levels_of.items():
                 levels.set_user_level(UserID(mxid), level)
-            await self._bot.set_power_levels(room, levels)
+            return True
+
+        try:
+            await self._levels.change(RoomID(str(portal.mxid)), put_back)
         except (IntentError, MatrixRequestError):
             log.exception("Could not put back the power levels in %s", portal.mxid)
 
@@ -126,14 +132,17 @@ class GroupLevelsFromMatrix:
         logins = await self._logins.logins_of(mxid)
         if not any([await self._acting.seed_of(x.session_id, group) for x in logins]):
             return False
-        room = RoomID(str(portal.mxid))
-        try:
-            levels = await self._bot.get_power_levels(room, ignore_cache=True)
+
+        def raise_to_admin(levels: PowerLevelStateEventContent) -> bool:
             needed = levels.get_event_level(EventType.ROOM_POWER_LEVELS)
             if levels.get_user_level(UserID(mxid)) >= needed:
                 return False
             levels.set_user_level(UserID(mxid), needed)
-            await self._bot.set_power_levels(room, levels)
+            return True
+
+        try:
+            if not await self._levels.change(RoomID(str(portal.mxid)), raise_to_admin):
+                return False
         except (IntentError, MatrixRequestError) as e:
             log.info("Could not make %s an admin of %s: %s", mxid, portal.mxid, e)
             return False

@@ -22,7 +22,14 @@ import time
 from collections.abc import Awaitable, Callable
 
 from mautrix.appservice import IntentAPI
-from mautrix.types import Membership, MemberStateEventContent, RoomID, StateEvent, UserID
+from mautrix.types import (
+    Membership,
+    MemberStateEventContent,
+    PowerLevelStateEventContent,
+    RoomID,
+    StateEvent,
+    UserID,
+)
 
 from bridge.core.ghosts import GhostManager, GhostProfile
 from bridge.core.group.clients import GroupClients
@@ -248,15 +255,16 @@ class GroupMembers:
                 await ghost.intent.leave_room(room)
 
     async def _set_levels(self, room: RoomID, admins: dict[str, bool]) -> None:
-        levels = await self._bot.get_power_levels(room)
-        changed = False
-        for mxid, admin in admins.items():
-            want = ADMIN_LEVEL if admin else 0
-            if levels.get_user_level(UserID(mxid)) != want:
-                levels.set_user_level(UserID(mxid), want)
-                changed = True
-        if changed:
-            await self._bot.set_power_levels(room, levels)
+        def ghosts_as_listed(levels: PowerLevelStateEventContent) -> bool:
+            changed = False
+            for mxid, admin in admins.items():
+                want = ADMIN_LEVEL if admin else 0
+                if levels.get_user_level(UserID(mxid)) != want:
+                    levels.set_user_level(UserID(mxid), want)
+                    changed = True
+            return changed
+
+        await self._rooms.levels.change(room, ghosts_as_listed)
 
     # --- endings ------------------------------------------------------------------------------
 

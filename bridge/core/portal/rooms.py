@@ -27,6 +27,7 @@ from mautrix.types import (
 from bridge import metrics
 from bridge.db.records import PortalKind, PortalRecord
 from bridge.db.repos.portals import PortalRepo
+from bridge.matrix.room_levels import RoomLevels
 from bridge.matrix.rooms import (
     BRIDGE_INFO_TYPES,
     Channel,
@@ -92,6 +93,8 @@ class PortalRooms:
         self._bot = bot
         self._portals = portals
         self._bot_mxid = bot_mxid
+        # Power-level changes, one at a time per room, from the room's current levels.
+        self.levels = RoomLevels(bot)
         # encryption.allow: encrypted rooms are bridged, not refused (README, Encryption).
         self.allow_encrypted = False
         # encryption.default: new portal rooms are created encrypted.

@@ -161,6 +161,7 @@ def admin_events(holders: set[str]) -> tuple[GroupAdminEvents, Levels, Portals]:
         ghosts=cast(Any, Ghosts()),
         logins=cast(Any, Logins()),
         bot=cast(Any, Bot()),
+        levels=cast(Any, None),
         config=GroupsConfig(),
         kv=cast(Any, Kv()),
     )
