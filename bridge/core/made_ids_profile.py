@@ -20,6 +20,7 @@ from typing import Any
 
 from bridge.core.made_ids import MadeIdentity, session_name
 from bridge.db.repos.kv import KVRepo
+from bridge.keyed_locks import KeyedLocks
 from bridge.session import dm_media
 from bridge.session.dm_media import FileTransfer
 from bridge.session.messages import Profile
@@ -59,7 +60,7 @@ class MadeProfiles:
         self._download = download
         self._template = name_template
         self._cache: dict[str, Profile] = {}
-        self._locks: dict[str, asyncio.Lock] = {}  # one publish per identity at a time
+        self._locks = KeyedLocks()  # one publish per identity at a time
 
     async def profile(self, made: MadeIdentity, name: str | None = None) -> Profile:
         """What ``made``'s messages carry: ``name`` (the Session name of the message's
@@ -93,7 +94,7 @@ class MadeProfiles:
             return await self._publish(made, name, avatar, old)
 
     def _lock(self, session_id: str) -> asyncio.Lock:
-        return self._locks.setdefault(session_id, asyncio.Lock())
+        return self._locks.of(session_id)
 
     async def _stored(self, made: MadeIdentity) -> dict[str, Any]:
         raw = await self._kv.get(profile_key(made.session_id))

@@ -50,6 +50,7 @@ from mautrix.types import (
     UserID,
 )
 
+from bridge.keyed_locks import KeyedLocks
 from bridge.matrix.e2ee_trust import try_cross_sign
 from bridge.matrix.send import MSS_EVENT_TYPE, derived_txn_id, send_notice, send_status_content
 
@@ -119,7 +120,7 @@ class BridgeCrypto:
             settings.disable_device_change_key_rotation
         )
         self.machine.share_keys_min_trust = TrustState.UNVERIFIED
-        self._share_locks: dict[str, asyncio.Lock] = {}
+        self._share_locks = KeyedLocks()
         self._unencrypted: set[str] = set()
         self.ready = asyncio.Event()
 
@@ -238,8 +239,7 @@ class BridgeCrypto:
         try:
             encrypted = await self.machine.encrypt_megolm_event(room, event_type, content)
         except EncryptionError:
-            lock = self._share_locks.setdefault(room_id, asyncio.Lock())
-            async with lock:
+            async with self._share_locks.of(room_id):
                 try:
                     encrypted = await self.machine.encrypt_megolm_event(room, event_type, content)
                 except EncryptionError:

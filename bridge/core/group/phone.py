@@ -13,7 +13,6 @@ The user configs are the direct-chat side's; :mod:`bridge.app` binds them here a
 
 from __future__ import annotations
 
-import asyncio
 import dataclasses
 import logging
 from collections.abc import Awaitable, Callable, Mapping
@@ -28,6 +27,7 @@ from bridge.db.repos.groups import GroupRepo
 from bridge.db.repos.messages import MessageRepo
 from bridge.db.repos.portals import PortalRepo
 from bridge.ids import parse_group_id
+from bridge.keyed_locks import KeyedLocks
 from bridge.session.errors import SessionError
 from bridge.session.groups.events import GroupRemovedEvent, RemovalReason
 from bridge.session.userconfig.views import JoinedGroup
@@ -67,7 +67,7 @@ class PhoneGroups:
         self._messages = messages
         self._logins = logins
         self._account: AccountGroups | None = None
-        self._locks: dict[str, asyncio.Lock] = {}
+        self._locks = KeyedLocks()
 
     def bind(self, account: AccountGroups) -> None:
         self._account = account
@@ -87,8 +87,7 @@ class PhoneGroups:
     async def on_groups_changed(self, session_id: str, entries: list[JoinedGroup]) -> None:
         if session_id == self._clients.bot_session_id():
             return
-        lock = self._locks.setdefault(session_id, asyncio.Lock())
-        async with lock:
+        async with self._locks.of(session_id):
             for entry in entries:
                 try:
                     await self._follow(session_id, entry)
