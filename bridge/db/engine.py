@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
@@ -22,6 +23,8 @@ log = logging.getLogger("bridge.db.engine")
 SQLITE_BUSY_TIMEOUT_MS = 30_000
 #: How long a transaction may wait for the bridge's one SQLite connection.
 SQLITE_CONNECTION_WAIT_S = 120
+# How long closing a connection a stopped task left open may take before stopping gives up.
+ABANDONED_CLOSE_WAIT_S = 5.0
 PG_POOL_SIZE = 10
 PG_MAX_OVERFLOW = 10
 PG_POOL_RECYCLE_S = 1800
@@ -106,6 +109,19 @@ class Database:
             if engine.dialect.name == "postgresql"
             else self._sessions
         )
+        # SQLite connections checked out now: one a stop left behind (a step past its time
+        # limit, docs/architecture.md §4.7) would keep the file's write lock after the engine
+        # is disposed, and the next start in this process would find the database locked.
+        self._held: set[ConnectionPoolEntry] = set()
+        if engine.dialect.name == "sqlite":
+            event.listen(engine.sync_engine, "checkout", self._checked_out)
+            event.listen(engine.sync_engine, "checkin", self._checked_in)
+
+    def _checked_out(self, _dbapi: Any, record: ConnectionPoolEntry, _proxy: Any) -> None:
+        self._held.add(record)
+
+    def _checked_in(self, _dbapi: Any, record: ConnectionPoolEntry) -> None:
+        self._held.discard(record)
 
     @classmethod
     def from_url(cls, url: str, *, echo: bool = False) -> Database:
@@ -153,6 +169,19 @@ class Database:
             await conn.execute(text("SELECT 1"))
 
     async def close(self) -> None:
-        """Dispose of the engine and its pooled connections."""
+        """Dispose of the engine and its pooled connections; a SQLite connection still held
+        by a task that outlived the stop is closed too (its transaction rolled back), so that
+        the file is not left locked."""
         await self._engine.dispose()
+        for record in list(self._held):
+            self._held.discard(record)
+            driver = record.driver_connection
+            if driver is None:
+                continue
+            try:
+                await asyncio.wait_for(driver.close(), ABANDONED_CLOSE_WAIT_S)
+            except Exception as e:  # already closed, or stuck: nothing more to do at stop
+                log.warning("A database connection left open by a stopped task: %s", e)
+            else:
+                log.warning("Closed a database connection a stopped task had left open")
         log.debug("database engine disposed")

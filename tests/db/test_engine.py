@@ -104,3 +104,32 @@ async def test_sqlite_transactions_queue_for_one_connection(db: Database) -> Non
     async with db.transaction() as tx:
         rows = (await tx.execute(text("SELECT n FROM queue_probe ORDER BY rowid"))).scalars()
         assert list(rows) == list(range(20))
+
+
+async def test_closing_releases_a_sqlite_lock_a_stopped_task_left_behind(db_url: str) -> None:
+    """A task that outlives the bridge's stop while inside a transaction (a stop step past its
+    time limit is left behind) no longer keeps the file locked: the next start can write."""
+    if not db_url.startswith("sqlite"):
+        return  # PostgreSQL drops a closed client's locks by itself
+    first = Database.from_url(db_url)
+    held_open = asyncio.Event()
+
+    async def left_behind() -> None:
+        async with first.transaction() as tx:
+            await tx.execute(text("CREATE TABLE lock_probe (n INTEGER)"))
+            held_open.set()
+            await asyncio.Event().wait()  # never finishes: the stop does not wait for it
+
+    task = asyncio.create_task(left_behind())
+    await asyncio.wait_for(held_open.wait(), 10)
+    await first.close()
+    second = Database.from_url(db_url)
+    try:
+        # Without the close, BEGIN IMMEDIATE waits the whole busy timeout (30 s) and fails.
+        async with asyncio.timeout(10):
+            async with second.transaction() as tx:
+                await tx.execute(text("SELECT 1"))
+    finally:
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)
+        await second.close()
