@@ -57,7 +57,7 @@ import re
 import resource
 import sys
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
 from contextlib import AsyncExitStack, asynccontextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -79,12 +79,15 @@ from mautrix.types import (
 from bridge.config_file import update_values
 from bridge.ids import SessionID
 from bridge.session.client import SessionClient
-from bridge.session.dm_events import ClientEvent, DirectMessageEvent
+from bridge.session.dm_events import ClientEvent, DirectMessageEvent, decode_inbox_message
+from bridge.session.errors import SessionError
 from bridge.session.groups.events import GroupEvent, GroupInviteEvent, GroupMessageEvent
 from bridge.session.groups.member import GroupsClient
 from bridge.session.groups.store import MemoryGroupStore
 from bridge.session.keys import Identity
 from bridge.session.messages import GroupInviteResponse, Profile, VisibleMessage
+from bridge.session.onetoone import MessageKeys
+from bridge.session.poller import MemoryPollState
 from bridge.session.sogs.client import CommunityClient
 from bridge.session.sogs.decode import decode_message
 from tests.integration.conftest import MatrixUsers, devnet_settings, require_env, wait_for
@@ -371,6 +374,8 @@ class FaultKit:
         self.sam_c: CommunityClient | None = None
         self.sam_dm: SessionClient | None = None
         self.dm_inbox = RecordingInbox()
+        self.sam_dm_identity: Identity | None = None
+        self.sam_dm_state = MemoryPollState()  # read when a DM goes missing (where it was lost)
         self.group_room = RoomID("")
         self.group_admin: DevnetGroupAdmin | None = None
         self.bob: Member | None = None  # the group's other member, on the devnet
@@ -490,7 +495,11 @@ class FaultKit:
         await bot_says(alice, room_id, BOT, "Logged in as Session account", SETUP_TIMEOUT)
         self.ours = identity.session_id.value
 
-        self.sam_dm = await self.world.client(inbox=self.dm_inbox, start=False, poll_interval=0.5)
+        self.sam_dm_identity = Identity.generate()
+        self.sam_dm = await self.world.client(
+            self.sam_dm_identity, self.sam_dm_state, inbox=self.dm_inbox, start=False,
+            poll_interval=0.5,
+        )  # fmt: skip
         await self.sam_dm.set_profile("Sam")
         await self.sam_dm.start()
         await self.sam_dm.send_text(self.ours, "hello")
@@ -637,6 +646,8 @@ class FaultKit:
             await asyncio.gather(*senders, watch, return_exceptions=True)
         rows = [row_of(s, cleared) for s in streams.values()]
         notes = [] if complete else [f"not complete {timeout:.0f} s after the fault cleared"]
+        notes += _missing(streams.values())
+        notes += await self._missing_dm_on_nodes(streams["dm_to_session"])
         notes += [f"duplicate in Matrix: {d}" for d in observer.duplicates]
         cpu = {k: v - cpu_start[k] for k, v in self.cpu_seconds().items()}
         spent = ", ".join(f"{k} {v:.0f}" for k, v in cpu.items())
@@ -645,6 +656,34 @@ class FaultKit:
             f"(total {sum(cpu.values()):.0f})"
         )
         return Tally(name, rows, cleared - started, complete, notes, started, cleared)
+
+    async def _missing_dm_on_nodes(self, stream: Stream) -> list[str]:
+        """Where each direct message the Session user did not get is: on which storage nodes
+        of the user's swarm (decrypted with the user's keys), and whether the user's client
+        counts it as seen (so a loss is told apart: never stored, or stored and not read)."""
+        missing = sorted(set(range(stream.sent)) - {n for n, _ in stream.arrivals})
+        if not missing or self.sam_dm_identity is None:
+            return []
+        keys = MessageKeys.from_seed(self.sam_dm_identity.ed25519_seed)
+        account = self.sam_dm_identity.session_id.value
+        found: dict[str, list[str]] = {}
+        for node in self.net.swarm_for(account).nodes:
+            for position, stored in enumerate(node.db.all(account)):
+                try:
+                    body = decode_inbox_message(keys, stored.data).content
+                except SessionError:
+                    continue
+                text = body.body if isinstance(body, VisibleMessage) else None
+                if text is not None and stream.number(text) in missing:
+                    seen = await self.sam_dm_state.seen(account, [stored.hash])
+                    where = (
+                        f"node {node.port} #{position} hash {stored.hash[:10]} seen={bool(seen)}"
+                    )
+                    found.setdefault(text, []).append(where)
+        return [
+            f"{stream.prefix}-{n} on the devnet: {found.get(f'{stream.prefix}-{n}') or 'nowhere'}"
+            for n in missing[:10]
+        ]
 
     async def _send(self, stream: Stream, count: int) -> None:
         for i in range(count):
@@ -776,6 +815,17 @@ class _Observer:
             self.duplicates.extend(_describe_duplicates(events))
             late = now()
             self.streams[key].set_arrivals([(b, first_seen.get(b, late)) for b in history])
+
+
+def _missing(streams: Iterable[Stream]) -> list[str]:
+    """One note per stream that lacks numbers or its end marker: which (the first 20)."""
+    notes = []
+    for s in streams:
+        missing = sorted(set(range(s.sent)) - {n for n, _ in s.arrivals})
+        if missing or not s.end_seen:
+            end = "" if s.end_seen else " (end marker not seen)"
+            notes.append(f"missing in {s.portal} {s.direction}: {missing[:20]}{end}")
+    return notes
 
 
 # --- Matrix helpers ------------------------------------------------------------------------------

@@ -45,7 +45,7 @@ async def test_postgresql_stopped_20_s(kit: FaultKit) -> None:
     pid = kit.bridge_pid
     tally = await kit.run_burst("PostgreSQL stopped 20 s", postgres_down(20), count=COUNT)
     tally.report(kit.tally_path)
-    assert tally.complete, kit.bridge_log_tail()
+    assert tally.complete, tally.table() + "\n" + kit.bridge_log_tail(3000)
     tally.assert_clean()
     kit.assert_not_restarted(pid)
     during = kit.readiness_between(tally.started, tally.cleared)
@@ -57,7 +57,7 @@ async def test_synapse_stopped_30_s(kit: FaultKit) -> None:
     pid = kit.bridge_pid
     tally = await kit.run_burst("Synapse stopped 30 s", synapse_down(30), count=COUNT)
     tally.report(kit.tally_path)
-    assert tally.complete, kit.bridge_log_tail()
+    assert tally.complete, tally.table() + "\n" + kit.bridge_log_tail(3000)
     tally.assert_clean()
     kit.assert_not_restarted(pid)
     assert await kit.is_ready()
@@ -69,6 +69,6 @@ async def test_kill_9_three_times(kit: FaultKit) -> None:
     fault = bridge_killed(3, random.Random(seed))
     tally = await kit.run_burst(f"kill -9 x3 (seed {seed})", fault, count=COUNT)
     tally.report(kit.tally_path)
-    assert tally.complete, kit.bridge_log_tail()
+    assert tally.complete, tally.table() + "\n" + kit.bridge_log_tail(3000)
     tally.assert_clean()
     assert kit.bridge_starts == 4 and kit.bridge_pid is not None

@@ -264,7 +264,7 @@ async def test_session_network_down_30_s(kit: FaultKit) -> None:
     start = now()
     tally = await kit.run_burst("Session network down 30 s", session_network_down(30), count=COUNT)
     tally.report(kit.tally_path)
-    assert tally.complete, kit.bridge_log_tail()
+    assert tally.complete, tally.table() + "\n" + kit.bridge_log_tail(3000)
     tally.assert_clean()
     kit.assert_not_restarted(pid)
     # Session away is no reason to restart the bridge: it stays ready all along.
@@ -287,7 +287,7 @@ async def test_session_network_down_90_s_is_told_and_loses_nothing(kit: FaultKit
     fault = session_network_down_with_a_message(90, body)
     tally = await kit.run_burst("Session network down 90 s", fault, count=max(1, COUNT // 10))
     tally.report(kit.tally_path)
-    assert tally.complete, kit.bridge_log_tail()
+    assert tally.complete, tally.table() + "\n" + kit.bridge_log_tail(3000)
     tally.assert_clean()
     kit.assert_not_restarted(pid)
     alice = kit.alice
@@ -310,7 +310,7 @@ async def test_swarm_answers_421_and_moves(kit: FaultKit) -> None:
     before = answered_421(kit.net.nodes)
     tally = await kit.run_burst("swarm answers 421 and moves (twice)", swarm_moves(5), count=COUNT)
     tally.report(kit.tally_path)
-    assert tally.complete, kit.bridge_log_tail()
+    assert tally.complete, tally.table() + "\n" + kit.bridge_log_tail(3000)
     tally.assert_clean()
     kit.assert_not_restarted(pid)
     assert answered_421(kit.net.nodes) > before, "no node ever answered 421"
@@ -323,7 +323,7 @@ async def test_community_server_down_at_bridge_startup(kit: FaultKit) -> None:
         count=COUNT // 2,
     )
     tally.report(kit.tally_path)
-    assert tally.complete, kit.bridge_log_tail()
+    assert tally.complete, tally.table() + "\n" + kit.bridge_log_tail(3000)
     tally.assert_clean()
     assert kit.bridge_starts == 2 and kit.bridge_pid is not None
     log = kit.bridge_log_tail(10**7)
