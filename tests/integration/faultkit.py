@@ -64,6 +64,7 @@ from pathlib import Path
 from typing import Any
 
 import aiohttp
+import asyncpg
 from mautrix.client import Client
 from mautrix.types import (
     EventType,
@@ -648,6 +649,10 @@ class FaultKit:
         notes = [] if complete else [f"not complete {timeout:.0f} s after the fault cleared"]
         notes += _missing(streams.values())
         notes += await self._missing_dm_on_nodes(streams["dm_to_session"])
+        rooms = {"cm": self.community_room, "dm": self.dm_room, "gm": self.group_room}
+        for stream in streams.values():
+            if stream.prefix in rooms:
+                notes += await self._missing_in_bridge(stream, rooms[stream.prefix])
         notes += [f"duplicate in Matrix: {d}" for d in observer.duplicates]
         cpu = {k: v - cpu_start[k] for k, v in self.cpu_seconds().items()}
         spent = ", ".join(f"{k} {v:.0f}" for k, v in cpu.items())
@@ -684,6 +689,42 @@ class FaultKit:
             f"{stream.prefix}-{n} on the devnet: {found.get(f'{stream.prefix}-{n}') or 'nowhere'}"
             for n in missing[:10]
         ]
+
+    async def _missing_in_bridge(self, stream: Stream, room: RoomID) -> list[str]:
+        """What the bridge's database says of each Matrix message the Session side lacks:
+        its event in the room, the bridge's message mapping (sent: the Session hash), its
+        outbox row and whether it still waits in the bridge's Matrix inbox."""
+        missing = sorted(set(range(stream.sent)) - {n for n, _ in stream.arrivals})
+        alice = self.alice
+        if not missing or alice is None:
+            return []
+        try:
+            events = await _all_events_of(alice, room, alice.mxid)
+            ids = {stream.number(e.content.body): str(e.event_id) for e in events}
+            conn = await asyncpg.connect(self.postgres.url.replace("+asyncpg", ""))
+        except Exception as e:  # a diagnosis must not hide the failure it explains
+            return [f"could not look into the bridge's database: {e!r}"]
+        notes = []
+        try:
+            for n in missing[:5]:
+                event_id = ids.get(n)
+                if event_id is None:
+                    notes.append(f"{stream.prefix}-{n}: no such event in the room")
+                    continue
+                sql = "SELECT session_key FROM message WHERE mxid = $1"
+                mapped = await conn.fetchval(sql, event_id)
+                sql = "SELECT id, status, attempts, last_error FROM outbox "
+                sql += "WHERE matrix_event_id = $1"
+                rows = [dict(r) for r in await conn.fetch(sql, event_id)]
+                sql = "SELECT count(*) FROM matrix_inbox WHERE event LIKE $1"
+                waiting = await conn.fetchval(sql, f"%{event_id}%")
+                notes.append(
+                    f"{stream.prefix}-{n} is {event_id}: bridge message {mapped!r}, "
+                    f"outbox {rows}, in its Matrix inbox {waiting}"
+                )
+        finally:
+            await conn.close()
+        return notes
 
     async def _send(self, stream: Stream, count: int) -> None:
         for i in range(count):
@@ -895,6 +936,19 @@ def _describe_duplicates(events: list[Any]) -> list[str]:
 
 async def _all_ghost_events(user: Client, room_id: RoomID) -> list[Any]:
     """Every ghost message of the room, oldest first (the whole history, paginated)."""
+    return await _all_messages(user, room_id, lambda sender: sender.startswith(GHOST_PREFIX))
+
+
+async def _all_events_of(user: Client, room_id: RoomID, sender: str) -> list[Any]:
+    """Every text message ``sender`` sent in the room, oldest first."""
+    return await _all_messages(user, room_id, lambda who: who == sender)
+
+
+async def _all_messages(
+    user: Client, room_id: RoomID, sent_by: Callable[[str], bool]
+) -> list[Any]:
+    """The room's text messages whose sender passes ``sent_by``, oldest first (the whole
+    history, paginated)."""
     events: list[Any] = []
     token: SyncToken | None = None
     while True:
@@ -909,7 +963,7 @@ async def _all_ghost_events(user: Client, room_id: RoomID) -> list[Any]:
         e
         for e in reversed(events)
         if e.type == EventType.ROOM_MESSAGE
-        and str(e.sender).startswith(GHOST_PREFIX)
+        and sent_by(str(e.sender))
         and isinstance(getattr(e.content, "body", None), str)
     ]
 
