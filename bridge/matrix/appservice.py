@@ -10,7 +10,9 @@ What mautrix gets wrong for a bridge, and what this subclass changes (docs/matri
 - bodies are read once, large ones a few at a time (:mod:`bridge.matrix.bodies`), and hostile
   content is dropped or cleaned rather than answered 500 forever
   (:mod:`bridge.matrix.transactions`);
-- the bot's state events of one room are sent one at a time (:mod:`bridge.matrix.room_levels`).
+- the bot's state events of one room are sent one at a time (:mod:`bridge.matrix.room_levels`);
+- a transaction that comes after a gap in Synapse's numbering is refused once, so that the
+  homeserver sends the transaction it left unsent first (:mod:`bridge.matrix.txn_gaps`).
 """
 
 from __future__ import annotations
@@ -34,6 +36,7 @@ from bridge.matrix.transactions import (
     printable,
     txn_id_problem,
 )
+from bridge.matrix.txn_gaps import TransactionGaps
 
 log = logging.getLogger("bridge.matrix.appservice")
 
@@ -111,6 +114,7 @@ class BridgeAppService(AppService):
         self.crypto_sink: CryptoSink | None = None
         self.bodies = BodyReader(max_body_size)
         self._query_alias: QueryAlias = _no_alias
+        self.gaps = TransactionGaps()
         super().__init__(
             server=server,
             domain=domain,
@@ -225,6 +229,9 @@ class BridgeAppService(AppService):
     async def _store(self, txn_id: str, body_hash: str, txn: Transaction) -> web.Response:
         # Keys first: an encrypted event of this transaction may need the room key it carries.
         await self._feed_crypto(txn)
+        missing = self.gaps.missing_before(txn_id)
+        if missing is not None:
+            return await self._ask_for_missing(txn_id, body_hash, txn, missing)
         try:
             fresh = await self.sink.accept_transaction(
                 txn_id, body_hash, txn.events, txn.ephemeral
@@ -232,11 +239,35 @@ class BridgeAppService(AppService):
         except Exception:
             log.exception("Could not store transaction %s; the homeserver will retry it", txn_id)
             return _json_error(500, "M_UNKNOWN", "Transaction not stored, retry later")
+        self.gaps.stored(txn_id)
         if fresh:
             log.debug("Accepted transaction %s with %d events", txn_id, len(txn.events))
         else:
             log.info("Transaction %s was already processed; acknowledging again", txn_id)
         return web.json_response({})
+
+    async def _ask_for_missing(
+        self, txn_id: str, body_hash: str, txn: Transaction, missing: range
+    ) -> web.Response:
+        """Refuse ``txn_id`` once: the homeserver then sends the transactions it left
+        unsent, and this one again (:mod:`bridge.matrix.txn_gaps`). What it would not send
+        again is kept now: the encryption traffic (fed above) and the ephemeral events."""
+        first, last = missing.start, missing.stop - 1
+        shown = str(first) if first == last else f"{first} to {last}"
+        log.warning(
+            "Transaction %s came without transaction %s: refusing it once so that the "
+            "homeserver sends the missing one first",
+            txn_id,
+            shown,
+        )
+        if txn.ephemeral:
+            try:
+                await self.sink.accept_transaction(
+                    txn_id, f"{body_hash}:ephemeral", [], txn.ephemeral
+                )
+            except Exception:
+                log.exception("Could not store the ephemeral events of transaction %s", txn_id)
+        return _json_error(503, "M_UNKNOWN", f"Transaction {shown} is missing: send it first")
 
 
 def _parse(txn_id: str, body: Body) -> Transaction:

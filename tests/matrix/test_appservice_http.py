@@ -219,3 +219,31 @@ async def test_access_log_lines_are_debug(
         assert (await client.get("/_matrix/mau/live")).status == 200
     assert access_levels()[:1] == ["DEBUG"]
     assert "GET /_matrix/mau/live" in caplog.text
+
+
+async def test_a_transaction_after_a_gap_is_refused_once_so_the_missing_one_comes_first(
+    client: TestClient[Any, Any], sink: RecordingSink, caplog: pytest.LogCaptureFixture
+) -> None:
+    # Synapse can leave a transaction stored and unsent (bridge/matrix/txn_gaps.py); refusing
+    # the next one makes its recovery send the stored ones in order.
+    def event(n: int) -> dict[str, Any]:
+        return {**EVENT, "event_id": f"$e{n}"}
+
+    receipt = {"type": "m.receipt", "room_id": "!r:x", "content": {}}
+    for n in (20, 21):
+        body = {"events": [event(n)]}
+        assert (await client.put(TXN_PATH.format(n), json=body, headers=AUTH)).status == 200
+    gap = {"events": [event(23)], "ephemeral": [receipt]}
+    with caplog.at_level(logging.WARNING, logger="bridge.matrix.appservice"):
+        resp = await client.put(TXN_PATH.format(23), json=gap, headers=AUTH)
+    assert resp.status == 503
+    assert "Transaction 22 is missing" in (await resp.json())["error"]
+    assert "Transaction 23 came without transaction 22" in caplog.text
+    # Its receipt is not sent again by the homeserver: it was kept, without the events.
+    assert [(t, e, eph) for t, _, e, eph in sink.accepted[2:]] == [("23", [], [receipt])]
+    recovered = [(22, {"events": [event(22)]}), (23, {"events": [event(23)]})]
+    for n, body in recovered:
+        assert (await client.put(TXN_PATH.format(n), json=body, headers=AUTH)).status == 200
+    assert [e["event_id"] for _, _, events, _ in sink.accepted for e in events] == [
+        "$e20", "$e21", "$e22", "$e23"
+    ]  # fmt: skip

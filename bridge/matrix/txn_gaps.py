@@ -1,0 +1,64 @@
+"""Transactions the homeserver left unsent: noticed by the gap they leave in the ids.
+
+Synapse numbers an appservice's transactions 1, 2, 3… and sends them one at a time, in order.
+After an outage of the appservice it sends what queued up from its database ("recovery"), and
+when nothing is left it marks the appservice up again. An event that arrives between the last
+look into the database and that mark is put into a new transaction that is stored but never
+sent: the recovery is over and the appservice, still marked down, was not sent to. It stays
+there until the appservice next fails a transaction (docs/architecture.md §4.7). Seen in the
+fault tests: a Matrix user's message stranded in Synapse's ``application_services_txns`` while
+every later one was delivered.
+
+The bridge sees such a transaction as a gap: after 244 comes 246. Answering 246 with an error
+makes Synapse mark the appservice down and recover, and recovery sends the oldest stored
+transaction first: 245, then 246 again. The bridge does that once per transaction id, and only
+while the homeserver has been numbering consecutively (two ids in a row one apart), so that a
+homeserver that numbers otherwise, or a gap that never fills, costs one retry and never stalls
+delivery. An id below the last one (Synapse on SQLite counts from its stored transactions again
+after a restart) or one that is not a number starts the count afresh.
+
+Pure bookkeeping: no I/O.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+
+#: Ids in a row one apart before a gap is believed to be one.
+CONSECUTIVE_NEEDED = 2
+#: How many refused ids are remembered (each is refused once).
+REMEMBERED = 64
+
+
+class TransactionGaps:
+    """Which transaction to refuse once so that the homeserver sends the ones before it."""
+
+    def __init__(self) -> None:
+        self._last: int | None = None
+        self._run = 0  # ids in a row, each one above the one before, ending at _last
+        self._refused: deque[int] = deque(maxlen=REMEMBERED)
+
+    def missing_before(self, txn_id: str) -> range | None:
+        """The ids missing before ``txn_id`` when it should be refused for them (the first
+        time only); None when it may be stored."""
+        number = _number(txn_id)
+        if number is None or self._last is None or self._run < CONSECUTIVE_NEEDED:
+            return None
+        if number <= self._last + 1 or number in self._refused:
+            return None
+        self._refused.append(number)
+        return range(self._last + 1, number)
+
+    def stored(self, txn_id: str) -> None:
+        """``txn_id`` was stored (or was a replay of a stored one)."""
+        number = _number(txn_id)
+        if number is None:
+            self._last, self._run = None, 0
+        elif self._last is not None and number == self._last + 1:
+            self._last, self._run = number, self._run + 1
+        elif self._last is None or number != self._last:
+            self._last, self._run = number, 1
+
+
+def _number(txn_id: str) -> int | None:
+    return int(txn_id) if txn_id.isascii() and txn_id.isdigit() else None
