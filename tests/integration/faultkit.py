@@ -50,11 +50,13 @@ answers), as a user's client does.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import os
 import random
 import re
 import resource
+import sqlite3
 import sys
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
@@ -649,6 +651,7 @@ class FaultKit:
         notes = [] if complete else [f"not complete {timeout:.0f} s after the fault cleared"]
         notes += _missing(streams.values())
         notes += await self._missing_dm_on_nodes(streams["dm_to_session"])
+        notes += self._unsent_by_the_homeserver() if not complete else []
         rooms = {"cm": self.community_room, "dm": self.dm_room, "gm": self.group_room}
         for stream in streams.values():
             if stream.prefix in rooms:
@@ -688,6 +691,24 @@ class FaultKit:
         return [
             f"{stream.prefix}-{n} on the devnet: {found.get(f'{stream.prefix}-{n}') or 'nowhere'}"
             for n in missing[:10]
+        ]
+
+    def _unsent_by_the_homeserver(self) -> list[str]:
+        """Appservice transactions this kit's Synapse stored and has not sent (the bridge
+        never saw their events): the bodies of their messages."""
+        try:
+            with contextlib.closing(
+                sqlite3.connect(f"file:{self.synapse.root / 'homeserver.db'}?mode=ro", uri=True)
+            ) as db:
+                rows = db.execute(
+                    "SELECT t.txn_id, j.json FROM application_services_txns t, json_each("
+                    "t.event_ids) e JOIN event_json j ON j.event_id = e.value"
+                ).fetchall()
+        except sqlite3.Error as e:
+            return [f"could not read the homeserver's unsent transactions: {e}"]
+        bodies = [(txn, json.loads(event).get("content", {}).get("body")) for txn, event in rows]
+        return [
+            f"the homeserver holds unsent transaction {txn} with {body!r}" for txn, body in bodies
         ]
 
     async def _missing_in_bridge(self, stream: Stream, room: RoomID) -> list[str]:
