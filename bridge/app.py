@@ -80,6 +80,9 @@ log = logging.getLogger("bridge.app")
 #: 30 s a service manager waits after SIGTERM (docs/operations.md).
 STOP_STEP_LIMIT_S = 10.0
 STOP_BUDGET_S = 15.0
+#: Transactions read back at start, so that a gap left while the bridge was away is seen
+#: (bridge/matrix/txn_gaps.py needs the last two in a row).
+TXN_IDS_SEEDED = 4
 
 VERSION_TEXT = f"session-matrix-bridge {bridge.__version__} (mautrix-python {mautrix.__version__})"
 
@@ -264,6 +267,7 @@ class BridgeApp:
 
     async def _listen(self) -> None:
         hostname, port = self.config.appservice.hostname, self.config.appservice.port
+        self.appservice.gaps.seed(await self.repos.transactions.latest_ids(TXN_IDS_SEEDED))
         try:
             await self.appservice.start(hostname, port)
         except OSError as e:

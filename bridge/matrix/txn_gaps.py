@@ -49,6 +49,12 @@ class TransactionGaps:
         self._refused.append(number)
         return range(self._last + 1, number)
 
+    def seed(self, stored_ids: list[str]) -> None:
+        """Start from the transactions stored before a restart (oldest first), so that a
+        transaction stranded while the bridge was away is noticed too."""
+        for txn_id in stored_ids:
+            self.stored(txn_id)
+
     def stored(self, txn_id: str) -> None:
         """``txn_id`` was stored (or was a replay of a stored one)."""
         number = _number(txn_id)

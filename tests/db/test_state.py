@@ -73,6 +73,19 @@ async def test_prune_transactions(repos: Repositories, clock: FakeClock) -> None
     assert not await repos.transactions.claim_transaction("2", "h")
 
 
+async def test_latest_transaction_ids_oldest_first(repos: Repositories, clock: FakeClock) -> None:
+    for txn_id in ("8", "9"):
+        assert await repos.transactions.claim_transaction(txn_id, "h")
+        clock.now += 10
+    # Three in the same millisecond, stored out of order, and the ephemeral part of a refused
+    # one (bridge/matrix/txn_gaps.py), which is no stored transaction.
+    for txn_id in ("11", "10", "12"):
+        assert await repos.transactions.claim_transaction(txn_id, "h")
+    assert await repos.transactions.claim_transaction("14", "h:ephemeral")
+    assert await repos.transactions.latest_ids(4) == ["9", "10", "11", "12"]
+    assert await repos.transactions.latest_ids(10) == ["8", "9", "10", "11", "12"]
+
+
 async def test_kv(repos: Repositories) -> None:
     assert await repos.kv.get("bot.setup") is None
     await repos.kv.set("bot.setup", '{"avatar": true}')

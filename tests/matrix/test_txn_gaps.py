@@ -63,3 +63,10 @@ def test_ids_that_are_not_numbers_are_never_refused() -> None:
     gaps = TransactionGaps()
     stored_in_turn(gaps, "1", "2", "abc", "3", "5", "txn-9", "٣")
     assert gaps.missing_before("12") is None
+
+
+def test_a_gap_left_while_the_bridge_was_away_is_seen_after_its_restart() -> None:
+    gaps = TransactionGaps()
+    gaps.seed(["30", "31", "32"])  # stored before the restart
+    assert gaps.missing_before("34") == range(33, 34)
+    stored_in_turn(gaps, "33", "34")

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from sqlalchemy import delete
+from sqlalchemy import delete, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bridge.db.engine import Database
@@ -29,6 +29,21 @@ class TransactionRepo:
         values = {"txn_id": txn_id, "body_hash": body_hash, "received_at": self._clock()}
         async with self._db.use(tx) as s:
             return await execute_count(s, insert_ignore(s, AppserviceTxn, values)) == 1
+
+    async def latest_ids(self, limit: int, *, tx: AsyncSession | None = None) -> list[str]:
+        """The ids of the ``limit`` transactions stored last, oldest first (not the
+        ephemeral part kept of a refused one, bridge/matrix/txn_gaps.py)."""
+        stmt = (
+            select(AppserviceTxn.txn_id, AppserviceTxn.received_at)
+            .where(AppserviceTxn.body_hash.not_like("%:ephemeral"))
+            .order_by(AppserviceTxn.received_at.desc())
+            .limit(limit)
+        )
+        async with self._db.use(tx) as s:
+            rows = [(txn_id, at) for txn_id, at in (await s.execute(stmt)).all()]
+        # Transactions stored in the same millisecond: the homeserver's numbers order them.
+        rows.sort(key=lambda row: (row[1], len(row[0]), row[0]))
+        return [txn_id for txn_id, _ in rows]
 
     async def prune_transactions(self, older_than: int, *, tx: AsyncSession | None = None) -> int:
         """Forget transactions received before ``older_than`` (ms); returns how many."""
