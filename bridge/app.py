@@ -81,8 +81,8 @@ log = logging.getLogger("bridge.app")
 STOP_STEP_LIMIT_S = 10.0
 STOP_BUDGET_S = 15.0
 #: Transactions read back at start, so that a gap left while the bridge was away is seen
-#: (bridge/matrix/txn_gaps.py needs the last two in a row).
-TXN_IDS_SEEDED = 4
+#: (bridge/matrix/txn_gaps.py believes a gap after a run of CONSECUTIVE_NEEDED).
+TXN_IDS_SEEDED = 32
 
 VERSION_TEXT = f"session-matrix-bridge {bridge.__version__} (mautrix-python {mautrix.__version__})"
 

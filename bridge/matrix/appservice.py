@@ -239,12 +239,22 @@ class BridgeAppService(AppService):
         except Exception:
             log.exception("Could not store transaction %s; the homeserver will retry it", txn_id)
             return _json_error(500, "M_UNKNOWN", "Transaction not stored, retry later")
-        self.gaps.stored(txn_id)
+        self._stored(txn_id)
         if fresh:
             log.debug("Accepted transaction %s with %d events", txn_id, len(txn.events))
         else:
             log.info("Transaction %s was already processed; acknowledging again", txn_id)
         return web.json_response({})
+
+    def _stored(self, txn_id: str) -> None:
+        gaps_before = self.gaps.numbered_with_gaps
+        self.gaps.stored(txn_id)
+        if self.gaps.numbered_with_gaps and not gaps_before:
+            log.info(
+                "Transaction %s came again instead of the missing ones: the homeserver numbers "
+                "with gaps (other appservices); no transaction is refused for a gap from now on",
+                txn_id,
+            )
 
     async def _ask_for_missing(
         self, txn_id: str, body_hash: str, txn: Transaction, missing: range

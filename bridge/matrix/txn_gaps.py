@@ -11,11 +11,16 @@ every later one was delivered.
 
 The bridge sees such a transaction as a gap: after 244 comes 246. Answering 246 with an error
 makes Synapse mark the appservice down and recover, and recovery sends the oldest stored
-transaction first: 245, then 246 again. The bridge does that once per transaction id, and only
-while the homeserver has been numbering consecutively (two ids in a row one apart), so that a
-homeserver that numbers otherwise, or a gap that never fills, costs one retry and never stalls
-delivery. An id below the last one (Synapse on SQLite counts from its stored transactions again
-after a restart) or one that is not a number starts the count afresh.
+transaction first: 245, then 246 again. Synapse draws the numbers of every appservice it serves
+from one counter, though, so beside other bridges the bridge's ids have gaps that are no loss.
+Hence a gap is believed only after a long run of ids one apart (:data:`CONSECUTIVE_NEEDED`:
+the homeserver serves this bridge alone, or the others are quiet), each id is refused once, and
+when a refusal brings back the refused transaction rather than a missing one, the gaps are the
+homeserver's way of numbering: the bridge stops asking until it restarts. So a false alarm costs
+one retry (about 2 s, and Synapse drops the typing and receipts it would send in those seconds)
+once per start, and never stalls delivery. An id below the last one (Synapse on SQLite counts
+from its stored transactions again after a restart) or one that is not a number starts the
+count afresh.
 
 Pure bookkeeping: no I/O.
 """
@@ -24,8 +29,8 @@ from __future__ import annotations
 
 from collections import deque
 
-#: Ids in a row one apart before a gap is believed to be one.
-CONSECUTIVE_NEEDED = 2
+#: Ids in a row one apart before a gap is believed to be a transaction left unsent.
+CONSECUTIVE_NEEDED = 20
 #: How many refused ids are remembered (each is refused once).
 REMEMBERED = 64
 
@@ -37,16 +42,20 @@ class TransactionGaps:
         self._last: int | None = None
         self._run = 0  # ids in a row, each one above the one before, ending at _last
         self._refused: deque[int] = deque(maxlen=REMEMBERED)
+        self._asked: int | None = None  # refused: what comes next tells whether it was a hole
+        #: True once a refusal brought back the refused one: gaps are how ids are numbered.
+        self.numbered_with_gaps = False
 
     def missing_before(self, txn_id: str) -> range | None:
         """The ids missing before ``txn_id`` when it should be refused for them (the first
         time only); None when it may be stored."""
         number = _number(txn_id)
-        if number is None or self._last is None or self._run < CONSECUTIVE_NEEDED:
+        if self.numbered_with_gaps or number is None or self._last is None:
             return None
-        if number <= self._last + 1 or number in self._refused:
+        if self._run < CONSECUTIVE_NEEDED or number <= self._last + 1 or number in self._refused:
             return None
         self._refused.append(number)
+        self._asked = number
         return range(self._last + 1, number)
 
     def seed(self, stored_ids: list[str]) -> None:
@@ -58,6 +67,10 @@ class TransactionGaps:
     def stored(self, txn_id: str) -> None:
         """``txn_id`` was stored (or was a replay of a stored one)."""
         number = _number(txn_id)
+        if self._asked is not None:
+            filled = number is not None and self._last is not None and number == self._last + 1
+            self.numbered_with_gaps = self.numbered_with_gaps or not filled
+            self._asked = None
         if number is None:
             self._last, self._run = None, 0
         elif self._last is not None and number == self._last + 1:
