@@ -17,8 +17,8 @@ Hence a gap is believed only after a long run of ids one apart (:data:`CONSECUTI
 the homeserver serves this bridge alone, or the others are quiet), each id is refused once, and
 when a refusal brings back the refused transaction rather than a missing one, the gaps are the
 homeserver's way of numbering: the bridge stops asking until it restarts. So a false alarm costs
-one retry (about 2 s, and Synapse drops the typing and receipts it would send in those seconds)
-once per start, and never stalls delivery. An id below the last one (Synapse on SQLite counts
+one retry once per start, and never stalls delivery; a refusal costs about 2 s, in which Synapse
+drops what it would send without a room event (typing, receipts, to-device messages). An id below the last one (Synapse on SQLite counts
 from its stored transactions again after a restart) or one that is not a number starts the
 count afresh.
 
