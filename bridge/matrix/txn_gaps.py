@@ -18,9 +18,9 @@ the homeserver serves this bridge alone, or the others are quiet), each id is re
 when a refusal brings back the refused transaction rather than a missing one, the gaps are the
 homeserver's way of numbering: the bridge stops asking until it restarts. So a false alarm costs
 one retry once per start, and never stalls delivery; a refusal costs about 2 s, in which Synapse
-drops what it would send without a room event (typing, receipts, to-device messages). An id below the last one (Synapse on SQLite counts
-from its stored transactions again after a restart) or one that is not a number starts the
-count afresh.
+drops what it would send without a room event (typing, receipts, to-device messages). An id
+below the last one (Synapse on SQLite counts from its stored transactions again after a
+restart) or one that is not a number starts the count afresh.
 
 Pure bookkeeping: no I/O.
 """
